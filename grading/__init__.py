@@ -1,0 +1,1 @@
+"""What the course needs beyond nbgrader: submissions built from answers, sandboxed class grading, reports."""

@@ -1,0 +1,22 @@
+"""nbgrader configuration of the course "Backpropagation using PyTorch"."""
+import os
+
+from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
+from nbgrader.preprocessors import ClearHiddenTests, GetGrades
+
+c = get_config()  # noqa: F821 (provided by nbgrader when it loads this file)
+
+c.CourseDirectory.course_id = "backprop-pytorch"
+c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
+c.CourseDirectory.db_url = "sqlite:///" + os.path.join(c.CourseDirectory.root, "gradebook.db")
+
+# Students can delete or retype test cells; autograding puts them back from the gradebook.
+c.OverwriteCells.add_missing_cells = True
+
+# Execution limits of one notebook: seconds per cell.
+c.Execute.timeout = 120
+c.Execute.interrupt_on_timeout = True
+
+# Feedback never shows hidden tests unless the instructor asks: FEEDBACK_SHOWS_HIDDEN_TESTS=1.
+if os.environ.get("FEEDBACK_SHOWS_HIDDEN_TESTS") != "1":
+    c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]

@@ -1,0 +1,71 @@
+"""The student release: generated from source/, in sync, clean, and free of solutions and hidden tests."""
+import filecmp
+
+import nbformat
+import pytest
+
+from grading.submissions import ASSIGNMENT, RELEASE_NOTEBOOK, ROOT, SOURCE_NOTEBOOK
+
+
+def cells(path):
+    return nbformat.read(str(path), as_version=4).cells
+
+
+def strip_ids(path):
+    nb = nbformat.read(str(path), as_version=4)
+    for cell in nb.cells:
+        cell.pop("id", None)
+    return nb
+
+
+@pytest.mark.parametrize("path", [SOURCE_NOTEBOOK, RELEASE_NOTEBOOK], ids=["source", "release"])
+def test_notebooks_are_stored_without_outputs(path):
+    for cell in cells(path):
+        if cell.cell_type == "code":
+            assert cell.outputs == [] and cell.execution_count is None, cell.source[:80]
+
+
+def solution_lines():
+    """Lines written between BEGIN SOLUTION and END SOLUTION in the instructor notebook."""
+    lines, inside = [], False
+    for cell in cells(SOURCE_NOTEBOOK):
+        for line in cell.source.splitlines():
+            if "BEGIN SOLUTION" in line or "END SOLUTION" in line:
+                inside = "BEGIN" in line
+            elif inside and line.strip():
+                lines.append(line.strip())
+    return lines
+
+
+def test_release_has_no_solution_code():
+    release = cells(RELEASE_NOTEBOOK)
+    assert not any("BEGIN SOLUTION" in cell.source for cell in release)
+    code = [line.strip() for cell in release if cell.cell_type == "code" for line in cell.source.splitlines()]
+    leaked = [line for line in solution_lines() if line in code]
+    assert not leaked, f"solution lines in the release: {leaked}"
+
+
+def test_release_has_no_hidden_tests():
+    release = "\n".join(cell.source for cell in cells(RELEASE_NOTEBOOK))
+    assert "HIDDEN TESTS" not in release
+    assert "forward_only" not in release and "reference_step" not in release
+
+
+def test_release_keeps_public_checks_that_say_they_do_not_check_correctness():
+    tests = [c for c in cells(RELEASE_NOTEBOOK) if c.metadata.get("nbgrader", {}).get("grade") and c.cell_type == "code"]
+    assert len(tests) == 8
+    for cell in tests:
+        assert "This does not check that your answer is correct" in cell.source
+
+
+def test_committed_release_equals_a_fresh_generation(course):
+    fresh = course / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    assert strip_ids(fresh) == strip_ids(RELEASE_NOTEBOOK), "release/ is stale: run `make release` and commit it"
+
+
+def test_release_ships_the_question_1_figure_it_shows():
+    figure = ROOT / "release" / ASSIGNMENT / "images" / "computational_graph.svg"
+    assert 'src="images/computational_graph.svg"' in "".join(c.source for c in cells(RELEASE_NOTEBOOK))
+    assert figure.exists() and "<svg" in figure.read_text()
+    built = ROOT / "images" / "computational_graph.svg"
+    assert filecmp.cmp(figure, built, shallow=False), "the release's figure differs from images/: run `make release`"
