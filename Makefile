@@ -4,23 +4,31 @@ ASSIGNMENT := backprop
 VENV := .venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 SYSTEM_PACKAGES := graphviz:dot bubblewrap:bwrap
+# make test also drives JupyterLab in Debian's Chromium
+test: SYSTEM_PACKAGES += chromium:chromium
 
-.PHONY: demo test test-quick setup system-packages figures release autograde feedback grades clean
+.PHONY: demo test test-quick catalogue setup system-packages figures release autograde feedback grades report lab clean
 
 ## demo: build what is missing, grade a demo class, write feedback and grades.csv, print the class table
 demo: release
 	python -m grading.demo_class
-	nbgrader autograde $(ASSIGNMENT) --force --log-level=WARN
+	$(MAKE) --no-print-directory autograde FORCE=1
 	$(MAKE) --no-print-directory feedback grades
 	python -m grading.class_grades
+	$(MAKE) --no-print-directory report
 
 ## test: the whole test suite (slow tests included)
-test: release
+test: release system-packages
 	python -m pytest -q tests
 
 ## test-quick: the fast tests only
 test-quick: release
 	python -m pytest -q -m "not slow" tests
+
+## catalogue: grade the synthetic submissions of tests/submission_catalogue.py and print
+## "correct accepted A/B; wrong caught C/D; collateral E" (and any submission graded wrongly)
+catalogue: release
+	python tests/catalogue_report.py
 
 setup: $(VENV)/.installed system-packages
 
@@ -50,6 +58,14 @@ release: setup figures
 	mkdir -p release/$(ASSIGNMENT)/images
 	cp images/*.svg release/$(ASSIGNMENT)/images/
 
+## autograde: grade every submission in submitted/, each executed in a bubblewrap sandbox, WORKERS at a time
+## (default: the number of cores); FORCE=1 regrades students already graded; UNSAFE_NO_SANDBOX=1 grades
+## without the sandbox (only where bubblewrap cannot run; student code then runs as you)
+## DASK=tcp://host:8786 executes on that Dask cluster's workers, each in its own sandbox (README: Grading on several machines)
+autograde: setup
+	python -m grading.autograde_class $(ASSIGNMENT) $(if $(WORKERS),--workers $(WORKERS)) \
+	  $(if $(FORCE),--force) $(if $(UNSAFE_NO_SANDBOX),--unsafe-no-sandbox) $(if $(DASK),--dask $(DASK))
+
 ## feedback: per-student feedback HTML (hidden tests left out) in feedback/
 feedback:
 	nbgrader generate_feedback $(ASSIGNMENT) --force --log-level=WARN
@@ -57,6 +73,14 @@ feedback:
 ## grades: grades.csv from the gradebook
 grades:
 	nbgrader export --log-level=WARN
+
+## report: build/report/: grades.csv (student x question), report.html with charts (also as PNG)
+report:
+	python -m grading.class_report
+
+## lab: JupyterLab with nbgrader's extensions (Validate, formgrader, assignment list) on 127.0.0.1, in the course
+lab: setup
+	jupyter lab --no-browser --ip=127.0.0.1 --ServerApp.root_dir=$(CURDIR) $(if $(filter 0,$(shell id -u)),--allow-root)
 
 clean:
 	rm -rf submitted autograded feedback gradebook.db grades.csv build

@@ -17,6 +17,13 @@ c.OverwriteCells.add_missing_cells = True
 c.Execute.timeout = 120
 c.Execute.interrupt_on_timeout = True
 
+# The sandbox of `make autograde` (grading/sandbox.py): limits of one submission's execution.
+c.Sandbox.memory_bytes = 3 * 2**30      # address space per process; the whole sandbox where a cgroup is allowed
+c.Sandbox.max_processes = 256           # processes and threads in the sandbox
+c.Sandbox.notebook_timeout = 900        # wall-clock seconds for the whole notebook
+c.Sandbox.max_output_bytes = 2**20      # output kept per notebook (errors always kept, shortened)
+c.Sandbox.max_file_bytes = 256 * 2**20  # largest file a submission may write
+
 # Feedback never shows hidden tests unless the instructor asks: FEEDBACK_SHOWS_HIDDEN_TESTS=1.
 if os.environ.get("FEEDBACK_SHOWS_HIDDEN_TESTS") != "1":
     c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]

@@ -44,11 +44,15 @@ def course(tmp_path_factory):
 @pytest.fixture(scope="session")
 def autograde(course):
     """Grade {student: notebook} in the temporary course; returns {student: {question: score}}."""
-    def grade(submissions):
+    def grade(submissions, stock=False):
+        """stock=True grades with plain `nbgrader autograde` (no sandbox) instead of the course's grader."""
         shutil.rmtree(course / "submitted", ignore_errors=True)
         for student, nb in submissions.items():
             write_submission(course, student, nb)
-        run(["nbgrader", "autograde", ASSIGNMENT, "--force", "--log-level=ERROR"], cwd=course)
+        if stock:
+            run(["nbgrader", "autograde", ASSIGNMENT, "--force", "--log-level=ERROR"], cwd=course)
+        else:
+            run([sys.executable, "-m", "grading.autograde_class", ASSIGNMENT, "--course", course, "--force"], cwd=ROOT)
         scores = class_scores(f"sqlite:///{course / 'gradebook.db'}")
         return {student: scores[student] for student in submissions}
     return grade

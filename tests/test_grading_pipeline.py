@@ -1,25 +1,35 @@
-"""The real pipeline (nbgrader autograde) on synthetic submissions: full marks, zero, and one lost question."""
+"""The real pipeline on the submission catalogue: correct answers keep every point, wrong ones lose their question."""
 import pytest
 
 from grading.class_grades import question_points
 from grading.submissions import build_submission, solution_answers
 
-from submission_catalogue import AUTOGRADED, BUILDS_ON, CORRECT, WRONG
+from submission_catalogue import AUTOGRADED, CORRECT, WRONG, verdicts
 
 pytestmark = pytest.mark.slow
 
 POINTS = question_points()
 
 
-@pytest.fixture(scope="module")
-def graded(autograde):
+def catalogue_submissions():
+    """student id -> notebook: the solution, the blank release, and every catalogue entry on top of the solution."""
     solution = solution_answers()
     submissions = {"perfect": build_submission(solution), "blank-release": build_submission({})}
     for name, answers in CORRECT.items():
         submissions[name] = build_submission({**solution, **answers})
     for name, (_, answers) in WRONG.items():
         submissions[name] = build_submission({**solution, **answers})
-    return autograde(submissions)
+    return submissions
+
+
+@pytest.fixture(scope="module")
+def graded(autograde):
+    return autograde(catalogue_submissions())
+
+
+@pytest.fixture(scope="module")
+def verdict(graded):
+    return {v.name: v for v in verdicts(graded, POINTS)}
 
 
 def test_perfect_submission_gets_every_autograded_point(graded):
@@ -31,19 +41,21 @@ def test_blank_release_scores_zero(graded):
 
 
 @pytest.mark.parametrize("name", sorted(CORRECT))
-def test_correct_answer_written_differently_gets_full_marks(graded, name):
-    assert {q: graded[name][q] for q in AUTOGRADED} == {q: POINTS[q] for q in AUTOGRADED}
+def test_correct_answer_written_differently_gets_full_marks(verdict, name):
+    assert verdict[name].accepted, verdict[name].describe()
 
 
 @pytest.mark.parametrize("name", sorted(WRONG))
-def test_wrong_answer_loses_its_question_and_only_that(graded, name):
-    question, _ = WRONG[name]
-    assert graded[name][question] == 0
-    for other in AUTOGRADED:
-        if other != question and question not in BUILDS_ON.get(other, set()):
-            assert graded[name][other] == POINTS[other], f"collateral: {other} lost points"
+def test_wrong_answer_loses_its_question(verdict, name):
+    assert verdict[name].caught, verdict[name].describe()
 
 
-def test_every_autograded_question_has_two_wrong_answers():
+@pytest.mark.parametrize("name", sorted(WRONG))
+def test_wrong_answer_costs_no_question_that_does_not_build_on_it(verdict, name):
+    assert not verdict[name].collateral, verdict[name].describe()
+
+
+def test_catalogue_covers_every_autograded_question():
+    assert len(CORRECT) >= 12 and len(WRONG) >= 40
     for question in AUTOGRADED:
-        assert sum(1 for q, _ in WRONG.values() if q == question) >= 2, question
+        assert sum(1 for q, _ in WRONG.values() if q == question) >= 4, question

@@ -1,0 +1,120 @@
+"""Where one submission's grading time goes: sandboxed kernel start, the common imports, the cells, and
+the coordinator's nbgrader bookkeeping (sanitize before, SaveAutoGrades and the rest after).
+
+    python -m bench.where_time_goes [--repeat 3]
+
+Each figure is the median of --repeat runs, one submission at a time (nothing else of ours running).
+"""
+import argparse
+import asyncio
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import nbformat
+import zmq.asyncio
+from jupyter_client.manager import AsyncKernelManager
+
+from grading.execute_sandboxed import execute_in_sandbox
+from grading.sandbox import Limits, SandboxKernelManager
+from grading.submissions import ASSIGNMENT, build_submission, solution_answers, write_submission
+
+ROOT = Path(__file__).resolve().parent.parent
+COMMON_IMPORTS = "import numpy, torch, matplotlib.pyplot, torchviz"
+
+
+async def _kernel_phases(sandboxed):
+    """(seconds to a ready kernel, seconds to import COMMON_IMPORTS in it)."""
+    scratch = Path(tempfile.mkdtemp(prefix="bench-kernel-"))
+    (scratch / "work").mkdir()
+    (scratch / "ipc").mkdir(mode=0o700)
+    context = zmq.asyncio.Context()
+    t0 = time.perf_counter()
+    if sandboxed:
+        km = SandboxKernelManager(Limits(), scratch / "work", scratch / "ipc", context=context)
+    else:
+        km = AsyncKernelManager(kernel_name="python3", context=context)
+    try:
+        await km.start_kernel(cwd=str(scratch / "work")) if not sandboxed else await km.start_kernel()
+        kc = km.client()
+        kc.start_channels()
+        await kc.wait_for_ready(timeout=120)
+        t1 = time.perf_counter()
+        await kc.execute_interactive(COMMON_IMPORTS, timeout=120)
+        t2 = time.perf_counter()
+        kc.stop_channels()
+    finally:
+        if sandboxed:
+            km.kill_sandbox(wait=True)
+            km.cgroup.remove()
+        else:
+            await km.shutdown_kernel(now=True)
+        context.destroy(linger=0)
+        shutil.rmtree(scratch, ignore_errors=True)
+    return t1 - t0, t2 - t1
+
+
+def cell_seconds(nb):
+    """Sum over code cells of nbclient's recorded execution time (shell.execute_reply - iopub.execute_input)."""
+    from datetime import datetime
+    total = 0.0
+    for cell in nb.cells:
+        ex = cell.get("metadata", {}).get("execution", {})
+        start, end = ex.get("iopub.execute_input"), ex.get("shell.execute_reply")
+        if start and end:
+            parse = lambda s: datetime.fromisoformat(s.replace("Z", "+00:00"))
+            total += (parse(end) - parse(start)).total_seconds()
+    return total
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=3)
+    args = parser.parse_args(argv)
+    from tests.conftest import copy_course  # noqa: E402  (a course copy with a gradebook)
+    from grading.autograde_class import ClassGrader
+    import subprocess
+
+    rows = {}
+    def add(name, value):
+        rows.setdefault(name, []).append(value)
+
+    with tempfile.TemporaryDirectory(prefix="bench-course-") as tmp:
+        course = copy_course(Path(tmp) / "course")
+        shutil.rmtree(course / "release")
+        env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
+        subprocess.run(["nbgrader", "generate_assignment", ASSIGNMENT, "--force", "--log-level=ERROR"],
+                       cwd=course, env=env, check=True, capture_output=True)
+        write_submission(course, "perfect", build_submission(solution_answers()))
+        grader = ClassGrader(course, ASSIGNMENT, workers=1, force=True)
+        for _ in range(args.repeat):
+            start, imports = asyncio.run(_kernel_phases(sandboxed=True))
+            add("sandboxed kernel start to ready", start)
+            add(f"`{COMMON_IMPORTS}` in a fresh kernel", imports)
+            start, _ = asyncio.run(_kernel_phases(sandboxed=False))
+            add("unsandboxed kernel start to ready (for comparison)", start)
+
+            t0 = time.perf_counter()
+            grader.open_submission("perfect")
+            job = grader.sanitize("perfect", ASSIGNMENT)
+            t1 = time.perf_counter()
+            executed, outcome = execute_in_sandbox(job.notebook_json, grader.files, grader.limits)
+            t2 = time.perf_counter()
+            grader.finish(job, executed, outcome)
+            t3 = time.perf_counter()
+            add("coordinator: open submission + sanitize", t1 - t0)
+            add("execute_in_sandbox, whole call", t2 - t1)
+            add("  of which the cells (nbclient timing)", cell_seconds(nbformat.reads(executed, as_version=4)))
+            add("coordinator: after-execution preprocessors + write", t3 - t2)
+    width = max(map(len, rows))
+    print(f"median of {args.repeat} runs, one at a time, seconds")
+    for name, values in rows.items():
+        print(f"{name:<{width}}  {statistics.median(values):6.2f}   ({', '.join(f'{v:.2f}' for v in values)})")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

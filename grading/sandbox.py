@@ -1,0 +1,293 @@
+"""The bubblewrap sandbox a submission's kernel runs in, its resource limits, and a kernel manager that starts it.
+
+The kernel sees: a read-only Python runtime (/usr, the interpreter and the virtual environment), a private
+tmpfs /tmp and HOME, the submission's working copy at /assignment, and one folder holding the kernel's IPC
+sockets. No network, no other namespaces of the machine, a clean environment, no capabilities. Every
+process of the kernel lives in the sandbox's PID namespace, so killing the sandbox ends all of them.
+"""
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from jupyter_client.kernelspec import KernelSpec
+from jupyter_client.manager import AsyncKernelManager
+from traitlets import Bool, Integer, Unicode
+from traitlets.config import Configurable
+
+WORKDIR = "/assignment"
+HOME = "/home/student"
+
+
+class Sandbox(Configurable):
+    """Limits of one submission's execution; set them in nbgrader_config.py as c.Sandbox.<name>."""
+
+    bwrap = Unicode("bwrap", help="the bubblewrap executable").tag(config=True)
+    memory_bytes = Integer(3 << 30, help="memory of the sandbox (address space of each process; "
+                                         "the whole sandbox too where a memory cgroup can be made)").tag(config=True)
+    max_processes = Integer(256, help="processes and threads in the sandbox (cgroup pids.max, else RLIMIT_NPROC)").tag(config=True)
+    notebook_timeout = Integer(900, help="wall-clock seconds for the whole notebook").tag(config=True)
+    max_output_bytes = Integer(1 << 20, help="bytes of output kept per notebook (errors are always kept, shortened)").tag(config=True)
+    max_message_bytes = Integer(64 << 20, help="largest single message accepted from the kernel").tag(config=True)
+    max_file_bytes = Integer(256 << 20, help="largest file the kernel may write (RLIMIT_FSIZE)").tag(config=True)
+    tmpfs_bytes = Integer(512 << 20, help="size of the sandbox's private /tmp and HOME").tag(config=True)
+    use_cgroups = Bool(True, help="put each sandbox in its own pids/memory cgroup when the machine allows it").tag(config=True)
+
+    def limits(self, cell_timeout):
+        """The limits as a plain, serialisable dict (see Limits)."""
+        return asdict(Limits(
+            cell_timeout=cell_timeout, notebook_timeout=self.notebook_timeout, memory_bytes=self.memory_bytes,
+            max_processes=self.max_processes, max_output_bytes=self.max_output_bytes,
+            max_message_bytes=self.max_message_bytes, max_file_bytes=self.max_file_bytes,
+            tmpfs_bytes=self.tmpfs_bytes, bwrap=self.bwrap, use_cgroups=self.use_cgroups))
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one execution may use. sandbox=False runs the kernel unconfined (explicitly unsafe)."""
+    cell_timeout: int = 120
+    notebook_timeout: int = 900
+    memory_bytes: int = 3 << 30
+    max_processes: int = 256
+    max_output_bytes: int = 1 << 20
+    max_message_bytes: int = 64 << 20
+    max_file_bytes: int = 256 << 20
+    tmpfs_bytes: int = 512 << 20
+    bwrap: str = "bwrap"
+    use_cgroups: bool = True
+    sandbox: bool = True
+
+
+def runtime_paths():
+    """Read-only folders the kernel's Python needs: the interpreter's installation and the virtual environment."""
+    paths = {os.path.realpath(sys.base_prefix), os.path.realpath(sys.prefix), sys.prefix}
+    return sorted(p for p in paths if not any(p != q and p.startswith(q + os.sep) for q in paths))
+
+
+def _system_binds():
+    """Arguments exposing the system's runtime read-only: /usr, the /bin and /lib links, the loader cache, fonts."""
+    args = ["--ro-bind", "/usr", "/usr"]
+    for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
+        if os.path.islink(top):
+            args += ["--symlink", os.readlink(top), top]
+        elif os.path.isdir(top):
+            args += ["--ro-bind", top, top]
+    for etc in ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/fonts", "/etc/alternatives",
+                "/etc/localtime", "/etc/mime.types"):
+        args += ["--ro-bind-try", etc, etc]
+    return args
+
+
+def _rlimit_preamble(limits):
+    """Python source run first in the sandbox: set per-process limits, then become the kernel."""
+    rl = {"RLIMIT_AS": limits.memory_bytes, "RLIMIT_FSIZE": limits.max_file_bytes,
+          "RLIMIT_CPU": limits.notebook_timeout + 5, "RLIMIT_CORE": 0}
+    if limits.sandbox:  # counted per user in the sandbox's own user namespace; ignored when the grader is root
+        rl["RLIMIT_NPROC"] = limits.max_processes
+    sets = "; ".join(f"r.setrlimit(r.{name}, ({value}, {value}))" for name, value in rl.items())
+    return f"import os, sys, resource as r; {sets}; os.execv(sys.executable, [sys.executable] + sys.argv[1:])"
+
+
+def kernel_environment():
+    """The whole environment the kernel gets."""
+    return {
+        "PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": HOME, "USER": "student", "LANG": "C.UTF-8",
+        "TMPDIR": "/tmp", "IPYTHONDIR": f"{HOME}/.ipython", "MPLCONFIGDIR": f"{HOME}/.config/matplotlib",
+        "MPLBACKEND": "agg", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "2",
+        "PYTHONDONTWRITEBYTECODE": "1", "NBGRADER_EXECUTION": "autograde",
+    }
+
+
+def kernel_command(limits, workdir, ipc_dir, connection_file="{connection_file}"):
+    """argv that starts an IPython kernel in the sandbox (or, with limits.sandbox False, unconfined)."""
+    python = os.path.join(sys.prefix, "bin", "python")
+    inner = [python, "-c", _rlimit_preamble(limits), "-m", "ipykernel_launcher", "-f", connection_file]
+    if not limits.sandbox:
+        return inner
+    args = [limits.bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent",
+            "--new-session", "--clearenv", "--uid", "1000", "--gid", "1000", "--hostname", "sandbox",
+            "--cap-drop", "ALL"]
+    args += _system_binds()
+    for path in runtime_paths():
+        args += ["--ro-bind", path, path]
+    args += ["--proc", "/proc", "--dev", "/dev",
+             "--size", str(limits.tmpfs_bytes), "--tmpfs", "/tmp",
+             "--size", str(limits.tmpfs_bytes), "--tmpfs", HOME,
+             "--bind", str(workdir), WORKDIR,
+             "--bind", str(ipc_dir), str(ipc_dir),
+             "--chdir", WORKDIR]
+    for name, value in kernel_environment().items():
+        args += ["--setenv", name, value]
+    return args + ["--"] + inner
+
+
+def bwrap_problem(limits):
+    """None when a sandboxed Python starts here; otherwise what went wrong, in words."""
+    if shutil.which(limits.bwrap) is None:
+        return f"bubblewrap ({limits.bwrap}) is not installed"
+    probe = Path(tempfile.mkdtemp(prefix="sandbox-probe-"))
+    try:
+        cmd = kernel_command(limits, probe, probe)
+        cmd = cmd[:cmd.index("--") + 1] + [cmd[cmd.index("--") + 1], "-c", "print('ok')"]
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    except (OSError, subprocess.TimeoutExpired) as error:
+        return f"bubblewrap could not start: {error}"
+    finally:
+        shutil.rmtree(probe, ignore_errors=True)
+    if result.returncode != 0 or result.stdout.strip() != "ok":
+        return f"bubblewrap could not start a sandbox (exit {result.returncode}): {result.stderr.strip()[:500]}"
+    return None
+
+
+class Cgroup:
+    """A pids (and memory) cgroup for one sandbox, where the machine lets us make one (cgroup v1 or v2)."""
+
+    def __init__(self, limits):
+        self.dirs = []
+        if not (limits.sandbox and limits.use_cgroups):
+            return
+        name = f"nbgrader-sandbox-{uuid.uuid4().hex[:12]}"
+        settings = {"pids": {"pids.max": limits.max_processes},
+                    "memory": {"memory.limit_in_bytes": limits.memory_bytes}}
+        v2 = Path("/sys/fs/cgroup/cgroup.controllers")
+        try:
+            if v2.exists() and {"pids", "memory"} <= set(v2.read_text().split()):
+                settings = {"": {"pids.max": limits.max_processes, "memory.max": limits.memory_bytes,
+                                 "memory.swap.max": 0}}
+                parents = {"": _own_cgroup_v2()}
+            else:
+                parents = {c: Path("/sys/fs/cgroup") / c for c in settings}
+            for controller, files in settings.items():
+                parent = parents[controller]
+                if not (parent / "cgroup.procs").exists():
+                    continue
+                path = parent / name
+                path.mkdir()
+                self.dirs.append(path)
+                for file, value in files.items():
+                    if (path / file).exists():
+                        (path / file).write_text(str(value))
+        except OSError:
+            self.remove()
+            self.dirs = []
+
+    def wrap(self, argv):
+        """argv that first moves itself into the cgroup, then runs argv."""
+        if not self.dirs:
+            return argv
+        script = 'for f in "$@"; do case "$f" in --) shift; break;; esac; echo $$ > "$f"; shift; done; exec "$@"'
+        return ["/bin/sh", "-c", script, "sh"] + [str(d / "cgroup.procs") for d in self.dirs] + ["--"] + argv
+
+    def kill(self):
+        for path in self.dirs:
+            kill_file = path / "cgroup.kill"
+            if kill_file.exists():
+                try:
+                    kill_file.write_text("1")
+                    continue
+                except OSError:
+                    pass
+            try:
+                for pid in (path / "cgroup.procs").read_text().split():
+                    os.kill(int(pid), signal.SIGKILL)
+            except (OSError, ValueError):
+                pass
+
+    def wait_empty(self, timeout=5.0):
+        deadline = time.monotonic() + timeout
+        for path in self.dirs:
+            while time.monotonic() < deadline:
+                try:
+                    if not (path / "cgroup.procs").read_text().strip():
+                        break
+                except OSError:
+                    break
+                self.kill()
+                time.sleep(0.05)
+
+    def remove(self):
+        for path in self.dirs:
+            try:
+                path.rmdir()
+            except OSError:
+                pass
+
+    def oom_killed(self):
+        """True if the memory limit of the cgroup was hit."""
+        for path in self.dirs:
+            for file in ("memory.failcnt", "memory.events"):
+                try:
+                    text = (path / file).read_text()
+                except OSError:
+                    continue
+                if file == "memory.failcnt" and int(text.strip() or 0) > 0:
+                    return True
+                if file == "memory.events" and any(line.split()[1] != "0" for line in text.splitlines()
+                                                   if line.startswith(("oom ", "oom_kill ", "max "))):
+                    return True
+        return False
+
+
+def _own_cgroup_v2():
+    for line in Path("/proc/self/cgroup").read_text().splitlines():
+        if line.startswith("0::"):
+            return Path("/sys/fs/cgroup") / line[3:].lstrip("/")
+    return Path("/sys/fs/cgroup")
+
+
+class SandboxKernelManager(AsyncKernelManager):
+    """A kernel manager that starts its kernel in the sandbox, talking over IPC sockets in one folder."""
+
+    def __init__(self, limits, workdir, ipc_dir, **kwargs):
+        super().__init__(transport="ipc", ip=os.path.join(str(ipc_dir), "kernel"),
+                         connection_file=os.path.join(str(ipc_dir), "kernel.json"), **kwargs)
+        self.limits = limits
+        self.cgroup = Cgroup(limits)
+        argv = self.cgroup.wrap(kernel_command(limits, workdir, ipc_dir))
+        # Interrupts go as messages: signals to the launcher do not reach a kernel in its own session.
+        self._sandbox_spec = KernelSpec(argv=argv, display_name="Python 3 (sandbox)", language="python",
+                                        interrupt_mode="message", env={})
+
+    async def _async_launch_kernel(self, kernel_cmd, **kw):
+        # what the kernel writes to its own stdout/stderr (not to the notebook) goes nowhere
+        kw.update(stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        return await super()._async_launch_kernel(kernel_cmd, **kw)
+
+    @property
+    def kernel_spec(self):
+        return self._sandbox_spec
+
+    @property
+    def launcher_pid(self):
+        process = getattr(self.provisioner, "process", None)
+        return process.pid if process is not None else None
+
+    def exit_code(self):
+        """The sandbox's exit code (bubblewrap passes on the kernel's; 128+N for signal N), or None."""
+        process = getattr(self.provisioner, "process", None)
+        return None if process is None else process.poll()
+
+    def kill_sandbox(self, wait=False):
+        """End the sandbox and every process in it, now; with wait, reap it and let its cgroup empty."""
+        self.cgroup.kill()
+        pid = self.launcher_pid
+        if pid:
+            for kill in (os.killpg, os.kill):
+                try:
+                    kill(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+        if wait:
+            process = getattr(self.provisioner, "process", None)
+            try:
+                if process is not None:
+                    process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                pass
+            self.cgroup.wait_empty()

@@ -1,0 +1,93 @@
+"""JupyterLab on a free loopback port and Chromium driven by Playwright, for the browser tests."""
+import contextlib
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+# Quiet Chromium: no sync, component updates or other background traffic; --no-sandbox for running as root in CI.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+# JupyterLab settings for the tests: no news prompt, no update check.
+# Every cell rendered (no windowing), so that the tests find each cell in the page.
+LAB_SETTINGS = {
+    "@jupyterlab/apputils-extension/notification.jupyterlab-settings": {"fetchNews": "false", "checkForUpdates": False},
+    "@jupyterlab/notebook-extension/tracker.jupyterlab-settings": {"windowingMode": "none"},
+}
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def jupyterlab(root, state_dir, timeout=60):
+    """JupyterLab serving root (also its working directory, where nbgrader finds its configuration).
+
+    Yields (base_url, token). Its settings, workspaces and runtime files live in state_dir.
+    """
+    port, token = free_port(), secrets.token_hex(16)
+    state_dir = Path(state_dir)
+    for name, settings in LAB_SETTINGS.items():
+        path = state_dir / "settings" / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(settings))
+    env = {**os.environ,
+           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+           "JUPYTERLAB_SETTINGS_DIR": str(state_dir / "settings"),
+           "JUPYTERLAB_WORKSPACES_DIR": str(state_dir / "workspaces"),
+           "JUPYTER_RUNTIME_DIR": str(state_dir / "runtime")}
+    log = open(state_dir / "jupyterlab.log", "w")
+    server = subprocess.Popen(
+        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
+         "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
+         "--LabApp.news_url=", "--ServerApp.shutdown_no_activity_timeout=900",
+         *(["--allow-root"] if os.geteuid() == 0 else [])],
+        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+    base_url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if server.poll() is not None:
+                raise RuntimeError(f"JupyterLab exited {server.returncode}:\n{(state_dir / 'jupyterlab.log').read_text()}")
+            try:
+                with urllib.request.urlopen(f"{base_url}/api/status?token={token}", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"JupyterLab did not start in {timeout} s:\n{(state_dir / 'jupyterlab.log').read_text()}")
+            time.sleep(0.3)
+        yield base_url, token
+    finally:
+        server.terminate()  # the server shuts its kernels down
+        try:
+            server.wait(20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+            server.wait()
+        log.close()
+
+
+@contextlib.contextmanager
+def chromium():
+    """A headless Chromium browser (the Debian package, never a downloaded one)."""
+    from playwright.sync_api import sync_playwright
+    if not os.path.exists(CHROMIUM):
+        raise RuntimeError("Chromium is missing: install the Debian package chromium (make setup does as root)")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()

@@ -1,0 +1,242 @@
+"""A student's and an instructor's way through JupyterLab with nbgrader's extensions, in a real browser.
+
+The student opens the release notebook (answers filled in), runs all cells, sees the graph and the plots,
+presses Validate; then breaks one answer and reads the feedback. The instructor enters the manual score of
+Question 6 in the formgrader, and a student reads their feedback page. Each step leaves a screenshot in
+build/screenshots/.
+"""
+import base64
+import concurrent.futures
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.parse
+
+import nbformat
+import pytest
+
+from grading.class_grades import class_scores
+from grading.submissions import (ASSIGNMENT, RELEASE_NOTEBOOK, ROOT, SOURCE_NOTEBOOK, build_submission, grade_id,
+                                 solution_answers)
+from lab_browser import chromium, jupyterlab
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
+
+SCREENSHOTS = ROOT / "build" / "screenshots"
+VIEWPORT = {"width": 1400, "height": 900}
+CELL = {grade_id(cell): i for i, cell in enumerate(nbformat.read(str(RELEASE_NOTEBOOK), as_version=4).cells)
+        if grade_id(cell)}
+FLOATS_NOT_TENSORS = "x = 2.0\ny = 3.0\nc = x ** 2\ns = x + y\nF = c * s"  # a wrong Question 1a
+STUDENT = "browser-student"  # submits correct answers except Question 1b (no retain_graph=True): a hidden check fails
+GRAPH_NOT_KEPT = {"q1b_answer": "F.backward()\nprint(x.grad)"}
+
+
+def screenshot(page, name):
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+
+
+def cell(page, grade):
+    """The notebook cell with this grade id (cells are in the page in notebook order)."""
+    return page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-Notebook .jp-Cell").nth(CELL[grade])
+
+
+def wait_kernel_idle(page, timeout=90_000):
+    page.locator(".jp-StatusBar-TextItem", has_text=re.compile(r"\| Idle\s*$")).wait_for(timeout=timeout)
+
+
+def menu(page, top, item):
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(f"^{re.escape(top)}$")).click()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile(f"^{re.escape(item)}$")).click()
+
+
+def validate(page):
+    """Press Validate and return the dialog that reports its result."""
+    page.locator(".validate-button").first.click()
+    dialog = page.locator(".nbgrader-SuccessDialog, .nbgrader-ErrorDialog")
+    dialog.wait_for(timeout=150_000)  # saves, then runs the whole notebook on the server
+    return dialog
+
+
+def close_dialog(dialog):
+    dialog.locator("button.jp-Dialog-button").last.click()
+    dialog.wait_for(state="detached")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def autograding(autograde):
+    """Autograding of one submission for the instructor's tests, started first to run alongside the student's."""
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        yield pool.submit(autograde, {STUDENT: build_submission({**solution_answers(), **GRAPH_NOT_KEPT})})
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with chromium() as browser:
+        yield browser
+
+
+@pytest.fixture(scope="module")
+def student(browser, tmp_path_factory):
+    """The student's JupyterLab, the release notebook with correct answers open and all cells run."""
+    home = tmp_path_factory.mktemp("student")
+    shutil.copytree(RELEASE_NOTEBOOK.parent, home / ASSIGNMENT)
+    nbformat.write(build_submission(solution_answers()), str(home / ASSIGNMENT / RELEASE_NOTEBOOK.name))
+    with jupyterlab(home, tmp_path_factory.mktemp("student-lab")) as (url, token):
+        page = browser.new_page(viewport=VIEWPORT)
+        page.set_default_timeout(60_000)
+        page.goto(f"{url}/lab/tree/{ASSIGNMENT}/{RELEASE_NOTEBOOK.name}?token={token}")
+        wait_kernel_idle(page)
+        screenshot(page, "01-student-opens-the-notebook")
+        started = time.monotonic()
+        menu(page, "Run", "Run All Cells")
+        page.wait_for_function(  # every code cell has run: its prompt shows an execution count
+            """() => { const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')];
+                       return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent)); }""",
+            timeout=180_000)
+        wait_kernel_idle(page)
+        print(f"Run All took {time.monotonic() - started:.0f} s")
+        yield page
+        page.close()
+
+
+def test_run_all_draws_the_graph_of_F_with_its_backward_functions(student):
+    for graph, functions in (("q1_graph", ["MulBackward0", "AddBackward0", "PowBackward0"]),
+                             ("q2_graph", ["LogBackward0", "MulBackward0", "AddBackward0"])):
+        image = cell(student, graph).locator(".jp-RenderedSVG img, .jp-RenderedSVG svg").first
+        image.scroll_into_view_if_needed()
+        if image.evaluate("e => e.tagName.toLowerCase()") == "img":
+            src = image.get_attribute("src")
+            header, data = src.split(",", 1)
+            svg = base64.b64decode(data).decode() if header.endswith(";base64") else urllib.parse.unquote(data)
+            assert image.evaluate("img => img.complete && img.naturalWidth > 0"), f"{graph} did not render"
+        else:
+            svg = image.evaluate("e => e.outerHTML")
+        assert "<svg" in svg
+        for function in functions:
+            assert function in svg, f"{graph}: no node {function}"
+        if graph == "q1_graph":
+            screenshot(student, "02-graph-of-F")
+
+
+def test_run_all_draws_the_loss_and_weight_plots(student):
+    for plot in ("q4_loss_plot", "q4_weights_plot"):
+        image = cell(student, plot).locator(".jp-RenderedImage img")
+        assert image.count() == 1, f"{plot}: no image"
+        assert image.get_attribute("src").startswith("data:image/png")
+        image.scroll_into_view_if_needed()
+        assert image.evaluate("img => img.complete && img.naturalWidth > 100"), f"{plot} did not render"
+    cell(student, "q4_loss_plot").scroll_into_view_if_needed()
+    screenshot(student, "03-training-plots")
+
+
+def test_question_1_figure_loads(student):
+    figure = student.locator(".jp-MarkdownCell img[src*='computational_graph.svg']")
+    figure.scroll_into_view_if_needed()
+    student.wait_for_function("img => img.complete && img.naturalWidth > 0", arg=figure.element_handle())
+    screenshot(student, "04-question-1-figure")
+
+
+def test_validate_reports_success_for_correct_answers(student):
+    dialog = validate(student)
+    assert "nbgrader-SuccessDialog" in dialog.get_attribute("class")
+    assert "Success! Your notebook passes all the tests." in dialog.inner_text()
+    screenshot(student, "05-validate-success")
+    close_dialog(dialog)
+
+
+def test_wrong_answer_shows_its_feedback_and_fails_validate(student):
+    editor = cell(student, "q1a_answer").locator(".cm-content")
+    editor.scroll_into_view_if_needed()
+    editor.click()
+    student.keyboard.press("Control+A")
+    student.keyboard.insert_text(FLOATS_NOT_TENSORS)
+    student.keyboard.press("Shift+Enter")  # runs the answer, moves to the test cell
+    student.keyboard.press("Shift+Enter")  # runs the test cell
+    output = cell(student, "q1a_test_graph").locator(".jp-OutputArea-output")
+    feedback = "✗ x should be a torch tensor; it is float."
+    output.filter(has_text=feedback).wait_for()
+    wait_kernel_idle(student)
+    cell(student, "q1a_answer").scroll_into_view_if_needed()
+    screenshot(student, "06-wrong-answer-feedback")
+
+    dialog = validate(student)
+    assert "nbgrader-ErrorDialog" in dialog.get_attribute("class")
+    text = dialog.inner_text()
+    assert "The following cell failed:" in text and feedback in text
+    screenshot(student, "07-validate-failure")
+    close_dialog(dialog)
+
+
+@pytest.fixture(scope="module")
+def instructor(browser, course, autograding, tmp_path_factory):
+    """The instructor's JupyterLab in a course where one submission was autograded."""
+    scores = autograding.result()
+    assert scores[STUDENT]["q1b"] == 0 and scores[STUDENT]["q6"] is None  # q6 waits for the instructor
+    with jupyterlab(course, tmp_path_factory.mktemp("instructor-lab")) as (url, token):
+        page = browser.new_page(viewport=VIEWPORT)
+        page.set_default_timeout(60_000)
+        page.goto(f"{url}/lab?token={token}")
+        yield page
+        page.close()
+
+
+def test_instructor_enters_the_manual_score_of_question_6_in_the_formgrader(instructor, course):
+    menu(instructor, "Nbgrader", "Formgrader")
+    formgrader = instructor.frame_locator("#formgrader-iframe iframe")
+    formgrader.get_by_role("link", name="Manual Grading", exact=True).click()
+    formgrader.get_by_role("link", name=ASSIGNMENT, exact=True).click()  # the assignment
+    formgrader.get_by_role("link", name=ASSIGNMENT, exact=True).click()  # its notebook
+    formgrader.locator("td.name a.name-hidden").first.wait_for()  # the submissions have loaded
+    formgrader.locator("#toggle_names").click()
+    formgrader.get_by_role("link", name=STUDENT, exact=True).click()
+
+    score = formgrader.locator("input.score#q6_answer")
+    score.scroll_into_view_if_needed()
+    screenshot(instructor, "08-formgrader-question-6")
+    score.fill("1.5")
+    score.press("Tab")  # leaving the field saves the score
+    db_url = f"sqlite:///{course / 'gradebook.db'}"
+    deadline = time.monotonic() + 20
+    while class_scores(db_url)[STUDENT]["q6"] != 1.5 and time.monotonic() < deadline:
+        time.sleep(0.5)
+    screenshot(instructor, "09-formgrader-question-6-scored")
+    assert class_scores(db_url)[STUDENT]["q6"] == 1.5
+
+
+def hidden_test_lines(notebook=SOURCE_NOTEBOOK):
+    """Lines of code found only between BEGIN and END HIDDEN TESTS in the instructor notebook."""
+    hidden, public, inside = set(), set(), False
+    for cell in nbformat.read(str(notebook), as_version=4).cells:
+        for line in cell.source.splitlines():
+            if "BEGIN HIDDEN TESTS" in line or "END HIDDEN TESTS" in line:
+                inside = "BEGIN" in line
+            elif len(line.strip()) > 12:
+                (hidden if inside else public).add(line.strip())
+    return sorted(line for line in hidden - public if not any(line in p for p in public))
+
+
+def test_feedback_shows_the_failed_check_but_no_hidden_test_code(browser, course, autograding):
+    autograding.result()
+    env = {k: v for k, v in os.environ.items() if k != "FEEDBACK_SHOWS_HIDDEN_TESTS"}
+    env["PATH"] = f"{os.path.dirname(sys.executable)}{os.pathsep}{env['PATH']}"
+    subprocess.run(["nbgrader", "generate_feedback", ASSIGNMENT, "--force", "--log-level=ERROR"],
+                   cwd=course, env=env, check=True, capture_output=True, timeout=300)
+    autograded = nbformat.read(str(course / "autograded" / STUDENT / ASSIGNMENT / RELEASE_NOTEBOOK.name), 4)
+    test_cell = next(c for c in autograded.cells if grade_id(c) == "q1b_test_gradients")
+    message = next(o for o in test_cell.outputs if o.output_type == "error").traceback[-1]
+    assert message.startswith("✗")
+
+    page = browser.new_page(viewport=VIEWPORT)
+    page.goto((course / "feedback" / STUDENT / ASSIGNMENT / f"{ASSIGNMENT}.html").as_uri(),
+              wait_until="domcontentloaded")
+    text = page.inner_text("body")
+    assert message in text
+    hidden = hidden_test_lines()
+    assert hidden and [line for line in hidden if line in text] == []
+    page.get_by_text(message).first.scroll_into_view_if_needed()
+    screenshot(page, "10-student-feedback")
+    page.close()

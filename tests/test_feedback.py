@@ -1,0 +1,55 @@
+"""Feedback a student gets (nbgrader generate_feedback): the one-sentence reason a check failed, and no hidden tests
+unless the instructor asks for them with FEEDBACK_SHOWS_HIDDEN_TESTS=1."""
+import re
+
+import pytest
+
+from conftest import run
+from grading.submissions import ASSIGNMENT, build_submission, solution_answers
+from submission_catalogue import WRONG
+
+pytestmark = pytest.mark.slow
+
+STUDENT = "feedback-q1a-sum-instead-of-product"
+MESSAGE = "F does not equal c multiplied by s"                   # what the failing hidden check says
+HIDDEN_CODE = ("BEGIN HIDDEN TESTS", "_Quiet", "_q1b_backward_passes", "_mse_step", "_forward_only")
+
+
+@pytest.fixture(scope="module")
+def feedback_html(course, autograde):
+    """shows hidden tests (False, True) -> feedback HTML of one graded submission whose Question 1a is wrong."""
+    _, answers = WRONG["q1a-sum-instead-of-product"]
+    scores = autograde({STUDENT: build_submission({**solution_answers(), **answers})})
+    assert scores[STUDENT]["q1a"] == 0
+    html = {}
+    for shows in (False, True):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("FEEDBACK_SHOWS_HIDDEN_TESTS", "1" if shows else "0")
+            run(["nbgrader", "generate_feedback", ASSIGNMENT, "--student", STUDENT, "--force", "--log-level=ERROR"],
+                cwd=course)
+        html[shows] = (course / "feedback" / STUDENT / ASSIGNMENT / f"{ASSIGNMENT}.html").read_text()
+    return html
+
+
+def error_outputs(html):
+    """The text of every error output in a feedback page."""
+    return [text.strip() for text in re.findall(r'output_error">\s*<pre>(.*?)</pre>', html, re.S)]
+
+
+def test_feedback_gives_the_failing_check_one_sentence_without_traceback(feedback_html):
+    errors = error_outputs(feedback_html[False])
+    assert any(MESSAGE in error for error in errors), errors
+    for error in errors:
+        assert error.startswith("\u2717 ") and "\n" not in error, error
+
+
+def test_feedback_leaves_hidden_tests_out(feedback_html):
+    html = feedback_html[False]
+    assert "Public checks passed" in html or "This does not check that your answer is correct" in html
+    assert [code for code in HIDDEN_CODE if code in html] == []
+
+
+def test_feedback_shows_hidden_tests_when_the_instructor_asks(feedback_html):
+    html = feedback_html[True]
+    assert MESSAGE in html
+    assert [code for code in HIDDEN_CODE if code not in html] == []

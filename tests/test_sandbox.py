@@ -1,0 +1,99 @@
+"""The execute step alone (execute_in_sandbox) on tiny notebooks: what the sandbox hides, and what each fault becomes."""
+import subprocess
+
+import nbformat
+import pytest
+
+from grading.execute_sandboxed import execute_in_sandbox
+from grading.sandbox import Limits, Sandbox, bwrap_problem
+
+pytestmark = pytest.mark.skipif(bwrap_problem(Limits()) is not None, reason="bubblewrap cannot run here")
+
+
+def run(*sources, **limits):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
+    nb.metadata.kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    settings = {**Sandbox().limits(cell_timeout=10), "notebook_timeout": 60, **limits}
+    executed, outcome = execute_in_sandbox(nbformat.writes(nb), {"data/given.txt": b"given"}, settings)
+    return nbformat.reads(executed, as_version=4).cells, outcome
+
+
+def text(cell):
+    return "".join(o.get("text", "") + o.get("ename", "") + o.get("evalue", "") for o in cell.outputs)
+
+
+def test_kernel_sees_only_its_files_a_clean_environment_and_no_network(monkeypatch, tmp_path):
+    monkeypatch.setenv("GRADER_SECRET", "canary-env")
+    secret = tmp_path / "canary.txt"  # under the machine's /tmp
+    secret.write_text("canary-tmp")
+    cells, outcome = run(
+        "import os; print(sorted(os.listdir('.')), open('data/given.txt').read())",
+        "print(sorted(os.environ.items()))",
+        "print(os.path.exists(os.path.expanduser('~/.bashrc')), os.path.exists('/root/.ssh'),"
+        f" os.path.exists({str(secret)!r}), sorted(f for _, _, fs in os.walk('/tmp') for f in fs))",
+        "import socket\ntry:\n    socket.create_connection(('1.1.1.1', 80), timeout=3)\nexcept OSError as e:\n    print('no network')")
+    assert outcome["status"] == "ok"
+    assert text(cells[0]) == "['data'] given\n"
+    assert "canary-env" not in text(cells[1]) and "GRADER_SECRET" not in text(cells[1])
+    assert text(cells[2]).startswith("False False False [")  # /tmp holds only the kernel's own sockets:
+    assert all(name.startswith("kernel") for name in eval(text(cells[2])[len("False False False "):]))
+    assert text(cells[3]) == "no network\n"
+
+
+@pytest.mark.parametrize("code, status", [("import os; os._exit(3)", "kernel-exited"),
+                                          ("import ctypes; ctypes.string_at(0)", "kernel-crashed")])
+def test_dead_kernel_keeps_earlier_outputs_and_fails_every_later_cell(code, status):
+    cells, outcome = run("print('before')", code, "print('after')")
+    assert outcome["status"] == status and outcome["cells_not_run"] == 2
+    assert text(cells[0]) == "before\n"
+    assert [o.ename for o in cells[1].outputs] == ["KernelDied"]
+    assert [o.ename for o in cells[2].outputs] == ["NotRun"]
+
+
+def test_notebook_watchdog_stops_a_notebook_whose_cells_each_fit_the_cell_timeout():
+    cells, outcome = run("import time; time.sleep(4)", "time.sleep(4)", "time.sleep(4)", notebook_timeout=6)
+    assert outcome["status"] == "notebook-timeout"
+    assert cells[2].outputs[-1].ename in ("KernelDied", "NotRun")
+
+
+def test_interruptible_infinite_loop_fails_only_its_cell():
+    cells, outcome = run("while True: pass", "print('next')", cell_timeout=3)
+    assert outcome["status"] == "ok"
+    assert any(o.get("ename") == "CellTimeoutError" for o in cells[0].outputs)
+    assert text(cells[1]) == "next\n"
+
+
+def test_memory_hog_gets_memory_error():
+    cells, outcome = run("x = bytearray(8 << 30)", "print('next')")
+    assert cells[0].outputs[-1].ename == "MemoryError"
+    assert text(cells[1]) == "next\n"
+
+
+def test_process_swarm_is_capped_and_every_process_ends_with_the_sandbox():
+    cells, outcome = run("import os\nn = 0\ntry:\n    while True:\n        if os.fork() == 0:\n"
+                         "            os.execv('/bin/sleep', ['sleep', '4243'])\n        n += 1\n"
+                         "except OSError:\n    print('capped', n <= 256)", "print('next')")
+    assert text(cells[0]) == "capped True\n" and text(cells[1]) == "next\n"
+    left = subprocess.run(["pgrep", "-f", "sleep 4243"], capture_output=True, text=True).stdout
+    assert left == ""
+
+
+def test_output_flood_is_cut_to_the_limit():
+    cells, outcome = run("for i in range(100): print('x' * 100000)", "print('next')", max_output_bytes=50000)
+    assert outcome["output_truncated"]
+    assert len(text(cells[0])) < 60000 and "truncated" in text(cells[0])
+    assert text(cells[1]).endswith("next\n") or "truncated" in text(cells[1])
+
+
+def test_grader_refuses_without_bubblewrap_and_says_how_to_go_on(tmp_path):
+    import shutil
+    import sys
+
+    from grading.submissions import ASSIGNMENT, ROOT
+    shutil.copy(ROOT / "nbgrader_config.py", tmp_path)
+    with open(tmp_path / "nbgrader_config.py", "a") as config:
+        config.write('\nc.Sandbox.bwrap = "/nonexistent/bwrap"\n')
+    result = subprocess.run([sys.executable, "-m", "grading.autograde_class", ASSIGNMENT, "--course", str(tmp_path)],
+                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 3
+    assert "refuses" in result.stderr and "UNSAFE_NO_SANDBOX=1" in result.stderr
