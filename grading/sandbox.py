@@ -114,11 +114,12 @@ def kernel_command(limits, workdir, ipc_dir, connection_file="{connection_file}"
             "--new-session", "--clearenv", "--uid", "1000", "--gid", "1000", "--hostname", "sandbox",
             "--cap-drop", "ALL"]
     args += _system_binds()
+    # the private /tmp first: a runtime (a course checked out) under the machine's /tmp is bound on top of it
+    args += ["--size", str(limits.tmpfs_bytes), "--tmpfs", "/tmp",
+             "--size", str(limits.tmpfs_bytes), "--tmpfs", HOME]
     for path in runtime_paths():
         args += ["--ro-bind", path, path]
     args += ["--proc", "/proc", "--dev", "/dev",
-             "--size", str(limits.tmpfs_bytes), "--tmpfs", "/tmp",
-             "--size", str(limits.tmpfs_bytes), "--tmpfs", HOME,
              "--bind", str(workdir), WORKDIR,
              "--bind", str(ipc_dir), str(ipc_dir),
              "--chdir", WORKDIR]
