@@ -3,13 +3,15 @@
     python -m bench.autograde [--submissions 32] [--workers N] [--keep]
 
 Builds N synthetic submissions (the solution, the blank release, and the correct and wrong variants of
-tests/submission_catalogue.py, in turn) in two copies of the course, then grades one copy with stock
-`nbgrader autograde` (no sandbox, one submission at a time) and the other with
-`python -m grading.autograde_class` (what `make autograde` runs: bubblewrap sandbox, N workers), one after
-the other. Prints each wall time, seconds per submission, the ratio, peak memory per worker (resident set
-of a worker process with its kernel's process tree, read from /proc while grading), the floor (the
-notebook's own cells' execution time, from nbclient's timing metadata in the autograded notebooks, with no
-kernel start-up), and how long a student's Run All of the answered notebook takes (nbclient, no sandbox).
+tests/submission_catalogue.py, in turn) in three copies of the course and grades them one after the other:
+stock `nbgrader autograde` (no sandbox, one submission at a time); the course's grader
+`python -m grading.autograde_class` with a new kernel process per submission (c.Sandbox.kernel_template = False);
+and the same grader as `make autograde` runs it (sandbox, N workers, kernels forked from a warm template).
+Prints each wall time, seconds per submission, the ratios, peak memory per worker (proportional set size of a
+worker process with its sandbox's processes, read from /proc while grading), the floor (the notebook's own
+cells' execution time, from nbclient's timing metadata in the autograded notebooks, with no kernel start-up),
+and how long a student's Run All of the answered notebook takes (nbclient, a new kernel, no sandbox; the
+kernel's start is timed apart, as JupyterLab starts it when the notebook opens).
 Not a test: the figures depend on the machine and on whatever else runs on it (the load average is printed).
 """
 import argparse
@@ -66,9 +68,9 @@ def class_of(n):
     return submissions
 
 
-# --- memory: resident sets of a process tree, sampled from /proc ------------------------------------------------
+# --- memory: proportional set sizes of a process tree, sampled from /proc ----------------------------------------
 def _processes():
-    """pid -> (parent pid, resident bytes, (start time, CPU seconds)) of every process we can read."""
+    """pid -> (parent pid, (start time, CPU seconds)) of every process we can read."""
     table = {}
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
@@ -76,17 +78,32 @@ def _processes():
         try:
             with open(f"/proc/{entry.name}/stat") as f:
                 stat = f.read()
-            with open(f"/proc/{entry.name}/statm") as f:
-                rss = int(f.read().split()[1]) * PAGE
-        except (OSError, IndexError, ValueError):
+        except OSError:
             continue
         fields = stat[stat.rindex(")") + 2:].split()
-        table[int(entry.name)] = (int(fields[1]), rss, (fields[19], (int(fields[11]) + int(fields[12])) / TICK))
+        table[int(entry.name)] = (int(fields[1]), (fields[19], (int(fields[11]) + int(fields[12])) / TICK))
     return table
 
 
+def _memory(pid):
+    """Proportional set size in bytes: resident pages, each shared page split among the processes that share it
+    (a template and the kernels it forked share most of theirs; resident sizes would count them twice)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup") as f:
+            for line in f:
+                if line.startswith("Pss:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        with open(f"/proc/{pid}/statm") as f:
+            return int(f.read().split()[1]) * PAGE
+    except (OSError, IndexError, ValueError):
+        return 0
+
+
 class TreeMemory(threading.Thread):
-    """Samples the process tree under `root`: peak resident bytes of each child of the root together with
+    """Samples the process tree under `root`: peak memory (PSS) of each child of the root together with
     its descendants (a worker process with its sandboxed kernel; for stock nbgrader, its kernel), and the CPU
     seconds of every process seen in the tree (as last sampled: a process's last interval is missed)."""
 
@@ -102,7 +119,7 @@ class TreeMemory(threading.Thread):
         while not self.stop.is_set():
             table = _processes()
             children = {}
-            for pid, (ppid, _, _) in table.items():
+            for pid, (ppid, _) in table.items():
                 children.setdefault(ppid, []).append(pid)
 
             def tree(pid):
@@ -110,8 +127,8 @@ class TreeMemory(threading.Thread):
                 while stack:
                     p = stack.pop()
                     if p in table:
-                        total += table[p][1]
-                        start, cpu = table[p][2]
+                        total += _memory(p)
+                        start, cpu = table[p][1]
                         self.cpu_seen[(p, start)] = cpu
                     stack += children.get(p, [])
                 return total
@@ -157,14 +174,20 @@ def cell_seconds(course, students):
 
 
 def run_all_seconds(tmp):
-    """Wall time of a student's Run All of the answered notebook: a fresh kernel, every cell, no sandbox."""
+    """A student's Run All of the answered notebook, no sandbox: (seconds to start the kernel, seconds from Run All
+    to the end of the last cell). In JupyterLab the kernel starts when the notebook opens, before Run All."""
     from nbclient import NotebookClient
     folder = tmp / "student"
     shutil.copytree(ROOT / "release" / ASSIGNMENT, folder)
     nb = build_submission(solution_answers())
+    client = NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(folder)}})
     start = time.perf_counter()
-    NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(folder)}}).execute()
-    return time.perf_counter() - start
+    with client.setup_kernel():
+        ready = time.perf_counter()
+        for index, cell in enumerate(nb.cells):
+            client.execute_cell(cell, index)
+        done = time.perf_counter()
+    return ready - start, done - ready
 
 
 def main(argv=None):
@@ -180,40 +203,49 @@ def main(argv=None):
         print(f"machine: {cores} cores, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start")
         submissions = class_of(args.submissions)
         courses = {}
-        for how in ("stock", "course"):
+        for how in ("stock", "fresh", "course"):
             courses[how] = course_copy(tmp / how)
             for student, nb in submissions.items():
                 write_submission(courses[how], student, nb)
+        with open(courses["fresh"] / "nbgrader_config.py", "a") as config:
+            config.write("\nc.Sandbox.kernel_template = False  # a new kernel process per submission\n")
 
+        def ours(how):
+            return timed([sys.executable, "-m", "grading.autograde_class", ASSIGNMENT, "--course",
+                          str(courses[how]), "--force", "--workers", str(args.workers)], cwd=ROOT)
         stock_wall, stock_mem = timed(["nbgrader", "autograde", ASSIGNMENT, "--force", "--log-level=ERROR"],
                                       cwd=courses["stock"])
-        ours_wall, ours_mem = timed([sys.executable, "-m", "grading.autograde_class", ASSIGNMENT, "--course",
-                                     str(courses["course"]), "--force", "--workers", str(args.workers)], cwd=ROOT)
+        fresh_wall, fresh_mem = ours("fresh")
+        ours_wall, ours_mem = ours("course")
         load_after = os.getloadavg()[0]
-        run_all = run_all_seconds(tmp)
+        kernel_start, run_all = run_all_seconds(tmp)
 
         grades = {how: class_scores(f"sqlite:///{courses[how] / 'gradebook.db'}") for how in courses}
-        same = all(grades["stock"][s] == grades["course"][s] for s in submissions)
+        same = all(grades["stock"][s] == grades["course"][s] == grades["fresh"][s] for s in submissions)
         stock_cells = cell_seconds(courses["stock"], submissions)
         ours_cells = cell_seconds(courses["course"], submissions)
         n = args.submissions
         mib = 1 << 20
         print(f"submissions: {n}   grades equal in both runs: {same}")
         print(f"stock nbgrader autograde (no sandbox, serial):  {stock_wall:7.1f} s   {stock_wall / n:5.2f} s/submission")
-        print(f"make autograde (sandbox, {args.workers} workers):           {ours_wall:7.1f} s   "
-              f"{ours_wall / n:5.2f} s/submission")
+        print(f"make autograde, a new kernel process per submission (sandbox, {args.workers} workers): "
+              f"{fresh_wall:7.1f} s   {fresh_wall / n:5.2f} s/submission   ratio {stock_wall / fresh_wall:5.2f}x")
+        print(f"make autograde (sandbox, {args.workers} workers, kernels forked from a warm template): "
+              f"{ours_wall:7.1f} s   {ours_wall / n:5.2f} s/submission")
         print(f"ratio (stock / make autograde):                 {stock_wall / ours_wall:7.2f}x")
         print(f"CPU time of the run's processes, sampled from /proc: stock {stock_mem.cpu_sampled / n:.2f} "
-              f"s/submission, make autograde {ours_mem.cpu_sampled / n:.2f} s/submission "
-              f"(children reaped normally: stock {stock_mem.cpu / n:.2f}; sandboxed kernels are killed, not counted there)")
-        print(f"peak memory per worker (worker process + its sandboxed kernel, RSS): {ours_mem.peak_per_child / mib:6.0f} MiB")
-        print(f"peak memory of one sandboxed kernel tree (RSS):                     {ours_mem.peak_kernel / mib:6.0f} MiB")
-        print(f"peak memory of stock nbgrader's kernel (RSS):                       {stock_mem.peak_per_child / mib:6.0f} MiB")
+              f"s/submission, new kernel per submission {fresh_mem.cpu_sampled / n:.2f}, make autograde "
+              f"{ours_mem.cpu_sampled / n:.2f} s/submission (children reaped normally: stock {stock_mem.cpu / n:.2f}; "
+              "sandboxed kernels are killed, not counted there)")
+        print(f"peak memory per worker (worker process + its sandbox, PSS):          {ours_mem.peak_per_child / mib:6.0f} MiB")
+        print(f"peak memory of one worker's sandbox (template + kernel, PSS):       {ours_mem.peak_kernel / mib:6.0f} MiB")
+        print(f"peak memory of stock nbgrader's kernel (PSS):                       {stock_mem.peak_per_child / mib:6.0f} MiB")
         total = sum(stock_cells.values())
         print(f"floor: the notebook's cells, no start-up: {total / n:5.2f} s/submission (stock run, serial); "
               f"{total:.1f} s for the class on 1 core, {total / cores:.1f} s on {cores}")
         print(f"       the same cells in the concurrent sandboxed run: {sum(ours_cells.values()) / n:5.2f} s/submission")
-        print(f"student's Run All of the answered notebook (fresh kernel, no sandbox): {run_all:.1f} s")
+        print(f"student's Run All of the answered notebook (new kernel, no sandbox): {run_all:.1f} s "
+              f"(and {kernel_start:.1f} s before it to start the kernel, which JupyterLab does when the notebook opens)")
         print(f"load average {load_after:.1f} after grading")
         if args.keep:
             print(f"graded copies kept in {tmp}")

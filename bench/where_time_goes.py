@@ -1,5 +1,6 @@
-"""Where one submission's grading time goes: sandboxed kernel start, the common imports, the cells, and
-the coordinator's nbgrader bookkeeping (sanitize before, SaveAutoGrades and the rest after).
+"""Where one submission's grading time goes: kernel start (a new sandbox and kernel process, or a kernel forked
+from the worker's warm template), the common imports, the cells, and the coordinator's nbgrader bookkeeping
+(sanitize before, SaveAutoGrades and the rest after).
 
     python -m bench.where_time_goes [--repeat 3]
 
@@ -20,6 +21,7 @@ import zmq.asyncio
 from jupyter_client.manager import AsyncKernelManager
 
 from grading.execute_sandboxed import execute_in_sandbox
+from grading.kernel_template import TemplateKernelManager, worker_template
 from grading.sandbox import Limits, SandboxKernelManager
 from grading.submissions import ASSIGNMENT, build_submission, solution_answers, write_submission
 
@@ -27,19 +29,25 @@ ROOT = Path(__file__).resolve().parent.parent
 COMMON_IMPORTS = "import numpy, torch, matplotlib.pyplot, torchviz"
 
 
-async def _kernel_phases(sandboxed):
-    """(seconds to a ready kernel, seconds to import COMMON_IMPORTS in it)."""
+async def _kernel_phases(how):
+    """(seconds to a ready kernel, seconds to import COMMON_IMPORTS in it); how: "sandbox" (a new sandbox and
+    kernel process), "template" (a kernel forked by this thread's warm template) or "plain" (no sandbox)."""
     scratch = Path(tempfile.mkdtemp(prefix="bench-kernel-"))
     (scratch / "work").mkdir()
     (scratch / "ipc").mkdir(mode=0o700)
     context = zmq.asyncio.Context()
+    if how == "template":
+        template = worker_template(Limits())  # started before the timing, as a grading worker has it
+        template.prepare({})
     t0 = time.perf_counter()
-    if sandboxed:
+    if how == "sandbox":
         km = SandboxKernelManager(Limits(), scratch / "work", scratch / "ipc", context=context)
+    elif how == "template":
+        km = TemplateKernelManager(template, context=context)
     else:
         km = AsyncKernelManager(kernel_name="python3", context=context)
     try:
-        await km.start_kernel(cwd=str(scratch / "work")) if not sandboxed else await km.start_kernel()
+        await km.start_kernel(cwd=str(scratch / "work")) if how == "plain" else await km.start_kernel()
         kc = km.client()
         kc.start_channels()
         await kc.wait_for_ready(timeout=120)
@@ -48,9 +56,11 @@ async def _kernel_phases(sandboxed):
         t2 = time.perf_counter()
         kc.stop_channels()
     finally:
-        if sandboxed:
+        if how == "sandbox":
             km.kill_sandbox(wait=True)
             km.cgroup.remove()
+        elif how == "template":
+            template.reset()
         else:
             await km.shutdown_kernel(now=True)
         context.destroy(linger=0)
@@ -92,24 +102,33 @@ def main(argv=None):
         write_submission(course, "perfect", build_submission(solution_answers()))
         grader = ClassGrader(course, ASSIGNMENT, workers=1, force=True)
         for _ in range(args.repeat):
-            start, imports = asyncio.run(_kernel_phases(sandboxed=True))
-            add("sandboxed kernel start to ready", start)
-            add(f"`{COMMON_IMPORTS}` in a fresh kernel", imports)
-            start, _ = asyncio.run(_kernel_phases(sandboxed=False))
+            start, imports = asyncio.run(_kernel_phases("sandbox"))
+            add("new sandbox and kernel process, start to ready", start)
+            add(f"`{COMMON_IMPORTS}` in that new kernel", imports)
+            start, imports = asyncio.run(_kernel_phases("template"))
+            add("kernel forked from the warm template, start to ready", start)
+            add(f"`{COMMON_IMPORTS}` in the forked kernel", imports)
+            start, _ = asyncio.run(_kernel_phases("plain"))
             add("unsandboxed kernel start to ready (for comparison)", start)
 
             t0 = time.perf_counter()
             grader.open_submission("perfect")
             job = grader.sanitize("perfect", ASSIGNMENT)
             t1 = time.perf_counter()
-            executed, outcome = execute_in_sandbox(job.notebook_json, grader.files, grader.limits)
+            fresh = {**grader.limits, "kernel_template": False}
+            executed, outcome = execute_in_sandbox(job.notebook_json, grader.files, fresh)
             t2 = time.perf_counter()
-            grader.finish(job, executed, outcome)
-            t3 = time.perf_counter()
-            add("coordinator: open submission + sanitize", t1 - t0)
-            add("execute_in_sandbox, whole call", t2 - t1)
+            add("execute_in_sandbox, new sandbox and kernel process", t2 - t1)
             add("  of which the cells (nbclient timing)", cell_seconds(nbformat.reads(executed, as_version=4)))
-            add("coordinator: after-execution preprocessors + write", t3 - t2)
+            t2 = time.perf_counter()
+            executed, outcome = execute_in_sandbox(job.notebook_json, grader.files, grader.limits)
+            t3 = time.perf_counter()
+            add("execute_in_sandbox, kernel forked from the template (as make autograde)", t3 - t2)
+            add("  of which the cells (nbclient timing) ", cell_seconds(nbformat.reads(executed, as_version=4)))
+            grader.finish(job, executed, outcome)
+            t4 = time.perf_counter()
+            add("coordinator: open submission + sanitize", t1 - t0)
+            add("coordinator: after-execution preprocessors + write", t4 - t3)
     width = max(map(len, rows))
     print(f"median of {args.repeat} runs, one at a time, seconds")
     for name, values in rows.items():

@@ -34,7 +34,7 @@ from sqlalchemy.exc import SAWarning
 from tqdm import tqdm
 
 from .execute_sandboxed import execute_in_sandbox
-from .sandbox import Sandbox, bwrap_problem
+from .sandbox import Sandbox, bwrap_problem, sweep_leftovers
 
 SANITIZE = [ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCells, CheckCellMetadata]
 AFTER_EXECUTION = [IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades, AssignLatePenalties,
@@ -495,6 +495,7 @@ def main(argv=None):
                              "--workers is then the cluster's thread count")
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", category=SAWarning)  # nbgrader's gradebook API, harmless here
+    sweep_leftovers()  # what graders killed with SIGKILL left behind
     grader = ClassGrader(args.course, args.assignment, max(1, args.workers), args.force, args.unsafe_no_sandbox)
     if args.dask:  # executions on a Dask cluster (grading/dask_executor.py); grading stays here
         from .dask_executor import DaskExecutor

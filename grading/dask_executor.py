@@ -25,9 +25,10 @@ class ClusterUnusable(SystemExit):
 def _check_worker():
     """Run on a worker: None if it can execute submissions, else what is missing there, in words."""
     try:
-        from grading.sandbox import Limits, bwrap_problem
+        from grading.sandbox import Limits, bwrap_problem, sweep_leftovers
     except ImportError as error:  # pragma: no cover - reported to the instructor
         return f"cannot import the grading package ({error}); start the worker from the course with PYTHONPATH=."
+    sweep_leftovers()
     return bwrap_problem(Limits())
 
 

@@ -2,8 +2,9 @@
 import argparse
 import shutil
 from pathlib import Path
+from textwrap import dedent
 
-from .submissions import ROOT, build_submission, solution_answers, write_submission
+from .submissions import ROOT, build_submission, solution_answers, training_loop, write_submission
 
 MISTAKES = {
     "sum-instead-of-product": {"q1a_answer": """
@@ -21,19 +22,7 @@ def dF_dx_forward(x0, y0):
     return x.grad.item()
 """},
     "graph-not-kept": {"q1b_answer": "F.backward()\nprint(x.grad)"},
-    "seed-learning-rate": {"q4_answer": """
-learning_rate = 1e-2
-epochs = 500
-w = torch.randn(D_in, D_out, dtype=dtype, requires_grad=True)
-weights = np.empty((epochs // 10, 2))
-losses = np.empty(epochs // 10)
-for t in range(epochs):
-    sample = np.random.randint(0, N, B)
-    loss = sgd_step(w, x[sample], y[sample], learning_rate)
-    if t % 10 == 0:
-        losses[t // 10] = loss
-        weights[t // 10, :] = w.detach().reshape(-1).numpy()
-"""},
+    "seed-learning-rate": {"q4_answer": dedent(training_loop("1e-2", 500))},  # the seed's rate: too small here
 }
 
 

@@ -10,21 +10,17 @@ did not run to the end, so those cells score 0 and the cells that ran are graded
 """
 import json
 import logging
-import os
-import shutil
-import tempfile
 import threading
 import time
-from pathlib import Path, PurePosixPath
 
 import nbformat
 import zmq
 import zmq.asyncio
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
-from nbformat.notebooknode import NotebookNode
 from nbgrader.preprocessors import Execute
 
-from .sandbox import Limits, SandboxKernelManager
+from .kernel_template import TemplateError, TemplateKernelManager, discard_worker_template, worker_template
+from .sandbox import Limits, SandboxKernelManager, remove_tree, scratch_folder, write_files
 
 ERROR_TEXT_CHARS = 4000
 _QUIET = logging.getLogger("grading.execute.client")
@@ -81,20 +77,10 @@ def _error(ename, evalue):
     return nbformat.v4.new_output("error", ename=ename, evalue=evalue, traceback=[f"{ename}: {evalue}"])
 
 
-def _write_files(workdir, files):
-    for name, data in files.items():
-        rel = PurePosixPath(name)
-        if rel.is_absolute() or ".." in rel.parts or not rel.parts:
-            raise ValueError(f"refusing file name {name!r}")
-        path = Path(workdir, *rel.parts)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(data)
-
-
 def _death_cause(km, timed_out, limits):
     if timed_out:
         return "notebook-timeout", f"the notebook ran longer than {limits.notebook_timeout} s and was stopped"
-    if km.cgroup.oom_killed():
+    if km.oom_killed():
         return "out-of-memory", f"the kernel used more than {limits.memory_bytes >> 20} MiB of memory and was stopped"
     code = km.exit_code()
     if code is None:
@@ -128,19 +114,39 @@ def execute_in_sandbox(notebook_json, files, limits):
     outcome) where outcome = {"status", "detail", "seconds", "cells_not_run", "output_truncated"};
     status is "ok", "notebook-timeout", "out-of-memory", "kernel-crashed", "kernel-exited", "kernel-died",
     "cell-timeout" (a cell ran too long and ignored the interrupt) or "sandbox-error" (the kernel never ran).
+    When the worker's kernel template fails before any of the notebook ran (it stopped answering, or what the
+    last submission left could not be cleaned), the notebook runs once more in a new sandbox.
     """
-    limits = Limits(**limits)
+    executed, outcome, template_failed = _execute(notebook_json, files, Limits(**limits))
+    if template_failed:
+        executed, outcome, _ = _execute(notebook_json, files, Limits(**limits))
+    return executed, outcome
+
+
+def _execute(notebook_json, files, limits):
+    """execute_in_sandbox's one attempt: (executed JSON, outcome, whether the template failed before any cell ran)."""
     started = time.monotonic()
     nb = nbformat.reads(notebook_json, as_version=4)
-    scratch = Path(tempfile.mkdtemp(prefix="nbgrader-exec-"))
-    workdir, ipc_dir = scratch / "work", scratch / "ipc"
-    workdir.mkdir()
-    ipc_dir.mkdir(mode=0o700)
-    _write_files(workdir, files)
-
     context = zmq.asyncio.Context()
     context.setsockopt(zmq.MAXMSGSIZE, limits.max_message_bytes)
-    km = SandboxKernelManager(limits, workdir, ipc_dir, context=context)
+    template = scratch = None
+    try:
+        if limits.sandbox and limits.kernel_template:
+            template = worker_template(limits)
+            template.prepare(files)
+            workdir = template.workdir
+            km = TemplateKernelManager(template, context=context)
+        else:
+            scratch = scratch_folder("exec")
+            workdir, ipc_dir = scratch / "work", scratch / "ipc"
+            write_files(workdir, files)
+            km = SandboxKernelManager(limits, workdir, ipc_dir, context=context)
+    except TemplateError as error:
+        context.destroy(linger=0)
+        detail = f"TemplateError: {error}"[:500]
+        outcome = {"status": "sandbox-error", "detail": detail, "seconds": round(time.monotonic() - started, 2),
+                   "cells_not_run": _mark_not_run(nb, 0, detail), "output_truncated": False}
+        return nbformat.writes(nb), outcome, True
     client = LimitedExecute(limits.max_output_bytes, timeout=limits.cell_timeout, interrupt_on_timeout=True,
                             startup_timeout=60, shutdown_kernel="immediate",
                             log=_QUIET)
@@ -152,7 +158,7 @@ def execute_in_sandbox(notebook_json, files, limits):
     watchdog = threading.Timer(limits.notebook_timeout, stop)
     watchdog.daemon = True
     watchdog.start()
-    status, detail, marked = "ok", "", 0
+    status, detail, marked, template_failed = "ok", "", 0, False
     try:
         client.preprocess(nb, {"metadata": {"path": str(workdir)}}, km=km)
         if timed_out.is_set():
@@ -164,17 +170,22 @@ def execute_in_sandbox(notebook_json, files, limits):
                                           "interrupted, so the kernel was stopped")
     except Exception as error:  # the kernel never started, or the client broke: nothing of this notebook counts
         status, detail = "sandbox-error", f"{type(error).__name__}: {error}"[:500]
+        template_failed = isinstance(error, TemplateError) and client.running_cell is None
         client.running_cell = client.running_cell or 0
     finally:
         watchdog.cancel()
-        km.kill_sandbox(wait=True)
+        if template is not None:
+            if status != "ok" or timed_out.is_set() or not template.reset():
+                discard_worker_template()  # anything out of the ordinary: the next submission gets a new sandbox
+        else:
+            km.kill_sandbox(wait=True)
+            km.cgroup.remove()
+            remove_tree(scratch)
         context.destroy(linger=0)
-        km.cgroup.remove()
-        shutil.rmtree(scratch, ignore_errors=True)
     if status != "ok":
         marked = _mark_not_run(nb, client.running_cell, detail)
     if client.truncated:
         detail = (detail + "; " if detail else "") + f"output beyond {limits.max_output_bytes} bytes was dropped"
     outcome = {"status": status, "detail": detail, "seconds": round(time.monotonic() - started, 2),
                "cells_not_run": marked, "output_truncated": client.truncated}
-    return nbformat.writes(nb), outcome
+    return nbformat.writes(nb), outcome, template_failed

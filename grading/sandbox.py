@@ -14,14 +14,18 @@ import tempfile
 import time
 import uuid
 from dataclasses import asdict, dataclass
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 from jupyter_client.kernelspec import KernelSpec
 from jupyter_client.manager import AsyncKernelManager
-from traitlets import Bool, Integer, Unicode
+from traitlets import Bool, Integer, List, Unicode
 from traitlets.config import Configurable
 
 WORKDIR = "/assignment"
+# What every submission of this course imports; the forward-mode questions load the two torch._ modules on first use.
+PRELOAD = ("numpy", "torch", "torch._dynamo", "torch._decomp.decompositions_for_jvp", "matplotlib.pyplot", "torchviz")
+CGROUP_PREFIX = "nbgrader-sandbox-"  # + the grading process's pid + a random part
+SCRATCH_PREFIX = "nbgrader-sandbox-"  # + kind + a random part, in the machine's temporary folder
 HOME = "/home/student"
 
 
@@ -38,6 +42,11 @@ class Sandbox(Configurable):
     max_file_bytes = Integer(256 << 20, help="largest file the kernel may write (RLIMIT_FSIZE)").tag(config=True)
     tmpfs_bytes = Integer(512 << 20, help="size of the sandbox's private /tmp and HOME").tag(config=True)
     use_cgroups = Bool(True, help="put each sandbox in its own pids/memory cgroup when the machine allows it").tag(config=True)
+    kernel_template = Bool(True, help="fork each submission's kernel from a per-worker template that has imported "
+                                      "`preload` (see grading/kernel_template.py); False starts a new kernel "
+                                      "process in a new sandbox for each submission").tag(config=True)
+    preload = List(Unicode(), default_value=list(PRELOAD),
+                   help="modules the template imports once for every submission").tag(config=True)
 
     def limits(self, cell_timeout):
         """The limits as a plain, serialisable dict (see Limits)."""
@@ -45,7 +54,8 @@ class Sandbox(Configurable):
             cell_timeout=cell_timeout, notebook_timeout=self.notebook_timeout, memory_bytes=self.memory_bytes,
             max_processes=self.max_processes, max_output_bytes=self.max_output_bytes,
             max_message_bytes=self.max_message_bytes, max_file_bytes=self.max_file_bytes,
-            tmpfs_bytes=self.tmpfs_bytes, bwrap=self.bwrap, use_cgroups=self.use_cgroups))
+            tmpfs_bytes=self.tmpfs_bytes, bwrap=self.bwrap, use_cgroups=self.use_cgroups,
+            kernel_template=self.kernel_template, preload=tuple(self.preload)))
 
 
 @dataclass(frozen=True)
@@ -62,6 +72,8 @@ class Limits:
     bwrap: str = "bwrap"
     use_cgroups: bool = True
     sandbox: bool = True
+    kernel_template: bool = True
+    preload: tuple = PRELOAD
 
 
 def runtime_paths():
@@ -84,13 +96,18 @@ def _system_binds():
     return args
 
 
-def _rlimit_preamble(limits):
-    """Python source run first in the sandbox: set per-process limits, then become the kernel."""
+def rlimits(limits):
+    """Per-process limits of every process in the sandbox, as {resource name: value}."""
     rl = {"RLIMIT_AS": limits.memory_bytes, "RLIMIT_FSIZE": limits.max_file_bytes,
-          "RLIMIT_CPU": limits.notebook_timeout + 5, "RLIMIT_CORE": 0}
+          "RLIMIT_CPU": limits.notebook_timeout + 5, "RLIMIT_CORE": 0, "RLIMIT_MSGQUEUE": 0}
     if limits.sandbox:  # counted per user in the sandbox's own user namespace; ignored when the grader is root
         rl["RLIMIT_NPROC"] = limits.max_processes
-    sets = "; ".join(f"r.setrlimit(r.{name}, ({value}, {value}))" for name, value in rl.items())
+    return rl
+
+
+def _rlimit_preamble(limits):
+    """Python source run first in the sandbox: set per-process limits, then become the kernel."""
+    sets = "; ".join(f"r.setrlimit(r.{name}, ({value}, {value}))" for name, value in rlimits(limits).items())
     return f"import os, sys, resource as r; {sets}; os.execv(sys.executable, [sys.executable] + sys.argv[1:])"
 
 
@@ -106,26 +123,133 @@ def kernel_environment():
 
 def kernel_command(limits, workdir, ipc_dir, connection_file="{connection_file}"):
     """argv that starts an IPython kernel in the sandbox (or, with limits.sandbox False, unconfined)."""
-    python = os.path.join(sys.prefix, "bin", "python")
-    inner = [python, "-c", _rlimit_preamble(limits), "-m", "ipykernel_launcher", "-f", connection_file]
-    if not limits.sandbox:
-        return inner
+    inner = [python_executable(), "-c", _rlimit_preamble(limits), "-m", "ipykernel_launcher", "-f", connection_file]
+    return sandbox_command(limits, workdir, ipc_dir, inner) if limits.sandbox else inner
+
+
+def python_executable():
+    return os.path.join(sys.prefix, "bin", "python")
+
+
+def sandbox_command(limits, workdir, ipc_dir, inner, as_pid_1=False):
+    """argv that runs `inner` in a new sandbox with workdir at /assignment and ipc_dir at its own path;
+    as_pid_1: `inner` is the PID namespace's first process itself, with no bubblewrap process beside it."""
     args = [limits.bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent",
             "--new-session", "--clearenv", "--uid", "1000", "--gid", "1000", "--hostname", "sandbox",
-            "--cap-drop", "ALL"]
+            "--cap-drop", "ALL"] + (["--as-pid-1"] if as_pid_1 else [])
     args += _system_binds()
     # the private /tmp first: a runtime (a course checked out) under the machine's /tmp is bound on top of it
     args += ["--size", str(limits.tmpfs_bytes), "--tmpfs", "/tmp",
              "--size", str(limits.tmpfs_bytes), "--tmpfs", HOME]
     for path in runtime_paths():
         args += ["--ro-bind", path, path]
-    args += ["--proc", "/proc", "--dev", "/dev",
+    args += ["--proc", "/proc", "--dev", "/dev", "--size", str(limits.tmpfs_bytes), "--tmpfs", "/dev/shm",
              "--bind", str(workdir), WORKDIR,
              "--bind", str(ipc_dir), str(ipc_dir),
+             # nothing else is writable: not the sandbox's root, /etc or /dev (files there would outlive a kernel)
+             "--remount-ro", "/dev", "--remount-ro", "/",
              "--chdir", WORKDIR]
     for name, value in kernel_environment().items():
         args += ["--setenv", name, value]
     return args + ["--"] + inner
+
+
+def write_files(workdir, files):
+    """Write `files` (relative name -> bytes) as new files under workdir; names that would leave it are refused,
+    and nothing that is already there (a link, say) is followed or overwritten."""
+    for name, data in files.items():
+        rel = PurePosixPath(name)
+        if rel.is_absolute() or ".." in rel.parts or not rel.parts:
+            raise ValueError(f"refusing file name {name!r}")
+        folder = Path(workdir)
+        for part in rel.parts[:-1]:
+            folder = folder / part
+            if not folder.is_dir() or folder.is_symlink():
+                folder.mkdir()
+        fd = os.open(folder / rel.parts[-1], os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        with os.fdopen(fd, "wb") as out:
+            out.write(data)
+
+
+def remove_tree(path):
+    """Remove path and all under it, however deep, long-named or locked (chmod 000) its folders are; never
+    follows a link, never crosses into another file system."""
+    path = Path(path)
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        path.unlink()
+    elif path.exists():
+        subprocess.run(["chmod", "-R", "u+rwx", "--", str(path)], capture_output=True)
+        subprocess.run(["rm", "-rf", "--one-file-system", "--", str(path)], capture_output=True)
+
+
+def empty_folder(folder):
+    """Remove everything in folder, keeping folder itself (a sandbox's bind mount refers to it); OSError if
+    anything is left."""
+    folder = Path(folder)
+    os.chmod(folder, 0o700)
+    for entry in list(folder.iterdir()):
+        remove_tree(entry)
+    if any(folder.iterdir()):
+        raise OSError(f"{folder} could not be emptied")
+
+
+def scratch_folder(kind):
+    """A new private folder on the grading machine for one sandbox: work/ (its /assignment) and ipc/ (its sockets).
+    owner.pid names the process it belongs to, so sweep_leftovers can tell when it is abandoned."""
+    scratch = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{kind}-"))
+    (scratch / "owner.pid").write_text(str(os.getpid()))
+    (scratch / "work").mkdir()
+    (scratch / "ipc").mkdir(mode=0o700)
+    return scratch
+
+
+def _process_gone(pid):
+    """True if no process `pid` runs (one that exited and was not yet reaped counts as gone)."""
+    try:
+        os.kill(int(pid), 0)
+    except (ProcessLookupError, ValueError):
+        return True
+    except PermissionError:
+        return False
+    try:
+        stat = Path(f"/proc/{int(pid)}/stat").read_text()
+        return stat[stat.rindex(")") + 2:].split()[0] in ("Z", "X")
+    except (OSError, ValueError, IndexError):
+        return False
+
+
+def abandoned(scratch, min_age=60):
+    """True if the process that made this scratch folder is gone (one without owner.pid: if older than min_age s)."""
+    try:
+        owner = (scratch / "owner.pid").read_text().strip()
+    except OSError:  # being made right now, or left by a grader killed at that very moment
+        try:
+            return time.time() - scratch.stat().st_mtime > min_age
+        except OSError:
+            return False
+    return _process_gone(owner)
+
+
+def sweep_leftovers(min_age=60):
+    """Remove the scratch folders and cgroups left by grading processes that no longer exist (a grader killed
+    with SIGKILL cannot clean up after itself). Returns how many were removed."""
+    removed = 0
+    for path in Path(tempfile.gettempdir()).glob(SCRATCH_PREFIX + "*"):
+        try:
+            if path.is_dir() and not path.is_symlink() and abandoned(path, min_age):
+                remove_tree(path)
+                removed += not path.exists()
+        except OSError:
+            continue
+    for parent in _cgroup_parents().values():
+        for path in parent.glob(CGROUP_PREFIX + "*"):
+            if _process_gone(path.name[len(CGROUP_PREFIX):].split("-")[0]):
+                group = Cgroup.__new__(Cgroup)
+                group.dirs = [path]
+                group.wait_empty(timeout=2)
+                group.remove()
+                removed += not path.exists()
+    return removed
 
 
 def bwrap_problem(limits):
@@ -153,17 +277,14 @@ class Cgroup:
         self.dirs = []
         if not (limits.sandbox and limits.use_cgroups):
             return
-        name = f"nbgrader-sandbox-{uuid.uuid4().hex[:12]}"
+        name = f"{CGROUP_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}"
         settings = {"pids": {"pids.max": limits.max_processes},
                     "memory": {"memory.limit_in_bytes": limits.memory_bytes}}
-        v2 = Path("/sys/fs/cgroup/cgroup.controllers")
         try:
-            if v2.exists() and {"pids", "memory"} <= set(v2.read_text().split()):
+            parents = _cgroup_parents()
+            if "" in parents:
                 settings = {"": {"pids.max": limits.max_processes, "memory.max": limits.memory_bytes,
                                  "memory.swap.max": 0}}
-                parents = {"": _own_cgroup_v2()}
-            else:
-                parents = {c: Path("/sys/fs/cgroup") / c for c in settings}
             for controller, files in settings.items():
                 parent = parents[controller]
                 if not (parent / "cgroup.procs").exists():
@@ -219,20 +340,33 @@ class Cgroup:
             except OSError:
                 pass
 
-    def oom_killed(self):
-        """True if the memory limit of the cgroup was hit."""
+    def oom_events(self):
+        """How many times the memory limit of the cgroup has ended a process so far."""
+        total = 0
         for path in self.dirs:
-            for file in ("memory.failcnt", "memory.events"):
+            for file in ("memory.oom_control", "memory.events"):  # cgroup v1, v2
                 try:
-                    text = (path / file).read_text()
-                except OSError:
+                    counts = dict(line.split()[:2] for line in (path / file).read_text().splitlines()
+                                  if len(line.split()) >= 2)
+                    total += int(counts.get("oom_kill", 0))
+                except (OSError, ValueError):
                     continue
-                if file == "memory.failcnt" and int(text.strip() or 0) > 0:
-                    return True
-                if file == "memory.events" and any(line.split()[1] != "0" for line in text.splitlines()
-                                                   if line.startswith(("oom ", "oom_kill ", "max "))):
-                    return True
-        return False
+        return total
+
+    def oom_killed(self):
+        """True if the memory limit of the cgroup ended a process."""
+        return self.oom_events() > 0
+
+
+def _cgroup_parents():
+    """Where sandbox cgroups are made: {controller: folder} (cgroup v1), or {"": this process's cgroup} (v2)."""
+    v2 = Path("/sys/fs/cgroup/cgroup.controllers")
+    try:
+        if v2.exists() and {"pids", "memory"} <= set(v2.read_text().split()):
+            return {"": _own_cgroup_v2()}
+    except OSError:
+        return {}
+    return {c: Path("/sys/fs/cgroup") / c for c in ("pids", "memory")}
 
 
 def _own_cgroup_v2():
@@ -268,6 +402,9 @@ class SandboxKernelManager(AsyncKernelManager):
     def launcher_pid(self):
         process = getattr(self.provisioner, "process", None)
         return process.pid if process is not None else None
+
+    def oom_killed(self):
+        return self.cgroup.oom_killed()
 
     def exit_code(self):
         """The sandbox's exit code (bubblewrap passes on the kernel's; 128+N for signal N), or None."""

@@ -7,6 +7,8 @@ while every other question keeps its points, except a question that builds on th
 from dataclasses import dataclass, field
 from textwrap import dedent
 
+from grading.submissions import training_loop
+
 AUTOGRADED = ["q1a", "q1fwd", "q1b", "q2", "q2fwd", "q3", "q4", "q5"]
 BUILDS_ON = {"q1b": {"q1a"}, "q4": {"q3"}}
 
@@ -19,23 +21,6 @@ def answers(**cells):
 def joined(*blocks):
     """Code blocks, each dedented, one after the other."""
     return "\n".join(dedent(block).strip() for block in blocks)
-
-
-def training_loop(learning_rate, epochs):
-    """Question 4 as the solution writes it, with the given learning rate and number of steps."""
-    return f"""
-        learning_rate = {learning_rate}
-        epochs = {epochs}
-        w = torch.randn(D_in, D_out, dtype=dtype, requires_grad=True)
-        weights = np.empty((epochs // 10, 2))
-        losses = np.empty(epochs // 10)
-        for t in range(epochs):
-            sample = np.random.randint(0, N, B)
-            loss = sgd_step(w, x[sample], y[sample], learning_rate)
-            if t % 10 == 0:
-                losses[t // 10] = loss
-                weights[t // 10, :] = w.detach().reshape(-1).numpy()
-    """
 
 
 def sgd_step_with(loss="(x_B.mm(w) - y_B).pow(2).mean()", update="w -= learning_rate * w.grad",

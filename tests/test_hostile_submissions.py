@@ -11,9 +11,11 @@ import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
+from pathlib import Path
 from textwrap import dedent
 
 import nbformat
@@ -21,7 +23,7 @@ import pytest
 
 from conftest import BIN, copy_course, run
 from grading.class_grades import class_scores, question_points
-from grading.sandbox import Limits, bwrap_problem
+from grading.sandbox import Limits, abandoned, bwrap_problem
 from grading.submissions import ASSIGNMENT, ROOT, build_submission, solution_answers, write_submission
 from submission_catalogue import AUTOGRADED
 
@@ -280,8 +282,11 @@ def test_grader_killed_mid_class_resumes_keeping_grades_and_a_sound_gradebook(tm
     grader.wait()
     assert first.exists(), "the first student was not graded in time"
     time.sleep(1)
-    assert subprocess.run(["pgrep", "-f", "ipykernel_launcher -f " + "/tmp/nbgrader-exec"],
-                          capture_output=True).stdout == b"", "a sandbox outlived the killed grader"
+    for sandbox_process in ("ipykernel_launcher -f", "bwrap .*nbgrader-sandbox-"):
+        assert subprocess.run(["pgrep", "-f", sandbox_process], capture_output=True).stdout == b"", \
+            f"a sandbox outlived the killed grader: {sandbox_process}"
+    left = [p for p in Path(tempfile.gettempdir()).glob("nbgrader-sandbox-*") if abandoned(p)]
+    assert left, "the killed grader's workers left no scratch folder: nothing for the next run to sweep"
     db = f"sqlite:///{course / 'gradebook.db'}"
     before = class_scores(db)["a-first"]
     grade(course, "--workers", "2")
@@ -291,5 +296,6 @@ def test_grader_killed_mid_class_resumes_keeping_grades_and_a_sound_gradebook(tm
     assert after["b-second"]["q1a"] == 0 and after["c-third"]["q1a"] == POINTS["q1a"] and after["d-fourth"]["q1a"] == 0
     with sqlite3.connect(course / "gradebook.db") as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    assert not any(p.exists() for p in left), "the next run did not sweep what the killed grader left"
     grade(course, "--workers", "2", "--force")
     assert class_scores(db) == after

@@ -1,25 +1,20 @@
 """The execute step alone (execute_in_sandbox) on tiny notebooks: what the sandbox hides, and what each fault becomes."""
 import subprocess
 
-import nbformat
 import pytest
+import sandbox_runs
+from sandbox_runs import run, text
 
-from grading.execute_sandboxed import execute_in_sandbox
-from grading.sandbox import Limits, Sandbox, bwrap_problem
+from grading.sandbox import Limits, bwrap_problem
 
 pytestmark = pytest.mark.skipif(bwrap_problem(Limits()) is not None, reason="bubblewrap cannot run here")
 
 
-def run(*sources, **limits):
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
-    nb.metadata.kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    settings = {**Sandbox().limits(cell_timeout=10), "notebook_timeout": 60, **limits}
-    executed, outcome = execute_in_sandbox(nbformat.writes(nb), {"data/given.txt": b"given"}, settings)
-    return nbformat.reads(executed, as_version=4).cells, outcome
-
-
-def text(cell):
-    return "".join(o.get("text", "") + o.get("ename", "") + o.get("evalue", "") for o in cell.outputs)
+@pytest.fixture(autouse=True, params=["template", "fresh"])
+def kernel_start(request, monkeypatch):
+    """Every test twice: kernels forked from the worker's template, and a new kernel process per notebook."""
+    monkeypatch.setitem(sandbox_runs.DEFAULTS, "kernel_template", request.param == "template")
+    return request.param
 
 
 def test_kernel_sees_only_its_files_a_clean_environment_and_no_network(monkeypatch, tmp_path):
@@ -39,6 +34,23 @@ def test_kernel_sees_only_its_files_a_clean_environment_and_no_network(monkeypat
     assert text(cells[2]).startswith("False False False [")  # /tmp holds only the kernel's own sockets:
     assert all(name.startswith("kernel") for name in eval(text(cells[2])[len("False False False "):]))
     assert text(cells[3]) == "no network\n"
+
+
+def test_only_the_kernels_own_folders_are_writable():
+    """What a kernel can write: /tmp, its home, /dev/shm, its working folder and its sockets' folder (a kernel
+    forked from a template leaves nothing there for the next one: tests/test_kernel_template.py)."""
+    cells, outcome = run(
+        "import os\nfrom ipykernel.connect import get_connection_file\nwritable = []\n"
+        "for line in open('/proc/self/mountinfo'):\n"
+        "    point, options, kind = line.split()[4], line.split()[5], line.split(' - ')[1].split()[0]\n"
+        "    if 'rw' in options.split(',') and kind != 'devtmpfs' and kind != 'devpts' and os.access(point, os.W_OK):\n"
+        "        writable.append(point)\n"
+        "sockets = os.path.dirname(get_connection_file())\n"
+        "print(sorted('sockets' if p == sockets else p for p in writable))\n"
+        "print([d for d in ('/', '/etc', '/dev', '/home', '/usr', '/var', '/opt') if os.access(d, os.W_OK)])")
+    assert outcome["status"] == "ok"
+    assert text(cells[0]).splitlines() == [str(sorted(["/tmp", "/home/student", "/dev/shm", "/assignment", "sockets"])),
+                                           "[]"]
 
 
 @pytest.mark.parametrize("code, status", [("import os; os._exit(3)", "kernel-exited"),
