@@ -43,7 +43,9 @@ import builtins, os, torch
 from ipykernel.connect import get_connection_file
 found = []
 for top in ('/tmp', os.path.expanduser('~'), '/dev/shm', '.', os.path.dirname(get_connection_file())):
-    for folder, _, names in os.walk(top):
+    device = os.stat(top).st_dev  # not into what is mounted below (the runtime, when it lives under /tmp)
+    for folder, subfolders, names in os.walk(top):
+        subfolders[:] = [d for d in subfolders if os.lstat(os.path.join(folder, d)).st_dev == device]
         found += [os.path.join(folder, n) for n in names if 'left' in n]
 for pid in filter(str.isdigit, os.listdir('/proc')):
     try:
