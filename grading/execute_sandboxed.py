@@ -114,8 +114,9 @@ def execute_in_sandbox(notebook_json, files, limits):
     outcome) where outcome = {"status", "detail", "seconds", "cells_not_run", "output_truncated"};
     status is "ok", "notebook-timeout", "out-of-memory", "kernel-crashed", "kernel-exited", "kernel-died",
     "cell-timeout" (a cell ran too long and ignored the interrupt) or "sandbox-error" (the kernel never ran).
-    When the worker's kernel template fails before any of the notebook ran (it stopped answering, or what the
-    last submission left could not be cleaned), the notebook runs once more in a new sandbox.
+    When the worker's kernel template fails before any cell of the notebook began (it stopped answering, its
+    kernel did not start, or what the last submission left could not be cleaned), the notebook runs once more
+    in a new sandbox.
     """
     executed, outcome, template_failed = _execute(notebook_json, files, Limits(**limits))
     if template_failed:
@@ -170,7 +171,7 @@ def _execute(notebook_json, files, limits):
                                           "interrupted, so the kernel was stopped")
     except Exception as error:  # the kernel never started, or the client broke: nothing of this notebook counts
         status, detail = "sandbox-error", f"{type(error).__name__}: {error}"[:500]
-        template_failed = isinstance(error, TemplateError) and client.running_cell is None
+        template_failed = template is not None and client.running_cell is None  # no cell of it had begun
         client.running_cell = client.running_cell or 0
     finally:
         watchdog.cancel()
