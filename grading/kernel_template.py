@@ -212,7 +212,8 @@ class KernelTemplate:
                     pass
         self.cgroup.wait_empty()
         self.cgroup.remove()
-        self._stderr.close() if hasattr(self, "_stderr") else None
+        if hasattr(self, "_stderr"):
+            self._stderr.close()
         try:
             remove_tree(self.scratch)
         except OSError:

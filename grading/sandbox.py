@@ -244,8 +244,7 @@ def sweep_leftovers(min_age=60):
     for parent in _cgroup_parents().values():
         for path in parent.glob(CGROUP_PREFIX + "*"):
             if _process_gone(path.name[len(CGROUP_PREFIX):].split("-")[0]):
-                group = Cgroup.__new__(Cgroup)
-                group.dirs = [path]
+                group = Cgroup.existing([path])
                 group.wait_empty(timeout=2)
                 group.remove()
                 removed += not path.exists()
@@ -298,6 +297,13 @@ class Cgroup:
         except OSError:
             self.remove()
             self.dirs = []
+
+    @classmethod
+    def existing(cls, dirs):
+        """The cgroup made earlier at dirs (to kill what is in it and remove it)."""
+        group = cls.__new__(cls)
+        group.dirs = list(dirs)
+        return group
 
     def wrap(self, argv):
         """argv that first moves itself into the cgroup, then runs argv."""
