@@ -32,9 +32,11 @@ catalogue: release
 
 setup: $(VENV)/.installed system-packages
 
-$(VENV)/.installed: requirements.txt
+# the course's own package (grading/) is installed too, so that nbgrader, Dask and the instructor notebook import it
+$(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
 
 ## system-packages: Debian packages the course needs (installed when running as root)

@@ -34,6 +34,7 @@ from sqlalchemy.exc import SAWarning
 from tqdm import tqdm
 
 from .execute_sandboxed import execute_in_sandbox
+from .judge import Judgement
 from .sandbox import Sandbox, bwrap_problem, sweep_leftovers
 
 SANITIZE = [ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCells, CheckCellMetadata]
@@ -81,7 +82,8 @@ class Job:
     student: str
     notebook: str
     resources: dict
-    notebook_json: str
+    notebook_json: str  # without the hidden tests the judge checks: what the sandbox (or Dask) sees
+    judgement: Judgement
     notes: list = field(default_factory=list)
     attempts: int = 0
 
@@ -102,6 +104,7 @@ class ClassGrader:
         self.log.addHandler(self.collected)
         self.files = self._assignment_files()
         self.report = {}
+        self.incomplete = False  # a student was not graded (the report says why); the exit status says so too
 
     # --- paths -------------------------------------------------------------------------------------------
     def submitted(self, student):
@@ -266,11 +269,13 @@ class ClassGrader:
             raise Unreadable(f"{name}.ipynb could not be sanitized ({type(error).__name__}: {error})") from None
         notes += [_plain(m) for m in self.collected.messages
                   if not (m.startswith("Attribute 'checksum'") and m.split("cell ")[1].split(" ")[0] in as_released)]
-        return Job(student, name, resources, nbformat.writes(nb), notes)
+        judgement, runnable = Judgement.prepare(nb, self.assignment)
+        return Job(student, name, resources, nbformat.writes(runnable), judgement, notes)
 
     # --- after execution ------------------------------------------------------------------------------------
     def finish(self, job, executed_json, outcome):
         nb = nbformat.reads(executed_json, as_version=4)
+        job.judgement.apply(nb, outcome)  # the judge, not the kernel, writes each test cell's graded output
         resources = job.resources
         for pp in AFTER_EXECUTION:
             nb, resources = pp(config=self.config, log=self.log)(nb, resources)
@@ -329,11 +334,18 @@ class ClassGrader:
                     continue
                 started[student] = time.monotonic()
                 notes[student], ok = [], True
-                self.open_submission(student)
-                extras = self.extra_files(student, names)
+                pending_notebooks[student] = set(names)
+                try:
+                    self.open_submission(student)
+                    extras = self.extra_files(student, names)
+                except Exception as error:  # noqa: BLE001 - one student never stops the class
+                    notes[student].append(f"NOT GRADED ({type(error).__name__}: {str(error)[:200]}); run again")
+                    self.incomplete = True
+                    pending_notebooks[student].clear()
+                    done(student, False)
+                    continue
                 if extras:
                     notes[student].append(f"ignored extra files: {', '.join(extras[:5])}")
-                pending_notebooks[student] = set(names)
                 for name in names:
                     try:
                         job = self.sanitize(student, name)
@@ -343,12 +355,20 @@ class ClassGrader:
                         pending_notebooks[student].discard(name)
                         ok = False
                         continue
+                    except Exception as error:  # noqa: BLE001 - nbgrader's preprocessors included
+                        notes[student].append(f"NOT GRADED ({name}: {type(error).__name__}: {str(error)[:200]}); "
+                                              "run again")
+                        self.incomplete = True
+                        pending_notebooks[student].discard(name)
+                        ok = False
+                        continue
                     notes[student] += job.notes
                     yield job
                 if not pending_notebooks[student]:
                     done(student, ok)
 
         status = self._execute_all(jobs(), pending_notebooks, notes, done)
+        status = max(status, int(self.incomplete))
         bar.close()
         self.write_report()
         if self.unsafe:
@@ -376,7 +396,8 @@ class ClassGrader:
                         queue.append(job)
                 while queue:
                     job = queue.pop(0)
-                    inflight[pool.submit(execute_in_sandbox, job.notebook_json, self.files, self.limits)] = job
+                    inflight[pool.submit(execute_in_sandbox, job.notebook_json, self.files, self.limits,
+                                         job.judgement.probes)] = job
                 if not inflight:
                     break
                 finished, _ = cf.wait(inflight, return_when=cf.FIRST_COMPLETED)
@@ -398,7 +419,12 @@ class ClassGrader:
                         notes[job.student].append(f"NOT GRADED ({outcome['detail']}); run again")
                         status = 1
                     else:
-                        notes[job.student] += self.finish(job, executed, outcome)
+                        try:
+                            notes[job.student] += self.finish(job, executed, outcome)
+                        except Exception as error:  # noqa: BLE001 - nbgrader's code included: one student never stops the class
+                            notes[job.student].append(f"NOT GRADED (grading failed: {type(error).__name__}: "
+                                                      f"{str(error)[:200]}); run again")
+                            status = 1
                     pending_notebooks[job.student].discard(job.notebook)
                     if not pending_notebooks[job.student]:
                         done(job.student, outcome["status"] == "ok" and not _mentions_fault(notes[job.student]))

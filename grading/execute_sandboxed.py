@@ -1,6 +1,9 @@
 """Execute one sanitized notebook in the sandbox: the only step of grading that runs student code.
 
-    execute_in_sandbox(notebook_json, files, limits) -> (executed_notebook_json, outcome)
+    execute_in_sandbox(notebook_json, files, limits, questions) -> (executed_notebook_json, outcome)
+
+questions (grade id -> source of a probe cell, grading/judge.py) are asked right after the test cell of that grade
+id has run, and what the kernel printed in answer comes back in outcome["answers"], to be judged elsewhere.
 
 Everything in and out is plain data (str, dict of bytes, dict), so the call can run in any worker process.
 It never touches the gradebook or the course directory. The kernel is nbgrader's Execute preprocessor
@@ -17,12 +20,15 @@ import nbformat
 import zmq
 import zmq.asyncio
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
+from nbclient.util import run_sync
 from nbgrader.preprocessors import Execute
 
+from .judge import answer_in
 from .kernel_template import TemplateError, TemplateKernelManager, discard_worker_template, worker_template
 from .sandbox import Limits, SandboxKernelManager, remove_tree, scratch_folder, write_files
 
 ERROR_TEXT_CHARS = 4000
+MAX_ANSWER_BYTES = 8 << 20  # what a probe may print; the judge caps what it parses too
 _QUIET = logging.getLogger("grading.execute.client")
 _QUIET.setLevel(logging.CRITICAL)  # what the client would log is in the outcome
 SIGNALS = {4: "an illegal instruction", 6: "an abort", 7: "a bus error", 8: "a floating-point exception",
@@ -32,17 +38,49 @@ SIGNALS = {4: "an illegal instruction", 6: "an abort", 7: "a bus error", 8: "a f
 class LimitedExecute(Execute):
     """nbgrader's Execute that keeps a bounded amount of output and remembers which cell is running."""
 
-    def __init__(self, max_output_bytes, **kwargs):
+    def __init__(self, max_output_bytes, questions=None, **kwargs):
         super().__init__(**kwargs)
         self.max_output_bytes = max_output_bytes
         self.kept_bytes = 0
         self.truncated = False
         self.running_cell = None
+        self.questions = dict(questions or {})
+        self.answers = {}
+        self.asking = None  # the probe cell being run, whose output is the kernel's answer, not the notebook's
 
     def on_cell_start(self, cell, cell_index):  # nbclient hook
         self.running_cell = cell_index
 
+    async def async_execute_cell(self, cell, cell_index, execution_count=None, store_history=True):
+        cell = await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+        gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if self.asking is None and gid in self.questions:
+            self.answers[gid] = await self.ask(self.questions.pop(gid), cell_index)
+        return cell
+
+    execute_cell = run_sync(async_execute_cell)  # nbclient binds its own coroutine here; ours asks the probes
+
+    async def ask(self, code, cell_index):
+        """Run a probe cell right after the test cell at cell_index; the JSON text it printed, or None."""
+        self.asking, self.asked_bytes = nbformat.v4.new_code_cell(code), 0
+        test_cell = self.nb.cells[cell_index]
+        try:
+            await super().async_execute_cell(self.asking, cell_index, store_history=False)
+            printed = "".join(o.get("text", "") for o in self.asking.outputs
+                              if o.get("output_type") == "stream" and o.get("name") == "stdout")
+            return answer_in(printed)
+        finally:
+            self.nb.cells[cell_index] = test_cell  # nbclient stores the cell it ran at cell_index
+            self.asking = None
+
     def output(self, outs, msg, display_id, cell_index):
+        if self.asking is not None:  # a probe's output: kept apart, within its own cap
+            out = super().output(outs, msg, display_id, cell_index)
+            if out is not None:
+                self.asked_bytes += len(json.dumps(out))
+                if self.asked_bytes > MAX_ANSWER_BYTES and outs and outs[-1] is out:
+                    outs.pop()
+            return None
         out = super().output(outs, msg, display_id, cell_index)
         if out is None:
             return None
@@ -107,24 +145,26 @@ def _mark_not_run(nb, running_cell, why):
     return marked
 
 
-def execute_in_sandbox(notebook_json, files, limits):
-    """Run every cell of notebook_json with `files` (relative name -> bytes) in the kernel's working folder.
+def execute_in_sandbox(notebook_json, files, limits, questions=None):
+    """Run every cell of notebook_json with `files` (relative name -> bytes) in the kernel's working folder, and
+    after each test cell named in questions (grade id -> probe source) ask the kernel that probe.
 
     limits: a dict of Limits fields (see grading.sandbox.Limits). Returns (executed notebook as JSON text,
-    outcome) where outcome = {"status", "detail", "seconds", "cells_not_run", "output_truncated"};
+    outcome) where outcome = {"status", "detail", "seconds", "cells_not_run", "output_truncated", "answers"};
+    answers maps each grade id asked to the text the kernel printed in answer (None: nothing readable).
     status is "ok", "notebook-timeout", "out-of-memory", "kernel-crashed", "kernel-exited", "kernel-died",
     "cell-timeout" (a cell ran too long and ignored the interrupt) or "sandbox-error" (the kernel never ran).
     When the worker's kernel template fails before any cell of the notebook began (it stopped answering, its
     kernel did not start, or what the last submission left could not be cleaned), the notebook runs once more
     in a new sandbox.
     """
-    executed, outcome, template_failed = _execute(notebook_json, files, Limits(**limits))
+    executed, outcome, template_failed = _execute(notebook_json, files, Limits(**limits), questions)
     if template_failed:
-        executed, outcome, _ = _execute(notebook_json, files, Limits(**limits))
+        executed, outcome, _ = _execute(notebook_json, files, Limits(**limits), questions)
     return executed, outcome
 
 
-def _execute(notebook_json, files, limits):
+def _execute(notebook_json, files, limits, questions=None):
     """execute_in_sandbox's one attempt: (executed JSON, outcome, whether the template failed before any cell ran)."""
     started = time.monotonic()
     nb = nbformat.reads(notebook_json, as_version=4)
@@ -146,9 +186,9 @@ def _execute(notebook_json, files, limits):
         context.destroy(linger=0)
         detail = f"TemplateError: {error}"[:500]
         outcome = {"status": "sandbox-error", "detail": detail, "seconds": round(time.monotonic() - started, 2),
-                   "cells_not_run": _mark_not_run(nb, 0, detail), "output_truncated": False}
+                   "cells_not_run": _mark_not_run(nb, 0, detail), "output_truncated": False, "answers": {}}
         return nbformat.writes(nb), outcome, True
-    client = LimitedExecute(limits.max_output_bytes, timeout=limits.cell_timeout, interrupt_on_timeout=True,
+    client = LimitedExecute(limits.max_output_bytes, questions, timeout=limits.cell_timeout, interrupt_on_timeout=True,
                             startup_timeout=60, shutdown_kernel="immediate",
                             log=_QUIET)
     timed_out = threading.Event()
@@ -188,5 +228,5 @@ def _execute(notebook_json, files, limits):
     if client.truncated:
         detail = (detail + "; " if detail else "") + f"output beyond {limits.max_output_bytes} bytes was dropped"
     outcome = {"status": status, "detail": detail, "seconds": round(time.monotonic() - started, 2),
-               "cells_not_run": marked, "output_truncated": client.truncated}
+               "cells_not_run": marked, "output_truncated": client.truncated, "answers": client.answers}
     return nbformat.writes(nb), outcome, template_failed

@@ -1,0 +1,255 @@
+"""The judge: the hidden checks run here, in trusted grading code, never in the student's kernel.
+
+A check (grading/backprop_checks.py) is a plain function of a `student`. It draws its points from
+`student.rng`, asks the student's kernel its questions once with `student.ask(requests)` (grading/kernel_questions.py
+says what can be asked), and judges the plain data that comes back: it raises Feedback with one sentence, or
+returns the sentence that says it passed. The same function runs in three places:
+
+- grading, in two halves: before execution `questions_for(nb, seed)` runs every check with a Recorder, which
+  keeps the requests and stops the check, so that the worker can ask them in the sandbox right after each test
+  cell (as `probe_code(requests)`); after execution `judge_notebook(nb, answers, seed)` runs every check again
+  with the same seed and the kernel's answers, and writes each test cell's graded output;
+- in the instructor notebook, whose hidden test blocks call `check(NotebookStudent(globals()))`, which asks in
+  the same process through the same parser.
+
+Expected values, tolerances and the checks themselves never leave this process; a kernel's answer is parsed
+from length-capped JSON into numbers, strings, booleans, lists and dicts, and nothing else.
+"""
+import copy
+import importlib
+import json
+import os
+import random
+import re
+from dataclasses import dataclass, field
+
+from nbformat import from_dict
+
+from . import kernel_questions
+from .answer_data import Feedback, Unanswered
+
+MAX_ANSWER_CHARS = 8 << 20
+HIDDEN = re.compile(r"^[ \t]*#+[ \t]*BEGIN HIDDEN TESTS.*?^[ \t]*#+[ \t]*END HIDDEN TESTS[ \t]*$\n?", re.M | re.S)
+_SOURCE = None
+
+
+class _Asked(Exception):
+    """Raised by Recorder.ask to stop a check once its questions are known."""
+
+    def __init__(self, requests):
+        super().__init__("asked")
+        self.requests = requests
+
+
+class Student:
+    """What a check knows of a submission: a random generator for its points, and a way to ask questions."""
+
+    def __init__(self, seed, grade_id):
+        self.rng = random.Random(f"{seed}:{grade_id}")
+        self.asked = False
+
+    def ask(self, requests):
+        """Answers to requests (a list of dicts, see grading/kernel_questions.py), one per request."""
+        if self.asked:
+            raise RuntimeError("a check asks the kernel once")
+        self.asked = True
+        return self._answers(requests)
+
+    def _answers(self, requests):
+        raise NotImplementedError
+
+
+class Recorder(Student):
+    """Keeps a check's requests and stops it there."""
+
+    def _answers(self, requests):
+        json.dumps(requests, allow_nan=False)  # plain data only, or fail loudly here rather than in a kernel
+        raise _Asked(requests)
+
+
+class Answered(Student):
+    """Gives a check the answers the kernel printed (or the reason there are none)."""
+
+    def __init__(self, seed, grade_id, answer_text, why_missing=None):
+        super().__init__(seed, grade_id)
+        self.answer_text, self.why_missing = answer_text, why_missing
+
+    def _answers(self, requests):
+        if self.answer_text is None:
+            raise Unanswered(self.why_missing or "your notebook did not answer the grader's questions")
+        return parse_answers(self.answer_text, len(requests))
+
+
+class NotebookStudent(Student):
+    """The notebook's own globals, asked in this process: for the hidden test blocks of the instructor notebook."""
+
+    def __init__(self, namespace, seed=None, grade_id=""):
+        super().__init__(os.urandom(8).hex() if seed is None else seed, grade_id)
+        self.namespace = namespace
+
+    def _answers(self, requests):
+        return parse_answers(kernel_questions.answer(self.namespace, requests), len(requests))
+
+
+def _constant(name):
+    return float(name.replace("Infinity", "inf"))  # NaN, Infinity, -Infinity: kept, so checks can name them
+
+
+def parse_answers(text, count):
+    """The kernel's JSON answers as plain Python data, or Unanswered if they are not a list of `count` dicts."""
+    if not isinstance(text, str) or len(text) > MAX_ANSWER_CHARS:
+        raise Unanswered("the answer of your notebook to the grader's questions was too long")
+    try:
+        data = json.loads(text, parse_constant=_constant)
+    except (ValueError, RecursionError):
+        raise Unanswered("the answer of your notebook to the grader's questions was not readable") from None
+    if not (isinstance(data, list) and len(data) == count and all(isinstance(item, dict) for item in data)):
+        raise Unanswered("the answer of your notebook to the grader's questions was not in the expected form")
+    return data
+
+
+def kernel_questions_source():
+    global _SOURCE
+    if _SOURCE is None:
+        with open(kernel_questions.__file__, encoding="utf-8") as f:
+            _SOURCE = f.read()
+    return _SOURCE
+
+
+def probe_code(requests):
+    """Source of the cell that asks a kernel `requests`: kernel_questions run in a namespace of its own, with
+    Python's builtins, so that names the notebook defined (json, len, print, ...) change nothing."""
+    return ("import builtins as __judge_builtins\n"
+            "__judge_module = {'__builtins__': __judge_builtins, '__name__': 'kernel_questions'}\n"
+            f"__judge_builtins.exec({kernel_questions_source()!r}, __judge_module)\n"
+            f"__judge_module['print_answer'](__judge_builtins.globals(), {json.dumps(requests)!r})\n"
+            "del __judge_builtins, __judge_module\n")
+
+
+def answer_in(text):
+    """The JSON text a probe printed between its markers, or None."""
+    start = text.find(kernel_questions.BEGIN)
+    if start < 0:
+        return None
+    start += len(kernel_questions.BEGIN)
+    end = text.find(kernel_questions.END, start)
+    return None if end < 0 else text[start:end]
+
+
+def grade_id(cell):
+    meta = cell.get("metadata", {}).get("nbgrader", {})
+    return meta.get("grade_id") if isinstance(meta, dict) else None
+
+
+def judged_cells(nb, checks):
+    """The test cells of nb that a check in `checks` (grade id -> function) judges, in order."""
+    return [cell for cell in nb.cells if cell.cell_type == "code" and grade_id(cell) in checks
+            and cell.metadata.nbgrader.get("grade")]
+
+
+def questions_for(nb, seed, checks):
+    """grade id -> the requests its check asks, drawn with seed; the checks' code and expected values stay here."""
+    questions = {}
+    for cell in judged_cells(nb, checks):
+        gid = grade_id(cell)
+        try:
+            checks[gid](Recorder(seed, gid))
+        except _Asked as asked:
+            questions[gid] = asked.requests
+        else:
+            raise RuntimeError(f"the check of {gid} asked the kernel nothing")
+    return questions
+
+
+def without_hidden_tests(nb, checks):
+    """A copy of nb whose judged test cells lost their hidden tests: what the sandbox (and Dask) may see."""
+    nb = copy.deepcopy(nb)
+    for cell in judged_cells(nb, checks):
+        cell.source = HIDDEN.sub("", cell.source)
+    return nb
+
+
+def run_check(check, student):
+    """(passed, sentence) of one check; a check that fails on the data itself gives a sentence too."""
+    try:
+        return True, check(student)
+    except Feedback as feedback:
+        return False, str(feedback)
+    except Unanswered as missing:
+        return False, f"The grader could not check this question: {missing}."
+
+
+def judge_notebook(nb, answers, seed, checks, why_missing=None):
+    """Write each judged test cell's graded output from its check's verdict on `answers` (grade id -> text).
+
+    The kernel's own outputs in those cells are kept only as printed text (nbgrader reads errors, stderr and
+    results to score; none of those may come from the kernel); the judge's output follows. Returns
+    {grade id: (passed, sentence)}."""
+    why_missing = why_missing or {}
+    verdicts = {}
+    for cell in judged_cells(nb, checks):
+        gid = grade_id(cell)
+        passed, sentence = run_check(checks[gid], Answered(seed, gid, answers.get(gid), why_missing.get(gid)))
+        kept = [out for out in cell.get("outputs", [])
+                if out.get("output_type") == "stream" and out.get("name") == "stdout"]
+        if passed:
+            verdict = {"output_type": "stream", "name": "stdout", "text": f"\u2713 {sentence}\n"}
+        else:
+            verdict = {"output_type": "error", "ename": "Feedback", "evalue": sentence,
+                       "traceback": [f"\u2717 {sentence}"]}
+        cell.outputs = kept + [from_dict(verdict)]
+        verdicts[gid] = (passed, sentence)
+    return verdicts
+
+
+def load_checks(assignment):
+    """grade id -> check of an assignment: grading/<assignment>_checks.py's CHECKS, or {} if it has none."""
+    try:
+        module = importlib.import_module(f"{__package__}.{assignment}_checks")
+    except ModuleNotFoundError as error:
+        if error.name != f"{__package__}.{assignment}_checks":
+            raise
+        return {}
+    return module.CHECKS
+
+
+@dataclass
+class Judgement:
+    """One submission's judging: its seed, the probes the worker asks, and the test cells' full sources."""
+
+    checks: dict
+    seed: str = field(default_factory=lambda: os.urandom(16).hex())
+    probes: dict = field(default_factory=dict)  # grade id -> probe cell source (what the worker may see)
+    sources: dict = field(default_factory=dict)  # grade id -> the test cell's source with its hidden tests
+
+    @classmethod
+    def prepare(cls, nb, assignment):
+        """(Judgement, the notebook to execute: nb without the hidden tests of the cells the judge checks)."""
+        judgement = cls(load_checks(assignment))
+        judgement.sources = {grade_id(cell): cell.source for cell in judged_cells(nb, judgement.checks)}
+        judgement.probes = {gid: probe_code(requests)
+                            for gid, requests in questions_for(nb, judgement.seed, judgement.checks).items()}
+        return judgement, without_hidden_tests(nb, judgement.checks)
+
+    def apply(self, nb, outcome):
+        """Write the judged test cells' graded outputs into the executed nb, and put their sources back;
+        returns {grade id: (passed, sentence)}."""
+        answers = outcome.get("answers") or {}
+        why = {gid: _why_missing(gid, nb, outcome) for gid in self.probes if answers.get(gid) is None}
+        verdicts = judge_notebook(nb, answers, self.seed, self.checks, why)
+        for cell in judged_cells(nb, self.checks):
+            cell.source = self.sources.get(grade_id(cell), cell.source)
+        return verdicts
+
+
+def _why_missing(gid, nb, outcome):
+    """Why the kernel gave no answer to the probe after test cell gid, in words for the student."""
+    cell = next((c for c in nb.cells if grade_id(c) == gid), None)
+    stopped = [o for o in (cell.get("outputs", []) if cell else []) if o.get("output_type") == "error"
+               and o.get("ename") in ("KernelDied", "NotRun", "CellTimeoutError")]
+    if stopped:
+        return f"the notebook stopped before the grader could ask ({stopped[0].get('evalue') or stopped[0]['ename']})"
+    if gid not in (outcome.get("answers") or {}):
+        return "the test cell did not run"
+    return ("your notebook did not answer the grader's questions: a function ran too long, or code changed how "
+            "cells run")
