@@ -1,8 +1,11 @@
 """nbgrader configuration of the course "Backpropagation using PyTorch"."""
 import os
 
-from nbconvert.preprocessors import CSSHTMLHeaderPreprocessor
-from nbgrader.preprocessors import ClearHiddenTests, GetGrades
+from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
+from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearHiddenTests, GetGrades,
+                                    IgnorePattern, LimitOutput, SaveAutoGrades)
+
+from grading.judged_execute import SandboxedJudgedExecute
 
 c = get_config()  # noqa: F821 (provided by nbgrader when it loads this file)
 
@@ -12,6 +15,12 @@ c.CourseDirectory.db_url = "sqlite:///" + os.path.join(c.CourseDirectory.root, "
 
 # Students can delete or retype test cells; autograding puts them back from the gradebook.
 c.OverwriteCells.add_missing_cells = True
+
+# `nbgrader autograde` and the formgrader grade as `make autograde` does: each notebook runs in the sandbox, its
+# hidden tests stay here, and the judge (grading/judge.py) decides each test cell's points from plain data that the
+# kernel answers. nbgrader's own Execute would run the hidden tests in the student's kernel, as you, unsandboxed.
+c.Autograde.autograde_preprocessors = [SandboxedJudgedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
+                                       SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
 
 # Execution limits of one notebook: seconds per cell.
 c.Execute.timeout = 120

@@ -11,7 +11,6 @@ newer than the submission is skipped (--force regrades), so a killed run resumes
 """
 import argparse
 import concurrent.futures as cf
-import fnmatch
 import logging
 import multiprocessing
 import os
@@ -30,13 +29,17 @@ from nbgrader.nbgraderformat import MetadataValidator, ValidationError
 from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearOutput, DeduplicateIds, Execute,
                                     IgnorePattern, LimitOutput, OverwriteCells, OverwriteKernelspec, SaveAutoGrades)
 from traitlets.config.loader import PyFileConfigLoader
+from traitlets.utils.importstring import import_item
 from sqlalchemy.exc import SAWarning
 from tqdm import tqdm
 
 from .execute_sandboxed import execute_in_sandbox
 from .judge import Judgement
+from .judged_execute import SandboxedJudgedExecute, assignment_files
 from .sandbox import Sandbox, bwrap_problem, sweep_leftovers
 
+# nbgrader's defaults; c.Autograde.sanitize_preprocessors and c.Autograde.autograde_preprocessors replace them,
+# the execute step of the latter being this grader's own (workers, sandbox, judge)
 SANITIZE = [ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCells, CheckCellMetadata]
 AFTER_EXECUTION = [IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades, AssignLatePenalties,
                    CheckCellMetadata]
@@ -102,7 +105,11 @@ class ClassGrader:
         self.log.propagate = False
         self.collected = _Collect()
         self.log.addHandler(self.collected)
-        self.files = self._assignment_files()
+        self.files = assignment_files(self.coursedir, self.assignment)
+        autograde = self.config.get("Autograde", {})
+        self.sanitize_steps = [_class(pp) for pp in autograde.get("sanitize_preprocessors", SANITIZE)]
+        self.after_execution = [pp for pp in map(_class, autograde.get("autograde_preprocessors", AFTER_EXECUTION))
+                                if not issubclass(pp, (Execute, SandboxedJudgedExecute))]
         self.report = {}
         self.incomplete = False  # a student was not graded (the report says why); the exit status says so too
 
@@ -119,20 +126,6 @@ class ClassGrader:
             return []
         return sorted(p.name for p in root.iterdir()
                       if not p.name.startswith(".") and (p / self.assignment).is_dir())
-
-    def _assignment_files(self):
-        """What enters the sandbox besides the notebook: the assignment's own files from source/, never the student's."""
-        source = Path(self.coursedir.format_path(self.coursedir.source_directory, ".", self.assignment))
-        files = {}
-        for dirpath, dirnames, filenames in os.walk(source, followlinks=True):
-            for name in filenames:
-                path = Path(dirpath, name)
-                rel = path.relative_to(source).as_posix()
-                if name.endswith(".ipynb") or any(fnmatch.fnmatch(part, pat) for part in rel.split("/")
-                                                  for pat in self.coursedir.ignore):
-                    continue
-                files[rel] = path.read_bytes()
-        return files
 
     # --- gradebook ---------------------------------------------------------------------------------------
     def notebook_names(self):
@@ -263,7 +256,7 @@ class ClassGrader:
                        and cell.metadata.nbgrader.get("checksum") == compute_checksum(cell)}
         self.collected.messages = []
         try:
-            for pp in SANITIZE:
+            for pp in self.sanitize_steps:
                 nb, resources = pp(config=self.config, log=self.log)(nb, resources)
         except Exception as error:
             raise Unreadable(f"{name}.ipynb could not be sanitized ({type(error).__name__}: {error})") from None
@@ -277,7 +270,7 @@ class ClassGrader:
         nb = nbformat.reads(executed_json, as_version=4)
         job.judgement.apply(nb, outcome)  # the judge, not the kernel, writes each test cell's graded output
         resources = job.resources
-        for pp in AFTER_EXECUTION:
+        for pp in self.after_execution:
             nb, resources = pp(config=self.config, log=self.log)(nb, resources)
         dest = self.autograded(job.student)
         dest.mkdir(parents=True, exist_ok=True)
@@ -449,6 +442,11 @@ class ClassGrader:
         header = "UNSAFE: graded without the sandbox\n" if self.unsafe else ""
         (self.course / "autograde_report.txt").write_text(header + "\n".join(lines) + "\n")
         print(header + "\n".join(lines))
+
+
+def _class(preprocessor):
+    """A preprocessor class named in nbgrader's configuration (as a class or as an import string)."""
+    return import_item(preprocessor) if isinstance(preprocessor, str) else preprocessor
 
 
 def _same_number(a, b):
