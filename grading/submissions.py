@@ -1,6 +1,7 @@
 """Build synthetic student submissions by filling the release's answer cells by grade id."""
 import copy
 import re
+from textwrap import dedent
 from pathlib import Path
 
 import nbformat
@@ -13,20 +14,27 @@ RELEASE_NOTEBOOK = ROOT / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
 _MARKER = re.compile(r"^\s*#*\s*(BEGIN|END) SOLUTION\s*$")
 
 
-def training_loop(learning_rate, epochs):
-    """Question 4's answer as the solution writes it, with the given learning rate and number of steps."""
+def training_loop(learning_rate, steps, body=None):
+    """Question 4's answer as the solution writes it, with the given learning rate and number of steps (and, if
+    given, another body of train_sgd)."""
+    body = body or """
+            losses, weights = [], []
+            for t in range(steps):
+                sample = np.random.randint(0, len(x), batch_size)
+                loss = sgd_step(w, x[sample], y[sample], learning_rate)
+                if t % 10 == 0:
+                    losses.append(loss)
+                    weights.append(w.detach().reshape(-1).tolist())
+            return losses, weights
+    """
     return f"""
+        def train_sgd(x, y, w, learning_rate, steps, batch_size):
+            {dedent(body).strip().replace(chr(10), chr(10) + " " * 12)}
+
         learning_rate = {learning_rate}
-        epochs = {epochs}
+        steps = {steps}
         w = torch.randn(D_in, D_out, dtype=dtype, requires_grad=True)
-        weights = np.empty((epochs // 10, 2))
-        losses = np.empty(epochs // 10)
-        for t in range(epochs):
-            sample = np.random.randint(0, N, B)
-            loss = sgd_step(w, x[sample], y[sample], learning_rate)
-            if t % 10 == 0:
-                losses[t // 10] = loss
-                weights[t // 10, :] = w.detach().reshape(-1).numpy()
+        losses, weights = train_sgd(x, y, w, learning_rate, steps, B)
     """
 
 

@@ -41,14 +41,18 @@ def optimizer_loop(optimizer="torch.optim.SGD(model.parameters(), lr=0.5)", step
                    step="optimizer.step()", model="torch.nn.Linear(2, 1, bias=False)"):
     """Question 5 as the solution writes it, with one part changed."""
     return f"""
-        model = {model}
-        optimizer = {optimizer}
-        for t in range({steps}):
-            sample = np.random.randint(0, N, B)
-            {zero}
-            loss = func.mse_loss(model(x[sample]), y[sample])
-            loss.backward()
-            {step}
+        def train_model(x, y):
+            model = {model}
+            optimizer = {optimizer}
+            for t in range({steps}):
+                sample = np.random.randint(0, len(x), B)
+                {zero}
+                loss = func.mse_loss(model(x[sample]), y[sample])
+                loss.backward()
+                {step}
+            return model
+
+        model = train_model(x, y)
     """
 
 
@@ -214,56 +218,63 @@ CORRECT = {
             w.data -= learning_rate * w.grad.data
             w.grad.data.zero_()
             return loss
-    """, q4="""
-        learning_rate = 0.3
-        epochs = 60  # passes over the data, N // B mini-batches each
-        w = torch.zeros(D_in, D_out, requires_grad=True)
+    """, q4=training_loop("0.3", 300, body="""
         losses, weights = [], []
         step = 0
-        for epoch in range(epochs):
-            order = np.random.permutation(N)
-            for start in range(0, N, B):
-                sample = order[start:start + B]
+        while step < steps:  # passes over the data in a new order, len(x) // batch_size mini-batches each
+            order = np.random.permutation(len(x))
+            for start in range(0, len(x) - batch_size + 1, batch_size):
+                if step == steps:
+                    break
+                sample = order[start:start + batch_size]
                 loss = sgd_step(w, x[sample], y[sample], learning_rate)
                 if step % 10 == 0:
                     losses.append(float(loss))
                     weights.append(w.detach().clone())
                 step += 1
-    """),
-    "training-loop-recording-every-10-epochs-with-shadowed-builtins": answers(q4="""
-        learning_rate = 0.5
-        epochs = 100
-        w = torch.randn(D_in, D_out, requires_grad=True)
-        losses, weights = [], []
+        return losses, weights
+    """)),
+    "training-loop-recording-into-arrays-with-shadowed-builtins": answers(q4=joined("""
         sum = 0.0  # running total of the losses (shadows the builtin sum)
         max = None
-        for epoch in range(epochs):
-            for batch in np.array_split(np.random.permutation(N), N // B):
-                loss = sgd_step(w, x[batch], y[batch], learning_rate)
-                sum += loss
-            if epoch % 10 == 0:
-                losses.append(loss)
-                weights.append(w.detach().reshape(-1).tolist())
-    """),
+    """, training_loop("0.5", 1000, body="""
+        losses = np.empty(steps // 10)
+        weights = np.empty((steps // 10, 2))
+        for t in range(steps):
+            sample = torch.randint(0, x.shape[0], (batch_size,))
+            loss = sgd_step(w, x[sample], y[sample], learning_rate)
+            if t % 10 == 0:
+                losses[t // 10] = loss
+                weights[t // 10, :] = w.detach().reshape(-1).numpy()
+        return losses, weights
+    """))),
     "adam-optimizer-with-mse-loss-module": answers(q5="""
-        model = torch.nn.Linear(2, 1, bias=False)
-        optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
-        criterion = torch.nn.MSELoss()
-        for t in range(1000):
-            sample = np.random.randint(0, N, B)
-            model.zero_grad()
-            criterion(model(x[sample]), y[sample]).backward()
-            optimizer.step()
+        def train_model(x, y):
+            model = torch.nn.Linear(2, 1, bias=False)
+            optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+            criterion = torch.nn.MSELoss()
+            for t in range(1000):
+                sample = np.random.randint(0, N, B)
+                model.zero_grad()
+                criterion(model(x[sample]), y[sample]).backward()
+                optimizer.step()
+            return model
+
+        model = train_model(x, y)
     """),
     "sgd-with-momentum-over-shuffled-passes": answers(q5="""
-        model = nn.Linear(D_in, D_out, bias=False)
-        optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-        for epoch in range(100):
-            for batch in torch.randperm(N).split(B):
-                optimizer.zero_grad(set_to_none=True)
-                loss = ((model(x[batch]) - y[batch]) ** 2).mean()
-                loss.backward()
-                optimizer.step()
+        def train_model(inputs, targets):
+            net = nn.Linear(D_in, D_out, bias=False)
+            optimizer = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
+            for epoch in range(100):
+                for batch in torch.randperm(len(inputs)).split(B):
+                    optimizer.zero_grad(set_to_none=True)
+                    loss = ((net(inputs[batch]) - targets[batch]) ** 2).mean()
+                    loss.backward()
+                    optimizer.step()
+            return net
+
+        model = train_model(x, y)
     """),
     # PyTorch warnings, in the answer cells and inside the functions the tests call, and text written to stderr
     # below Python (as C++ code does): none of it may cost a point.
@@ -294,8 +305,8 @@ CORRECT = {
                 w.grad.zero_()
             return loss.item()
     """, q5=optimizer_loop(optimizer="torch.optim.SGD(model.parameters(), lr=0.5)\n"
-                                    "        scheduler = torch.optim.lr_scheduler.StepLR(optimizer, 500)\n"
-                                    "        scheduler.step()  # UserWarning: scheduler stepped before the optimizer")),
+                                    "            scheduler = torch.optim.lr_scheduler.StepLR(optimizer, 500)\n"
+                                    "            scheduler.step()  # UserWarning: scheduler stepped before the optimizer")),
 }
 
 # Answers that try to talk the tests round: they replace the comparison functions tests commonly use, or
@@ -623,77 +634,95 @@ WRONG = {
     "q4-seed-learning-rate-and-epochs": ("q4", answers(q4=training_loop("1e-2", 500))),
     "q4-too-few-steps": ("q4", answers(q4=training_loop("0.05", 100))),
     "q4-learning-rate-diverges": ("q4", answers(q4=training_loop("5.0", 200))),
-    "q4-hard-coded-weights": ("q4", answers(q4="""
-        learning_rate = 0.5
-        epochs = 2000
-        w = torch.tensor([[0.4], [0.2]], requires_grad=True)
-        losses = np.zeros(epochs // 10)
-        weights = np.tile([0.4, 0.2], (epochs // 10, 1))
-    """)),
-    "q4-weights-recorded-without-a-copy": ("q4", answers(q4="""
-        learning_rate = 0.5
-        epochs = 500
-        w = torch.randn(D_in, D_out, dtype=dtype, requires_grad=True)
+    "q4-hard-coded-weights-with-invented-records": ("q4", answers(q4=training_loop("0.5", 2000, body="""
+        with torch.no_grad():
+            w.copy_(torch.tensor([[0.4], [0.2]]))
+        return np.linspace(1.0, 0.01, steps // 10), np.tile([0.4, 0.2], (steps // 10, 1))
+    """))),
+    "q4-weights-recorded-without-a-copy": ("q4", answers(q4=training_loop("0.5", 500, body="""
         losses, weights = [], []
-        for t in range(epochs):
-            sample = np.random.randint(0, N, B)
+        for t in range(steps):
+            sample = np.random.randint(0, len(x), batch_size)
             loss = sgd_step(w, x[sample], y[sample], learning_rate)
             if t % 10 == 0:
                 losses.append(loss)
                 weights.append(w.detach())  # shares memory with w: every entry ends up as the final w
-    """)),
-    "q4-new-random-weights-every-step": ("q4", answers(q4="""
-        learning_rate = 0.5
-        epochs = 500
-        weights, losses = [], []
-        for t in range(epochs):
-            w = torch.randn(D_in, D_out, dtype=dtype, requires_grad=True)
-            sample = np.random.randint(0, N, B)
+        return losses, weights
+    """))),
+    "q4-new-random-weights-every-step": ("q4", answers(q4=training_loop("0.5", 500, body="""
+        losses, weights = [], []
+        for t in range(steps):
+            w = torch.randn(2, 1, requires_grad=True)
+            sample = np.random.randint(0, len(x), batch_size)
             loss = sgd_step(w, x[sample], y[sample], learning_rate)
             if t % 10 == 0:
                 losses.append(loss)
                 weights.append(w.detach().reshape(-1).tolist())
-    """)),
-    "q4-loss-computed-but-no-step": ("q4", answers(q4="""
-        learning_rate = 0.5
-        epochs = 500
-        w = torch.randn(D_in, D_out, dtype=dtype, requires_grad=True)
+        return losses, weights
+    """))),
+    "q4-loss-computed-but-no-step": ("q4", answers(q4=training_loop("0.5", 500, body="""
         losses, weights = [], []
-        for t in range(epochs):
-            sample = np.random.randint(0, N, B)
+        for t in range(steps):
+            sample = np.random.randint(0, len(x), batch_size)
             loss = (x[sample].mm(w) - y[sample]).pow(2).mean().item()
             if t % 10 == 0:
                 losses.append(loss)
                 weights.append(w.detach().reshape(-1).tolist())
-    """)),
+        return losses, weights
+    """))),
+    "q4-trains-the-global-data-not-its-arguments": ("q4", answers(q4=training_loop("0.5", 1000, body="""
+        losses, weights = [], []
+        for t in range(steps):
+            sample = np.random.randint(0, N, B)
+            loss = sgd_step(w, globals()["x"][sample], globals()["y"][sample], learning_rate)
+            if t % 10 == 0:
+                losses.append(loss)
+                weights.append(w.detach().reshape(-1).tolist())
+        return losses, weights
+    """))),
 
     # Question 5
     "q5-no-optimizer-step": ("q5", answers(q5=optimizer_loop(step="pass"))),
     "q5-no-zero-grad": ("q5", answers(q5=optimizer_loop(zero="pass"))),
     "q5-with-bias": ("q5", answers(q5=optimizer_loop(model="torch.nn.Linear(2, 1)"))),
     "q5-manual-update-without-an-optimizer": ("q5", answers(q5="""
-        model = torch.nn.Linear(2, 1, bias=False)
-        for t in range(1000):
-            sample = np.random.randint(0, N, B)
-            model.zero_grad()
-            func.mse_loss(model(x[sample]), y[sample]).backward()
-            with torch.no_grad():
-                model.weight -= 0.5 * model.weight.grad
+        def train_model(x, y):
+            model = torch.nn.Linear(2, 1, bias=False)
+            for t in range(1000):
+                sample = np.random.randint(0, len(x), B)
+                model.zero_grad()
+                func.mse_loss(model(x[sample]), y[sample]).backward()
+                with torch.no_grad():
+                    model.weight -= 0.5 * model.weight.grad
+            return model
+
+        model = train_model(x, y)
     """)),
-    "q5-weight-typed-in-near-the-target": ("q5", answers(q5="""
-        model = torch.nn.Linear(2, 1, bias=False)
-        with torch.no_grad():
-            model.weight.copy_(torch.tensor([[0.41, 0.19]]))
+    "q5-weights-typed-in-with-a-no-op-optimizer-step": ("q5", answers(q5="""
+        def train_model(x, y):
+            model = torch.nn.Linear(2, 1, bias=False)
+            with torch.no_grad():
+                model.weight.copy_(torch.tensor([[0.41, 0.19]]))
+            optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+            func.mse_loss(model(x), y).backward()
+            optimizer.step()
+            return model
+
+        model = train_model(x, y)
     """)),
     "q5-optimizer-over-a-previous-model": ("q5", answers(q5="""
-        model = torch.nn.Linear(2, 1, bias=False)
-        optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
-        model = torch.nn.Linear(2, 1, bias=False)
-        for t in range(1000):
-            sample = np.random.randint(0, N, B)
-            optimizer.zero_grad()
-            func.mse_loss(model(x[sample]), y[sample]).backward()
-            optimizer.step()
+        def train_model(x, y):
+            model = torch.nn.Linear(2, 1, bias=False)
+            optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
+            model = torch.nn.Linear(2, 1, bias=False)
+            for t in range(1000):
+                sample = np.random.randint(0, len(x), B)
+                optimizer.zero_grad()
+                func.mse_loss(model(x[sample]), y[sample]).backward()
+                optimizer.step()
+            return model
+
+        model = train_model(x, y)
     """)),
     "q5-no-optimizer-step-with-an-exception-swallowing-handler": ("q5", answers(
         q5=joined(SWALLOW_EXCEPTIONS, optimizer_loop(step="pass")))),

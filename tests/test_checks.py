@@ -1,0 +1,128 @@
+"""The judge's checks, in-process: the submission catalogue's verdicts, and how unusable answers are scored.
+
+The same checks and parser that grade submissions run here on notebooks executed in a forked IPython shell
+(tests/in_process.py); the slow pipeline tests prove the same verdicts through the sandbox and nbgrader.
+"""
+import json
+import math
+import re
+
+import pytest
+
+from grading import backprop_checks
+from grading.answer_data import Unanswered
+from grading.backprop_checks import CHECKS
+from grading.judge import Answered, NotebookStudent, parse_answers, questions_for, run_check
+from grading.submissions import build_submission, solution_answers
+from in_process import judged_all
+from submission_catalogue import AUTOGRADED, BUILDS_ON, CORRECT, WRONG
+
+QUESTION = {gid: gid.split("_")[0] for gid in CHECKS}
+SOLUTION = solution_answers()
+
+
+@pytest.fixture(scope="module")
+def catalogue_verdicts():
+    """name -> {question: (passed, sentence)} for the solution, the blank release and every catalogue entry."""
+    notebooks = {"perfect": build_submission(SOLUTION), "blank-release": build_submission({})}
+    notebooks.update({name: build_submission({**SOLUTION, **answers}) for name, answers in CORRECT.items()})
+    notebooks.update({name: build_submission({**SOLUTION, **answers}) for name, (_, answers) in WRONG.items()})
+    return {name: {QUESTION.get(gid, gid): verdict for gid, verdict in verdicts.items()}
+            for name, verdicts in judged_all(notebooks).items()}
+
+
+def test_checks_pass_the_solution_and_fail_the_blank_release(catalogue_verdicts):
+    assert {q: v[0] for q, v in catalogue_verdicts["perfect"].items()} == {q: True for q in AUTOGRADED}, \
+        catalogue_verdicts["perfect"]
+    assert {q: v[0] for q, v in catalogue_verdicts["blank-release"].items()} == {q: False for q in AUTOGRADED}
+
+
+@pytest.mark.parametrize("name", sorted(CORRECT))
+def test_check_accepts_a_correct_answer_written_differently(catalogue_verdicts, name):
+    failed = {q: v[1] for q, v in catalogue_verdicts[name].items() if not v[0]}
+    assert not failed, failed
+
+
+@pytest.mark.parametrize("name", sorted(WRONG))
+def test_check_catches_the_wrong_answer_and_only_it(catalogue_verdicts, name):
+    question = WRONG[name][0]
+    verdicts = catalogue_verdicts[name]
+    assert not verdicts[question][0], f"{name} passed {question}"
+    collateral = {q: v[1] for q, v in verdicts.items()
+                  if not v[0] and q != question and question not in BUILDS_ON.get(q, set())}
+    assert not collateral, collateral
+
+
+def test_failure_messages_state_no_value_the_questions_do_not_give(catalogue_verdicts):
+    """Messages may name 2, 3, 24, 12.5, 10, 0.05, (0.4, 0.2) and the like; never a hidden point or expected value."""
+    for name, verdicts in catalogue_verdicts.items():
+        for passed, sentence in verdicts.values():
+            decimals = set(re.findall(r"\d+\.\d+", sentence)) - {"2.0", "3.0", "0.05", "0.4", "0.2", "12.5"}
+            assert not decimals, (name, sentence)
+
+
+def test_each_check_asks_plain_json_and_draws_new_points_per_submission():
+    nb = build_submission(SOLUTION)
+    first, second = questions_for(nb, "seed-a", CHECKS), questions_for(nb, "seed-b", CHECKS)
+    assert set(first) == set(CHECKS)
+    for gid in CHECKS:
+        json.dumps(first[gid], allow_nan=False)
+    changed = [gid for gid in CHECKS if first[gid] != second[gid]]
+    assert set(changed) >= {"q1fwd_test_values", "q2fwd_test_values", "q3_test_sgd_step", "q4_test_training",
+                            "q5_test_training"}
+
+
+@pytest.mark.parametrize("text, why", [
+    (None, "no answer"), ("x" * (9 << 20), "too long"), ("{not json", "not readable"), ("[" * 100000, "not readable"),
+    ("[]", "expected form"), ('[{"value": 1}, 2]', "expected form"), ('{"a": 1}', "expected form"),
+])
+def test_a_missing_or_malformed_answer_scores_zero_with_a_reason(text, why):
+    passed, sentence = run_check(CHECKS["q1a_test_graph"], Answered("s", "q1a_test_graph", text, "no answer"))
+    assert not passed and why in sentence, sentence
+
+
+@pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity", '"2.0"', "true", '{"a": 1}', "[2.0]"])
+def test_a_value_that_is_not_a_finite_number_fails_its_question(value):
+    answer = ('[{"result": {"type": "number", "value": %s}, "error": null, "reverse_mode": false, "refs": {}}]' % value)
+    student = Answered("s", "q1fwd_test_values", None)
+    requests = []
+
+    def one_call(asked):
+        requests.extend(asked)
+        return parse_answers(json.dumps(json.loads(answer, parse_constant=lambda c: c) * len(asked)).replace(
+            '"NaN"', "NaN").replace('"Infinity"', "Infinity").replace('"-Infinity"', "-Infinity"), len(asked))
+    student._answers = one_call
+    passed, sentence = run_check(CHECKS["q1fwd_test_values"], student)
+    assert not passed, sentence
+
+
+def test_json_constants_parse_to_floats_that_checks_refuse():
+    data = parse_answers('[{"v": NaN}, {"v": Infinity}]', 2)
+    assert math.isnan(data[0]["v"]) and data[1]["v"] == math.inf
+    with pytest.raises(Unanswered):
+        parse_answers('[{"v": NaN}]', 2)
+
+
+def test_notebook_start_is_the_notebooks_first_random_weights():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    assert torch.randn(2, 1).reshape(-1).tolist() == list(backprop_checks.NOTEBOOK_START)
+
+
+def test_notebook_data_is_what_the_notebooks_data_cell_makes():
+    np = pytest.importorskip("numpy")
+    np.random.seed(42)
+    grid = np.meshgrid(np.arange(0.0, 1.0, 0.1), np.arange(0.0, 1.0, 0.1), sparse=False, indexing="ij")
+    inputs = np.vstack(tuple(map(np.ravel, grid))).T
+    targets = inputs.dot(np.array((0.4, 0.2)).reshape(1, -1).T) + 1e-2 * np.random.rand(inputs.shape[0], 1)
+    sample = np.random.randint(0, 100, 20)
+    got_inputs, got_targets = backprop_checks.notebook_data()
+    assert (got_inputs == inputs[sample].astype(np.float32)).all()
+    assert (got_targets == targets[sample, 0].astype(np.float32)).all()
+
+
+def test_fresh_targets_are_never_those_of_the_notebook():
+    import random
+    for seed in range(200):
+        _, _, best = backprop_checks.fresh_targets(random.Random(seed))
+        assert max(abs(best[0] - 0.4), abs(best[1] - 0.2)) > 0.1
