@@ -2,10 +2,12 @@
 import os
 
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
-from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearHiddenTests, GetGrades,
-                                    IgnorePattern, LimitOutput, SaveAutoGrades)
+from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearHiddenTests, ClearOutput,
+                                    DeduplicateIds, GetGrades, IgnorePattern, LimitOutput, OverwriteCells,
+                                    OverwriteKernelspec, SaveAutoGrades)
 
 from grading.judged_execute import SandboxedJudgedExecute
+from grading.restore_cell_flags import RestoreCellFlags
 
 c = get_config()  # noqa: F821 (provided by nbgrader when it loads this file)
 
@@ -19,6 +21,8 @@ c.OverwriteCells.add_missing_cells = True
 # `nbgrader autograde` and the formgrader grade as `make autograde` does: each notebook runs in the sandbox, its
 # hidden tests stay here, and the judge (grading/judge.py) decides each test cell's points from plain data that the
 # kernel answers. nbgrader's own Execute would run the hidden tests in the student's kernel, as you, unsandboxed.
+c.Autograde.sanitize_preprocessors = [RestoreCellFlags, ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCells,
+                                      CheckCellMetadata]  # cell flags from the gradebook, not from the submission
 c.Autograde.autograde_preprocessors = [SandboxedJudgedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
                                        SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
 

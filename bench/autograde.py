@@ -4,7 +4,8 @@
 
 Builds N synthetic submissions (the solution, the blank release, and the correct and wrong variants of
 tests/submission_catalogue.py, in turn) in three copies of the course and grades them one after the other:
-stock `nbgrader autograde` (no sandbox, one submission at a time); the course's grader
+stock `nbgrader autograde` (nbgrader's own Execute: no sandbox, hidden tests in the student's kernel, one
+submission at a time); the course's grader
 `python -m grading.autograde_class` with a new kernel process per submission (c.Sandbox.kernel_template = False);
 and the same grader as `make autograde` runs it (sandbox, N workers, kernels forked from a warm template).
 Prints each wall time, seconds per submission, the ratios, peak memory per worker (proportional set size of a
@@ -209,6 +210,9 @@ def main(argv=None):
                 write_submission(courses[how], student, nb)
         with open(courses["fresh"] / "nbgrader_config.py", "a") as config:
             config.write("\nc.Sandbox.kernel_template = False  # a new kernel process per submission\n")
+        with open(courses["stock"] / "nbgrader_config.py", "a") as config:  # nbgrader's own Execute: hidden tests
+            config.write("\nfrom nbgrader.preprocessors import Execute\n"  # run in the student's kernel, unsandboxed
+                         "c.Autograde.autograde_preprocessors = [Execute] + c.Autograde.autograde_preprocessors[1:]\n")
 
         def ours(how):
             return timed([sys.executable, "-m", "grading.autograde_class", ASSIGNMENT, "--course",

@@ -1,6 +1,7 @@
 """Where one submission's grading time goes: kernel start (a new sandbox and kernel process, or a kernel forked
 from the worker's warm template), the common imports, the cells, and the coordinator's nbgrader bookkeeping
-(sanitize before, SaveAutoGrades and the rest after).
+(sanitize before, SaveAutoGrades and the rest after), and the judge's share: its questions, asked in the kernel
+after each test cell, and its checks, run in the coordinator.
 
     python -m bench.where_time_goes [--repeat 3]
 
@@ -21,6 +22,7 @@ import zmq.asyncio
 from jupyter_client.manager import AsyncKernelManager
 
 from grading.execute_sandboxed import execute_in_sandbox
+from grading.judge import Judgement
 from grading.kernel_template import TemplateKernelManager, worker_template
 from grading.sandbox import Limits, SandboxKernelManager
 from grading.submissions import ASSIGNMENT, build_submission, solution_answers, write_submission
@@ -116,19 +118,28 @@ def main(argv=None):
             job = grader.sanitize("perfect", ASSIGNMENT)
             t1 = time.perf_counter()
             fresh = {**grader.limits, "kernel_template": False}
-            executed, outcome = execute_in_sandbox(job.notebook_json, grader.files, fresh)
+            executed, outcome = execute_in_sandbox(job.notebook_json, grader.files, fresh, job.judgement.probes)
             t2 = time.perf_counter()
             add("execute_in_sandbox, new sandbox and kernel process", t2 - t1)
             add("  of which the cells (nbclient timing)", cell_seconds(nbformat.reads(executed, as_version=4)))
             t2 = time.perf_counter()
-            executed, outcome = execute_in_sandbox(job.notebook_json, grader.files, grader.limits)
+            executed, outcome = execute_in_sandbox(job.notebook_json, grader.files, grader.limits, job.judgement.probes)
             t3 = time.perf_counter()
             add("execute_in_sandbox, kernel forked from the template (as make autograde)", t3 - t2)
             add("  of which the cells (nbclient timing) ", cell_seconds(nbformat.reads(executed, as_version=4)))
-            grader.finish(job, executed, outcome)
+            add("  of which the kernel answering the judge's questions (8 probes)", outcome["asking_seconds"])
+            sanitized = nbformat.reads(job.notebook_json, as_version=4)
             t4 = time.perf_counter()
-            add("coordinator: open submission + sanitize", t1 - t0)
-            add("coordinator: after-execution preprocessors + write", t4 - t3)
+            Judgement.prepare(sanitized, ASSIGNMENT)
+            t5 = time.perf_counter()
+            job.judgement.apply(nbformat.reads(executed, as_version=4), outcome)
+            t6 = time.perf_counter()
+            grader.finish(job, executed, outcome)
+            t7 = time.perf_counter()
+            add("coordinator: open submission + sanitize (judge's preparation included)", t1 - t0)
+            add("  of which the judge: draw the points, record the questions, strip hidden tests", t5 - t4)
+            add("coordinator: judge + after-execution preprocessors + write", t7 - t6)
+            add("  of which the judge: check the answers, write the test cells' outputs", t6 - t5)
     width = max(map(len, rows))
     print(f"median of {args.repeat} runs, one at a time, seconds")
     for name, values in rows.items():

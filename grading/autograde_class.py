@@ -25,7 +25,6 @@ from nbconvert.preprocessors import ClearMetadataPreprocessor
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.coursedir import CourseDirectory
 from nbgrader.utils import compute_checksum
-from nbgrader.nbgraderformat import MetadataValidator, ValidationError
 from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearOutput, DeduplicateIds, Execute,
                                     IgnorePattern, LimitOutput, OverwriteCells, OverwriteKernelspec, SaveAutoGrades)
 from traitlets.config.loader import PyFileConfigLoader
@@ -36,6 +35,7 @@ from tqdm import tqdm
 from .execute_sandboxed import execute_in_sandbox
 from .judge import Judgement
 from .judged_execute import SandboxedJudgedExecute, assignment_files
+from .restore_cell_flags import RestoreCellFlags, restore_cell_flags
 from .sandbox import Sandbox, bwrap_problem, sweep_leftovers
 
 # nbgrader's defaults; c.Autograde.sanitize_preprocessors and c.Autograde.autograde_preprocessors replace them,
@@ -107,7 +107,8 @@ class ClassGrader:
         self.log.addHandler(self.collected)
         self.files = assignment_files(self.coursedir, self.assignment)
         autograde = self.config.get("Autograde", {})
-        self.sanitize_steps = [_class(pp) for pp in autograde.get("sanitize_preprocessors", SANITIZE)]
+        self.sanitize_steps = [pp for pp in map(_class, autograde.get("sanitize_preprocessors", SANITIZE))
+                               if not issubclass(pp, RestoreCellFlags)]  # done first, with notes for the report
         self.after_execution = [pp for pp in map(_class, autograde.get("autograde_preprocessors", AFTER_EXECUTION))
                                 if not issubclass(pp, (Execute, SandboxedJudgedExecute))]
         self.report = {}
@@ -196,61 +197,13 @@ class ClassGrader:
                              f"{str(error).splitlines()[0][:120]})") from None
         return nb
 
-    def restore_cell_flags(self, nb, name):
-        """Put back the nbgrader flags (grade, solution, locked, points) of known cells from the gradebook;
-        cells naming an unknown grade id or carrying broken metadata become plain cells. Returns notes."""
-        notes = []
-        with Gradebook(self.db_url, self.coursedir.course_id) as gb:
-            notebook = gb.find_notebook(name, self.assignment)
-            source = {c.name: c for c in notebook.source_cells}
-            points = {c.name: c.max_score for c in notebook.grade_cells}
-            solutions = {c.name for c in notebook.solution_cells}
-            tasks = {c.name: c.max_score for c in notebook.task_cells}
-        for cell in nb.cells:
-            meta = cell.metadata.get("nbgrader")
-            if meta is None:
-                continue
-            gid = meta.get("grade_id") if isinstance(meta, dict) else None
-            if not isinstance(gid, str) or gid not in source:
-                del cell.metadata["nbgrader"]
-                notes.append(f"a cell with unknown grade id {gid!r} is treated as a plain cell")
-                continue
-            if cell.cell_type != source[gid].cell_type:
-                notes.append(f"cell {gid} changed type; restored")
-                cell.cell_type = source[gid].cell_type
-                if cell.cell_type == "code":
-                    cell.outputs, cell.execution_count = [], None
-                else:
-                    cell.pop("outputs", None)
-                    cell.pop("execution_count", None)
-            restored = {"grade_id": gid, "grade": gid in points, "solution": gid in solutions, "task": gid in tasks,
-                        "locked": bool(source[gid].locked), "schema_version": 3,
-                        "cell_type": source[gid].cell_type}
-            if gid in points or gid in tasks:  # the submitted number, if equal, keeps the checksum's spelling
-                most = points.get(gid, tasks.get(gid))
-                restored["points"] = meta["points"] if _same_number(meta.get("points"), most) else most
-            if isinstance(meta.get("checksum"), str):
-                restored["checksum"] = meta["checksum"]
-            changed = sorted(k for k in ("grade", "solution", "task", "locked", "points")
-                             if k in restored and meta.get(k) != restored[k] and not
-                             (k == "points" and _same_number(meta.get(k), restored[k])))
-            if changed:
-                notes.append(f"nbgrader metadata ({', '.join(changed)}) of {gid} was changed; restored")
-            cell.metadata["nbgrader"] = restored
-            try:
-                MetadataValidator().validate_cell(cell)
-            except ValidationError:
-                del cell.metadata["nbgrader"]
-                notes.append(f"cell {gid} has broken metadata; treated as a plain cell")
-        return notes
-
     def sanitize(self, student, name):
         """The notebook ready to execute, or Unreadable."""
         nb = self.read_notebook(student, name)
         resources = {"unique_key": name, "output_files_dir": f"{name}_files",
                      "nbgrader": {"student": student, "assignment": self.assignment, "notebook": name,
                                   "db_url": self.db_url}}
-        notes = self.restore_cell_flags(nb, name)
+        notes = restore_cell_flags(nb, self.db_url, self.coursedir.course_id, self.assignment, name)
         # locked cells as released (hidden tests are put back into them: not an edit by the student)
         as_released = {cell.metadata.nbgrader["grade_id"] for cell in nb.cells if "nbgrader" in cell.metadata
                        and cell.metadata.nbgrader.get("checksum") == compute_checksum(cell)}
@@ -447,13 +400,6 @@ class ClassGrader:
 def _class(preprocessor):
     """A preprocessor class named in nbgrader's configuration (as a class or as an import string)."""
     return import_item(preprocessor) if isinstance(preprocessor, str) else preprocessor
-
-
-def _same_number(a, b):
-    try:
-        return float(a) == float(b)
-    except (TypeError, ValueError):
-        return False
 
 
 def _has_submission(grader, student):

@@ -208,10 +208,13 @@ def check_q2(student):
                                 ("F", math.log(2.0) + 21.0, "a + b + c")):
         if not near(number(values[name], name), want, tolerance(values[name], 1e-5)):
             raise Feedback(f"{name} does not equal {formula}.")
-    reaches = answers[6].get("reaches")
+    reaches, operations = answers[6].get("reaches"), answers[6].get("operations")
     if not (isinstance(reaches, list) and reaches == [True, True]):
         raise Feedback("F is not computed from this cell's x and y: build a, b and c from the new x and y, and F from "
                        "a, b and c.")
+    if not (isinstance(operations, list) and any(isinstance(op, str) and op.startswith("Log") for op in operations)):
+        raise Feedback("F's graph holds no logarithm: compute a = torch.log(x) from this cell's x, so that backward "
+                       "differentiates ln x.")
     gx, gy = grad(values["x"]), grad(values["y"])
     if gx is None or gy is None:
         raise Feedback("x.grad or y.grad is None: call F.backward() after computing F.")

@@ -3,7 +3,7 @@
     execute_in_sandbox(notebook_json, files, limits, questions) -> (executed_notebook_json, outcome)
 
 questions (grade id -> source of a probe cell, grading/judge.py) are asked right after the test cell of that grade
-id has run, and what the kernel printed in answer comes back in outcome["answers"], to be judged elsewhere.
+id has run, and what the kernel printed while answering comes back in outcome["answers"], to be judged elsewhere.
 
 Everything in and out is plain data (str, dict of bytes, dict), so the call can run in any worker process.
 It never touches the gradebook or the course directory. The kernel is nbgrader's Execute preprocessor
@@ -23,7 +23,6 @@ from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbclient.util import run_sync
 from nbgrader.preprocessors import Execute
 
-from .judge import answer_in
 from .kernel_template import TemplateError, TemplateKernelManager, discard_worker_template, worker_template
 from .sandbox import Limits, SandboxKernelManager, remove_tree, scratch_folder, write_files
 
@@ -46,6 +45,7 @@ class LimitedExecute(Execute):
         self.running_cell = None
         self.questions = dict(questions or {})
         self.answers = {}
+        self.asked_seconds = 0.0  # time the kernel spent answering the judge
         self.asking = None  # the probe cell being run, whose output is the kernel's answer, not the notebook's
 
     def on_cell_start(self, cell, cell_index):  # nbclient hook
@@ -61,17 +61,17 @@ class LimitedExecute(Execute):
     execute_cell = run_sync(async_execute_cell)  # nbclient binds its own coroutine here; ours asks the probes
 
     async def ask(self, code, cell_index):
-        """Run a probe cell right after the test cell at cell_index; the JSON text it printed, or None."""
+        """Run a probe cell right after the test cell at cell_index; what it printed (the judge reads its answer)."""
         self.asking, self.asked_bytes = nbformat.v4.new_code_cell(code), 0
-        test_cell = self.nb.cells[cell_index]
+        test_cell, started = self.nb.cells[cell_index], time.monotonic()
         try:
             await super().async_execute_cell(self.asking, cell_index, store_history=False)
-            printed = "".join(o.get("text", "") for o in self.asking.outputs
-                              if o.get("output_type") == "stream" and o.get("name") == "stdout")
-            return answer_in(printed)
+            return "".join(o.get("text", "") for o in self.asking.outputs
+                           if o.get("output_type") == "stream" and o.get("name") == "stdout")[:MAX_ANSWER_BYTES]
         finally:
             self.nb.cells[cell_index] = test_cell  # nbclient stores the cell it ran at cell_index
             self.asking = None
+            self.asked_seconds += time.monotonic() - started
 
     def output(self, outs, msg, display_id, cell_index):
         if self.asking is not None:  # a probe's output: kept apart, within its own cap
@@ -151,7 +151,7 @@ def execute_in_sandbox(notebook_json, files, limits, questions=None):
 
     limits: a dict of Limits fields (see grading.sandbox.Limits). Returns (executed notebook as JSON text,
     outcome) where outcome = {"status", "detail", "seconds", "cells_not_run", "output_truncated", "answers"};
-    answers maps each grade id asked to the text the kernel printed in answer (None: nothing readable).
+    answers maps each grade id asked to the text the kernel printed while answering.
     status is "ok", "notebook-timeout", "out-of-memory", "kernel-crashed", "kernel-exited", "kernel-died",
     "cell-timeout" (a cell ran too long and ignored the interrupt) or "sandbox-error" (the kernel never ran).
     When the worker's kernel template fails before any cell of the notebook began (it stopped answering, its
@@ -228,5 +228,6 @@ def _execute(notebook_json, files, limits, questions=None):
     if client.truncated:
         detail = (detail + "; " if detail else "") + f"output beyond {limits.max_output_bytes} bytes was dropped"
     outcome = {"status": status, "detail": detail, "seconds": round(time.monotonic() - started, 2),
-               "cells_not_run": marked, "output_truncated": client.truncated, "answers": client.answers}
+               "cells_not_run": marked, "output_truncated": client.truncated, "answers": client.answers,
+               "asking_seconds": round(client.asked_seconds, 3)}
     return nbformat.writes(nb), outcome, template_failed

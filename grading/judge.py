@@ -116,22 +116,25 @@ def kernel_questions_source():
     return _SOURCE
 
 
-def probe_code(requests):
+def probe_code(requests, nonce):
     """Source of the cell that asks a kernel `requests`: kernel_questions run in a namespace of its own, with
     Python's builtins, so that names the notebook defined (json, len, print, ...) change nothing."""
     return ("import builtins as __judge_builtins\n"
             "__judge_module = {'__builtins__': __judge_builtins, '__name__': 'kernel_questions'}\n"
             f"__judge_builtins.exec({kernel_questions_source()!r}, __judge_module)\n"
-            f"__judge_module['print_answer'](__judge_builtins.globals(), {json.dumps(requests)!r})\n"
+            f"__judge_module['print_answer'](__judge_builtins.globals(), {json.dumps(requests)!r}, {nonce!r})\n"
             "del __judge_builtins, __judge_module\n")
 
 
-def answer_in(text):
-    """The JSON text a probe printed between its markers, or None."""
-    start = text.find(kernel_questions.BEGIN)
+def answer_in(text, nonce):
+    """The JSON text a probe printed between its markers after its nonce, or None."""
+    if not isinstance(text, str):
+        return None
+    begin = kernel_questions.BEGIN + nonce
+    start = text.find(begin)
     if start < 0:
         return None
-    start += len(kernel_questions.BEGIN)
+    start += len(begin)
     end = text.find(kernel_questions.END, start)
     return None if end < 0 else text[start:end]
 
@@ -142,9 +145,10 @@ def grade_id(cell):
 
 
 def judged_cells(nb, checks):
-    """The test cells of nb that a check in `checks` (grade id -> function) judges, in order."""
-    return [cell for cell in nb.cells if cell.cell_type == "code" and grade_id(cell) in checks
-            and cell.metadata.nbgrader.get("grade")]
+    """The test cells of nb that a check in `checks` (grade id -> function) judges, in order. (Cells are read as
+    dicts: nbgrader adds the cells a student deleted as plain dicts.)"""
+    return [cell for cell in nb["cells"] if cell.get("cell_type") == "code" and grade_id(cell) in checks
+            and cell["metadata"]["nbgrader"].get("grade")]
 
 
 def questions_for(nb, seed, checks):
@@ -165,7 +169,7 @@ def without_hidden_tests(nb, checks):
     """A copy of nb whose judged test cells lost their hidden tests: what the sandbox (and Dask) may see."""
     nb = copy.deepcopy(nb)
     for cell in judged_cells(nb, checks):
-        cell.source = HIDDEN.sub("", cell.source)
+        cell["source"] = HIDDEN.sub("", cell["source"])
     return nb
 
 
@@ -197,7 +201,7 @@ def judge_notebook(nb, answers, seed, checks, why_missing=None):
         else:
             verdict = {"output_type": "error", "ename": "Feedback", "evalue": sentence,
                        "traceback": [f"\u2717 {sentence}"]}
-        cell.outputs = kept + [from_dict(verdict)]
+        cell["outputs"] = kept + [from_dict(verdict)]
         verdicts[gid] = (passed, sentence)
     return verdicts
 
@@ -220,36 +224,41 @@ class Judgement:
     checks: dict
     seed: str = field(default_factory=lambda: os.urandom(16).hex())
     probes: dict = field(default_factory=dict)  # grade id -> probe cell source (what the worker may see)
+    nonces: dict = field(default_factory=dict)  # grade id -> the nonce its answer must carry
     sources: dict = field(default_factory=dict)  # grade id -> the test cell's source with its hidden tests
 
     @classmethod
     def prepare(cls, nb, assignment):
         """(Judgement, the notebook to execute: nb without the hidden tests of the cells the judge checks)."""
         judgement = cls(load_checks(assignment))
-        judgement.sources = {grade_id(cell): cell.source for cell in judged_cells(nb, judgement.checks)}
-        judgement.probes = {gid: probe_code(requests)
-                            for gid, requests in questions_for(nb, judgement.seed, judgement.checks).items()}
+        judgement.sources = {grade_id(cell): cell["source"] for cell in judged_cells(nb, judgement.checks)}
+        for gid, requests in questions_for(nb, judgement.seed, judgement.checks).items():
+            judgement.nonces[gid] = os.urandom(12).hex()
+            judgement.probes[gid] = probe_code(requests, judgement.nonces[gid])
         return judgement, without_hidden_tests(nb, judgement.checks)
 
     def apply(self, nb, outcome):
         """Write the judged test cells' graded outputs into the executed nb, and put their sources back;
         returns {grade id: (passed, sentence)}."""
-        answers = outcome.get("answers") or {}
+        printed = outcome.get("answers") or {}
+        answers = {gid: answer_in(printed.get(gid), nonce) for gid, nonce in self.nonces.items()}
         why = {gid: _why_missing(gid, nb, outcome) for gid in self.probes if answers.get(gid) is None}
         verdicts = judge_notebook(nb, answers, self.seed, self.checks, why)
         for cell in judged_cells(nb, self.checks):
-            cell.source = self.sources.get(grade_id(cell), cell.source)
+            cell["source"] = self.sources.get(grade_id(cell), cell["source"])
         return verdicts
 
 
 def _why_missing(gid, nb, outcome):
     """Why the kernel gave no answer to the probe after test cell gid, in words for the student."""
-    cell = next((c for c in nb.cells if grade_id(c) == gid), None)
+    cell = next((c for c in nb["cells"] if grade_id(c) == gid), None)
     stopped = [o for o in (cell.get("outputs", []) if cell else []) if o.get("output_type") == "error"
                and o.get("ename") in ("KernelDied", "NotRun", "CellTimeoutError")]
     if stopped:
         return f"the notebook stopped before the grader could ask ({stopped[0].get('evalue') or stopped[0]['ename']})"
     if gid not in (outcome.get("answers") or {}):
         return "the test cell did not run"
+    if kernel_questions.BEGIN in (outcome["answers"][gid] or ""):
+        return "the answer your notebook printed was not the one the grader asked for"
     return ("your notebook did not answer the grader's questions: a function ran too long, or code changed how "
             "cells run")

@@ -14,7 +14,8 @@ about values the question states. Requests (plain JSON):
      "watch_optimizers": true, "refs": ["w"]}                   "requires_grad": true, "as": "w"} or {"ref": "w"}
                                                                 or {"global": "name"}
     {"op": "grad", "outputs": ["F"], "inputs": ["x", "y"]}     d(output.sum())/d(inputs), graph kept
-    {"op": "reaches", "output": "F", "inputs": ["x", "y"]}     whether output's graph reaches each input
+    {"op": "reaches", "output": "F", "inputs": ["x", "y"]}     whether output's graph reaches each input, and
+                                                                the names of the operations in it
     {"op": "count_backward", "inputs": ["x", "y"]}             from now on, count backward passes reaching them
     {"op": "backward_count"}                                    how many passes were counted
 """
@@ -42,10 +43,11 @@ def answer(namespace, requests):
     return json.dumps(answers, allow_nan=True)
 
 
-def print_answer(namespace, requests_json):
-    """answer() to the JSON list of requests, printed between the markers the worker looks for."""
+def print_answer(namespace, requests_json, nonce):
+    """answer() to the JSON list of requests, printed between the markers the judge looks for (with this probe's
+    nonce, so that an answer printed for another probe, or copied from another run, is not taken)."""
     text = answer(namespace, json.loads(requests_json))
-    sys.stdout.write(BEGIN + text + END + "\n")
+    sys.stdout.write(BEGIN + nonce + text + END + "\n")
     sys.stdout.flush()
 
 
@@ -175,8 +177,14 @@ def _attempt(namespace, refs, request, function, as_tensors):
             def __getattr__(self, name):
                 return getattr(engine, name)
 
-        torch.autograd.Variable._execution_engine = ReverseModeOff()
-        undo.append(lambda: setattr(torch.autograd.Variable, "_execution_engine", engine))
+        refusing = ReverseModeOff()
+        torch.autograd.Variable._execution_engine = refusing
+
+        def restore():
+            if torch.autograd.Variable._execution_engine is not refusing:  # the function put another engine in
+                tried.append(True)
+            torch.autograd.Variable._execution_engine = engine
+        undo.append(restore)
     if request.get("watch_optimizers"):
         from torch.optim.optimizer import register_optimizer_step_post_hook
 
@@ -213,16 +221,17 @@ def _op_grad(namespace, refs, request):
 def _op_reaches(namespace, refs, request):
     output = _lookup(namespace, request["output"])
     leaves = [_lookup(namespace, name) for name in request["inputs"]]
-    found, stack, seen = set(), [output.grad_fn], set()
+    found, stack, seen, names = set(), [output.grad_fn], set(), set()
     while stack:
         node = stack.pop()
         if node is None or id(node) in seen:
             continue
         seen.add(id(node))
+        names.add(type(node).__name__)
         variable = getattr(node, "variable", None)
         found.update(i for i, leaf in enumerate(leaves) if variable is leaf)
         stack.extend(n for n, _ in node.next_functions)
-    return {"reaches": [i in found for i in range(len(leaves))]}
+    return {"reaches": [i in found for i in range(len(leaves))], "operations": sorted(names)}
 
 
 def _op_count_backward(namespace, refs, request):

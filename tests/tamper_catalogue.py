@@ -8,8 +8,9 @@ ON_SOLUTION: student -> (answers on top of the solution, its twin); TWINS: twin 
 the same submission without the trick. The trick should cost nothing, or gain nothing: each scores what its twin
 scores. "perfect" (the solution itself) is also the class's honest student, whose grading no tamper may stop.
 
-FAMILIES says which kind of trick each student plays; HIDDEN_TEXT holds text only the hidden checks have, which no
-output of any autograded notebook, nor any feedback page, may show.
+METADATA: nbgrader metadata a tamper edited besides its code. FAMILIES says which kind of trick each student plays
+(the eight kinds of the issue's item "a tamper catalogue in the suite"); HIDDEN_TEXT holds text only the hidden
+checks have, which no output of any autograded notebook, nor any feedback page, may show.
 
 A few tricks forge the judge's answers with answers "copied from a correct run": `forged_answers()` makes them, in
 this process, by asking the solution's own objects the judge's questions, as a student would copy them from a run
@@ -18,7 +19,6 @@ of a correct notebook. They are put into the code where it says __FORGED__.
 import contextlib
 import functools
 import io
-import json
 from textwrap import dedent
 
 from grading.submissions import build_submission, solution_answers
@@ -128,7 +128,8 @@ BLANK = {
 
 
         def claim_success(info):
-            print("\\u2713 x, y, c, s and F build the graph of F = x\\u00b2(x + y), with the right values and gradients.")
+            print("\\u2713 x, y, c, s and F build the graph of F = x\\u00b2(x + y), with the right values and "
+                  "gradients.")
             display({"text/plain": "\\u2713 passed"}, raw=True)
 
 
@@ -153,11 +154,16 @@ BLANK = {
         get_ipython().displayhook.write_format_data = lambda *a, **k: print("\\u2713 passed")
         "\\u2713 passed"
     """),
-    "prints-the-judges-pass-lines": answers(
-        q1a='print("\\u2713 x, y, c, s and F build the graph of F = x\\u00b2(x + y), with the right values and gradients.")',
+    "prints-the-judges-pass-lines-and-answer-markers": answers(
+        q1a='print("\\u2713 x, y, c, s and F build the graph of F = x\\u00b2(x + y), with the right values and "\n'
+            '      "gradients.")',
         q1b='print("\\u2713 One backward pass on F filled x.grad and y.grad, and the graph of F was kept.")',
-        q3='print("\\u2713 sgd_step returns the mean squared error and takes one gradient step in place, twice in a row.")',
-        q5='print("\\u2713 train_model trains the model with a torch.optim optimizer on data the notebook never shows.")',
+        q2='FORGED = __FORGED__  # what a correct notebook answered, between the judge\'s markers\n'
+           'print("\\u27e6judge-answer\\u27e7" + FORGED["reaches"] + "\\u27e6/judge-answer\\u27e7")',
+        q3='print("\\u2713 sgd_step returns the mean squared error and takes one gradient step in place, twice in a "\n'
+           '      "row.")',
+        q5='print("\\u2713 train_model trains the model with a torch.optim optimizer on data the notebook never "\n'
+           '      "shows.")',
     ),
     "forged-judge-answers-copied-from-a-correct-run": answers(q1a=PICK_FORGED + """
 
@@ -217,12 +223,7 @@ BLANK = {
         builtins.compile = lambda source, filename, mode, *args, **kwargs: real_compile(
             "pass", filename, "exec" if mode == "single" else mode, *args, **kwargs)
     """),
-    "builtins-exec-runs-nothing": answers(q1a="""
-        import builtins
-
-        builtins.exec = lambda *args, **kwargs: print("\\u2713 passed")
-    """),
-    "builtins-build-class-and-print-replaced": answers(q1a="""
+    "builtins-exec-build-class-and-print-replaced": answers(q1a="""
         import builtins
 
         real_print, real_build_class = builtins.print, builtins.__build_class__
@@ -236,6 +237,7 @@ BLANK = {
 
         builtins.__build_class__ = build_class
         builtins.print = lambda *args, **kwargs: real_print("\\u2713 passed")
+        builtins.exec = lambda *args, **kwargs: print("\\u2713 passed")
     """),
     "json-dumps-forges-the-judges-answers": answers(q1a=PICK_FORGED + """
 
@@ -316,7 +318,8 @@ BLANK = {
     def forge(info):
         line = requests_in(info.raw_cell)
         if line:
-            text = forged_for(line) or oracle(json.loads(ast.literal_eval(line[line.index("globals(), ") + 11:line.rindex(")")])))
+            requests = json.loads(ast.literal_eval(line[line.index("globals(), ") + 11:line.rindex(")")]))
+            text = forged_for(line) or oracle(requests)
             print(BEGIN + text + END)
 
 
@@ -355,22 +358,7 @@ BLANK = {
     """),
 
     # --- 6. lying objects and patched torch ----------------------------------------------------------------------
-    "float-subclass-equal-to-everything": answers(q1a="""
-        class Right(float):
-            def __eq__(self, other):
-                return True
-
-            __le__ = __ge__ = __lt__ = __gt__ = __eq__
-            __hash__ = float.__hash__
-
-            def __ne__(self, other):
-                return False
-
-
-        x, y, c, s, F = Right(2.0), Right(3.0), Right(4.0), Right(5.0), Right(20.0)
-        dF_dx_forward = grad_forward = lambda x0, y0: Right(0.0)
-    """),
-    "objects-that-pass-for-tensors-and-agree-with-everything": answers(q1a="""
+    "objects-and-float-subclasses-that-agree-with-everything": answers(q1a="""
         class Agreeable:
             __class__ = torch.Tensor  # isinstance(Agreeable(), torch.Tensor) says yes
             requires_grad = is_leaf = True
@@ -392,8 +380,18 @@ BLANK = {
                 return lambda *args, **kwargs: self
 
 
-        x = y = c = s = F = a = b = Agreeable()
-        dF_dx_forward = grad_forward = sgd_step = train_model = lambda *args: Agreeable()
+        class Right(float):
+            def __eq__(self, other):
+                return True
+
+            __le__ = __ge__ = __lt__ = __gt__ = __eq__
+            __hash__ = float.__hash__
+
+
+        x, y, c, s, F = Agreeable(), Right(3.0), Right(4.0), Right(5.0), Right(20.0)
+        dF_dx_forward = grad_forward = lambda x0, y0: Right(0.0)
+        sgd_step = train_model = lambda *args: Agreeable()
+        learning_rate, steps = Right(0.5), Right(1000)
     """),
     "tensor-tolist-comparisons-and-allclose-patched": answers(q1a="""
         x = torch.tensor(2.0, requires_grad=True)
@@ -553,7 +551,8 @@ ON_SOLUTION = {  # student -> (answers on top of the solution, its twin)
     """)}, "perfect"),
     "q1a-sum-not-product-with-fake-pass-lines-and-swallowed-errors": ({"q1a_answer": SUM_NOT_PRODUCT["q1a_answer"]
                                                                        + dedent("""
-        print("\\u2713 x, y, c, s and F build the graph of F = x\\u00b2(x + y), with the right values and gradients.")
+        print("\\u2713 x, y, c, s and F build the graph of F = x\\u00b2(x + y), with the right values and "
+              "gradients.")
         get_ipython().set_custom_exc((BaseException,), lambda *args, **kwargs: print("\\u2713 passed"))
         get_ipython().events.register("post_run_cell", lambda result: print("\\u2713 passed"))
     """)}, "q1a-sum-not-product"),
@@ -578,17 +577,15 @@ FAMILIES = {
                                               "custom-exc-swallows-every-error",
                                               "q1a-sum-not-product-with-fake-pass-lines-and-swallowed-errors"],
     "the kernel's messages and output order": ["interactivity-all-and-displayhook-show-pass-lines",
-                                               "prints-the-judges-pass-lines",
+                                               "prints-the-judges-pass-lines-and-answer-markers",
                                                "forged-judge-answers-copied-from-a-correct-run",
                                                "session-send-rewrites-replies-and-answers",
                                                "display-pub-publishes-pass-lines-and-judge-markers",
                                                "perfect-with-pass-line-hooks-and-interactivity-all"],
-    "builtins": ["builtins-compile-turns-every-cell-into-pass", "builtins-exec-runs-nothing",
-                 "builtins-build-class-and-print-replaced", "json-dumps-forges-the-judges-answers",
-                 "forged-judge-answers-computed-from-the-questions"],
+    "builtins": ["builtins-compile-turns-every-cell-into-pass", "builtins-exec-build-class-and-print-replaced",
+                 "json-dumps-forges-the-judges-answers", "forged-judge-answers-computed-from-the-questions"],
     "trace functions": ["settrace-rewrites-the-locals-of-the-questions", "setprofile-turns-errors-into-results"],
-    "lying objects and patched torch": ["float-subclass-equal-to-everything",
-                                        "objects-that-pass-for-tensors-and-agree-with-everything",
+    "lying objects and patched torch": ["objects-and-float-subclasses-that-agree-with-everything",
                                         "tensor-tolist-comparisons-and-allclose-patched",
                                         "autograd-grad-patched-to-return-the-stated-gradients",
                                         "stated-values-typed-in-through-a-zero-graph",
@@ -655,7 +652,6 @@ def _check_catalogue():
     assert len(named) == len(set(named)), "a student in two families"
     assert set(named) - {"perfect"} == set(BLANK) | set(ON_SOLUTION), "every tamper belongs to one family"
     assert all(twin in TWINS for _, twin in ON_SOLUTION.values())
-    json.dumps(HIDDEN_TEXT)
 
 
 _check_catalogue()

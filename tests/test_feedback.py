@@ -12,7 +12,7 @@ pytestmark = pytest.mark.slow
 
 STUDENT = "feedback-q1a-sum-instead-of-product"
 MESSAGE = "F does not equal c multiplied by s"                   # what the failing hidden check says
-HIDDEN_CODE = ("BEGIN HIDDEN TESTS", "_Quiet", "_q1b_backward_passes", "_mse_step", "_forward_only")
+HIDDEN_CODE = ("BEGIN HIDDEN TESTS", "check_q1a", "NotebookStudent")  # what the hidden blocks say
 
 
 @pytest.fixture(scope="module")
