@@ -181,6 +181,9 @@ def run_check(check, student):
         return False, str(feedback)
     except Unanswered as missing:
         return False, f"The grader could not check this question: {missing}."
+    except Exception as error:  # noqa: BLE001 - data a check did not foresee costs the question, not the class
+        return False, (f"The grader could not check this question: your notebook's answer could not be read "
+                       f"({type(error).__name__}).")
 
 
 def judge_notebook(nb, answers, seed, checks, why_missing=None):

@@ -1,6 +1,6 @@
 """Tampering submissions, each named by the trick in it: code that attacks the grader rather than answering.
 
-BLANK: student -> answers put on the BLANK release (grade id of an answer cell -> its source): the trick alone, in
+BLANK (and STATED, below): student -> answers put on the BLANK release (grade id of an answer cell -> its source): the trick alone, in
 one or a few answer cells, every other answer as released. None of them answers a question honestly, so each must
 score 0 on every autograded question, under `make autograde` and under `nbgrader autograde`.
 
@@ -239,22 +239,6 @@ BLANK = {
         builtins.print = lambda *args, **kwargs: real_print("\\u2713 passed")
         builtins.exec = lambda *args, **kwargs: print("\\u2713 passed")
     """),
-    "json-dumps-forges-the-judges-answers": answers(q1a=PICK_FORGED + """
-
-    import json
-    import sys
-
-    real_dumps = json.dumps
-
-
-    def dumps(obj, *args, **kwargs):
-        requests = sys._getframe(1).f_locals.get("requests")
-        text = forged_for(real_dumps(requests)) if isinstance(requests, list) else None
-        return text if text is not None else real_dumps(obj, *args, **kwargs)
-
-
-    json.dumps = dumps
-    """),
     "forged-judge-answers-computed-from-the-questions": answers(q1a=PICK_FORGED + """
 
     import ast
@@ -402,21 +386,6 @@ BLANK = {
         torch.allclose = torch.isclose = lambda *args, **kwargs: True
         torch.equal = lambda *args, **kwargs: True
     """),
-    "autograd-grad-patched-to-return-the-stated-gradients": answers(q1a="""
-        x = torch.tensor(2.0, requires_grad=True)
-        y = torch.tensor(3.0, requires_grad=True)
-        c = x * 0 + 4.0
-        s = x * 0 + 5.0
-        F = x * 0 + y * 0 + 20.0
-        STATED = {4.0: (4.0, 0.0), 5.0: (1.0, 1.0), 20.0: (24.0, 4.0)}  # the gradients of c, s and F at (2, 3)
-
-
-        def grad(outputs, inputs, *args, **kwargs):
-            return tuple(torch.tensor(g) for g in STATED[float(outputs)])
-
-
-        torch.autograd.grad = grad
-    """),
     "stated-values-typed-in-through-a-zero-graph": answers(
         q1a="""
             x = torch.tensor(2.0, requires_grad=True)
@@ -518,6 +487,44 @@ BLANK = {
         display({"text/plain": "1000000000", "application/json": metadata}, raw=True, metadata=metadata)
         get_ipython().displayhook(float("inf"))
         float("nan")
+    """),
+}
+
+# Tricks that can state values the questions give outright (F = 20 and its gradients in 1a and 1b, 12.5 and 10 in
+# Question 2): the judge sees only data, so they may win those three questions (README: what remains), and
+# nothing else.
+STATED_QUESTIONS = {"q1a", "q1b", "q2"}
+STATED = {
+    "json-dumps-forges-the-judges-answers": answers(q1a=PICK_FORGED + """
+
+    import json
+    import sys
+
+    real_dumps = json.dumps
+
+
+    def dumps(obj, *args, **kwargs):
+        requests = sys._getframe(1).f_locals.get("requests")
+        text = forged_for(real_dumps(requests)) if isinstance(requests, list) else None
+        return text if text is not None else real_dumps(obj, *args, **kwargs)
+
+
+    json.dumps = dumps
+    """),
+    "autograd-grad-patched-to-return-the-stated-gradients": answers(q1a="""
+        x = torch.tensor(2.0, requires_grad=True)
+        y = torch.tensor(3.0, requires_grad=True)
+        c = x * 0 + 4.0
+        s = x * 0 + 5.0
+        F = x * 0 + y * 0 + 20.0
+        STATED = {4.0: (4.0, 0.0), 5.0: (1.0, 1.0), 20.0: (24.0, 4.0)}  # the gradients of c, s and F at (2, 3)
+
+
+        def grad(outputs, inputs, *args, **kwargs):
+            return tuple(torch.tensor(g) for g in STATED[float(outputs)])
+
+
+        torch.autograd.grad = grad
     """),
 }
 
@@ -635,7 +642,7 @@ def _notebook(answers_):
 
 def submissions():
     """student -> notebook: every BLANK tamper, every ON_SOLUTION tamper and its twin."""
-    notebooks = {name: _notebook(cells) for name, cells in BLANK.items()}
+    notebooks = {name: _notebook(cells) for name, cells in {**BLANK, **STATED}.items()}
     for name, cells in TWINS.items():
         notebooks[name] = _notebook({**SOLUTION, **cells})
     for name, (cells, _) in ON_SOLUTION.items():
@@ -650,7 +657,7 @@ def submissions():
 def _check_catalogue():
     named = [n for names in FAMILIES.values() for n in names]
     assert len(named) == len(set(named)), "a student in two families"
-    assert set(named) - {"perfect"} == set(BLANK) | set(ON_SOLUTION), "every tamper belongs to one family"
+    assert set(named) - {"perfect"} == set(BLANK) | set(STATED) | set(ON_SOLUTION), "every tamper in one family"
     assert all(twin in TWINS for _, twin in ON_SOLUTION.values())
 
 

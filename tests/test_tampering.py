@@ -17,7 +17,7 @@ from conftest import BIN, copy_course, run
 from grading.class_grades import class_scores, question_points
 from grading.sandbox import Limits, bwrap_problem
 from grading.submissions import ASSIGNMENT, ROOT, write_submission
-from tamper_catalogue import AUTOGRADED, BLANK, HIDDEN_TEXT, ON_SOLUTION, submissions
+from tamper_catalogue import AUTOGRADED, BLANK, HIDDEN_TEXT, ON_SOLUTION, STATED, STATED_QUESTIONS, submissions
 
 pytestmark = [pytest.mark.slow,
               pytest.mark.skipif(bwrap_problem(Limits()) is not None, reason="bubblewrap cannot run here")]
@@ -94,6 +94,13 @@ def autograded(graded, student):
 @pytest.mark.parametrize("student", sorted(BLANK))
 def test_tamper_on_the_blank_release_wins_no_point(graded, student):
     assert autograded(graded, student) == {q: 0 for q in AUTOGRADED}, graded.grader
+
+
+@pytest.mark.parametrize("student", sorted(STATED))
+def test_tamper_that_states_given_values_wins_nothing_beyond_them(graded, student):
+    scores = autograded(graded, student)
+    assert {q: scores[q] for q in AUTOGRADED if q not in STATED_QUESTIONS} == \
+        {q: 0 for q in AUTOGRADED if q not in STATED_QUESTIONS}, graded.grader
 
 
 @pytest.mark.parametrize("student", sorted(ON_SOLUTION))
