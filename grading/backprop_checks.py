@@ -64,7 +64,9 @@ def check_q1a(student):
     answers = student.ask(_describe("x", "y", "c", "s", "F")
                           + [{"op": "grad", "outputs": ["c", "s", "F"], "inputs": ["x", "y"]},
                              # for Question 1b: count the backward passes that reach x or y from now on
-                             {"op": "count_backward", "inputs": ["x", "y"]}])
+                             {"op": "count_backward", "inputs": ["x", "y"]},
+                             # for Question 2: tell Question 1's tensors from new ones
+                             {"op": "remember", "names": ["x", "y"], "key": "question 1"}])
     values = {name: value_of(answer, name) for name, answer in zip("x y c s F".split(), answers)}
     for name in values:
         _scalar_tensor(values[name], name)
@@ -186,10 +188,14 @@ def check_q1b(student):
 def check_q2(student):
     """a = ln x, b = x²y, c = y², F = a + b + c from new leaves (2, 3), and one backward gave dF/dx, dF/dy."""
     names = ["x", "y", "a", "b", "c", "F"]
-    answers = student.ask(_describe(*names) + [{"op": "reaches", "output": "F", "inputs": ["x", "y"]}])
+    answers = student.ask(_describe(*names) + [{"op": "reaches", "output": "F", "inputs": ["x", "y"]},
+                                               {"op": "same_as", "names": ["x", "y"], "key": "question 1"}])
     values = {name: value_of(answer, name) for name, answer in zip(names, answers)}
     for name in names:
         _scalar_tensor(values[name], name)
+    if answers[7].get("same") not in ([False, False], None):
+        raise Feedback("x and y are Question 1's tensors: create new x and y tensors in this cell, because gradients "
+                       "add up in the old ones.")
     for name, want in (("x", 2.0), ("y", 3.0)):
         if not (flag(values[name], "is_leaf") and flag(values[name], "requires_grad")):
             raise Feedback(f"{name} must be a new leaf tensor made with requires_grad=True.")

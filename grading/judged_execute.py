@@ -8,6 +8,7 @@ preprocessors (SaveAutoGrades, ...) score them as usual. Where bubblewrap cannot
 environment says UNSAFE_NO_SANDBOX=1, and then it says loudly that student code runs as the grader.
 """
 import fnmatch
+import json
 import os
 from pathlib import Path
 
@@ -48,9 +49,15 @@ def sandbox_limits(config, unsafe):
     return {**limits, "sandbox": not unsafe}
 
 
+_PROBLEMS = {}  # limits -> what bwrap_problem said: asked once per process, not once per notebook
+
+
 def refusal(limits):
     """Why student code cannot run sandboxed here (with what to do), or None."""
-    problem = bwrap_problem(Limits(**limits))
+    key = json.dumps(limits, sort_keys=True, default=str)
+    if key not in _PROBLEMS:
+        _PROBLEMS[key] = bwrap_problem(Limits(**limits))
+    problem = _PROBLEMS[key]
     if problem is None:
         return None
     return (f"the course refuses to run student code without its sandbox: {problem}. Install bubblewrap "

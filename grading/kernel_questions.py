@@ -18,6 +18,8 @@ about values the question states. Requests (plain JSON):
                                                                 the names of the operations in it
     {"op": "count_backward", "inputs": ["x", "y"]}             from now on, count backward passes reaching them
     {"op": "backward_count"}                                    how many passes were counted
+    {"op": "remember", "names": ["x", "y"], "key": "q1"}       keep these objects, to tell them apart later
+    {"op": "same_as", "names": ["x", "y"], "key": "q1"}        whether each is one of the objects kept then
 """
 import json
 import sys
@@ -28,6 +30,7 @@ MAX_ITEMS = 1_000  # items listed per list or tuple
 MAX_TEXT = 300  # characters of an error message
 BEGIN, END = "\u27e6judge-answer\u27e7", "\u27e6/judge-answer\u27e7"
 _COUNTER = "__judge_backward_passes__"  # in the notebook's globals: the passes counted by count_backward
+_REMEMBERED = "__judge_remembered__"  # in the notebook's globals: objects kept by remember
 
 
 def answer(namespace, requests):
@@ -246,5 +249,17 @@ def _op_backward_count(namespace, refs, request):
     return {"count": None if passes is None else len(passes)}
 
 
+def _op_remember(namespace, refs, request):
+    kept = namespace.setdefault(_REMEMBERED, {})
+    kept[request["key"]] = [_lookup(namespace, name) for name in request["names"]]
+    return {"remembered": True}
+
+
+def _op_same_as(namespace, refs, request):
+    kept = namespace.get(_REMEMBERED, {}).get(request["key"], [])
+    return {"same": [any(_lookup(namespace, name) is old for old in kept) for name in request["names"]]}
+
+
 _OPS = {"describe": _op_describe, "call": _op_call, "grad": _op_grad, "reaches": _op_reaches,
-        "count_backward": _op_count_backward, "backward_count": _op_backward_count}
+        "count_backward": _op_count_backward, "backward_count": _op_backward_count, "remember": _op_remember,
+        "same_as": _op_same_as}

@@ -269,6 +269,21 @@ def test_nbgrader_autograde_keeps_in_what_make_autograde_keeps_in(tmp_path_facto
     assert class_scores(f"sqlite:///{course / 'gradebook.db'}")["spy"]["q1a"] == POINTS["q1a"]
 
 
+def test_nbgrader_autograde_refuses_to_grade_without_its_sandbox_unless_told_loudly(tmp_path_factory):
+    course = new_course(tmp_path_factory, "no-bubblewrap", bwrap="/nonexistent/bwrap")
+    write_submission(course, "honest", build_submission(SOLUTION))
+    env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
+    refused = subprocess.run(["nbgrader", "autograde", ASSIGNMENT, "--force"], cwd=course, env=env,
+                             capture_output=True, text=True, timeout=600)
+    assert refused.returncode != 0 and "refuses to run student code without its sandbox" in refused.stderr
+    assert "UNSAFE_NO_SANDBOX=1" in refused.stderr
+    assert class_scores(f"sqlite:///{course / 'gradebook.db'}").get("honest", {}).get("q1a") is None
+    unsafe = run_with(["nbgrader", "autograde", ASSIGNMENT, "--force"], cwd=course,
+                      env={**env, "UNSAFE_NO_SANDBOX": "1"})
+    assert "UNSAFE: grading WITHOUT the sandbox" in unsafe.stderr
+    assert class_scores(f"sqlite:///{course / 'gradebook.db'}")["honest"]["q1a"] == POINTS["q1a"]
+
+
 def _stat(pid):
     """(parent pid, state, command line) of a process, or None when it is gone."""
     try:

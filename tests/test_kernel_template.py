@@ -3,6 +3,7 @@
 These tests run submissions one after the other in this process, so they share one template (one worker's), and
 check that what one submission does to it never reaches the next.
 """
+from ast import literal_eval
 import os
 import signal
 import subprocess
@@ -74,9 +75,9 @@ def test_next_submission_on_the_same_worker_finds_nothing_the_last_one_left():
     cells_after, outcome_after = run(LOOK_FOR_TRACES)
     assert outcome_after["status"] == "ok", outcome_after
     assert current_template() is template and template.alive(), "the second submission did not reuse the template"
-    template_before, ipc_made = eval(text(cells[0]))
+    template_before, ipc_made = literal_eval(text(cells[0]))
     assert min(ipc_made) >= 0, "the first submission could not make its IPC objects: nothing to look for"
-    parent, files, found = eval(text(cells_after[0]))
+    parent, files, found = literal_eval(text(cells_after[0]))
     assert parent == template_before, "the two kernels were not forked by the same template"
     assert files == ["data"] and found == []
 
@@ -118,7 +119,7 @@ print(results)
 """
     cells, outcome = run(probe)
     assert outcome["status"] == "ok"
-    assert eval(text(cells[0])) == ["denied"] * 6
+    assert literal_eval(text(cells[0])) == ["denied"] * 6
 
 
 @pytest.mark.parametrize("signal_name", ["SIGKILL", "SIGSTOP", "SIGTERM", "SIGINT", "SIGUSR1"])
@@ -173,7 +174,7 @@ def test_what_cannot_be_emptied_means_a_new_sandbox():
     cells, outcome = run(deep)
     assert text(cells[0]) == "made\n"
     cells, outcome = run(LOOK_FOR_TRACES)
-    parent, files, found = eval(text(cells[0]))
+    parent, files, found = literal_eval(text(cells[0]))
     assert outcome["status"] == "ok" and files == ["data"] and found == []
     assert current_template() is not before, "deeper than the template empties, yet the sandbox was kept"
 

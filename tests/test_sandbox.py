@@ -1,4 +1,5 @@
 """The execute step alone (execute_in_sandbox) on tiny notebooks: what the sandbox hides, and what each fault becomes."""
+from ast import literal_eval
 import subprocess
 
 import pytest
@@ -32,7 +33,7 @@ def test_kernel_sees_only_its_files_a_clean_environment_and_no_network(monkeypat
     assert text(cells[0]) == "['data'] given\n"
     assert "canary-env" not in text(cells[1]) and "GRADER_SECRET" not in text(cells[1])
     assert text(cells[2]).startswith("False False False [")  # /tmp holds only the kernel's own sockets:
-    assert all(name.startswith("kernel") for name in eval(text(cells[2])[len("False False False "):]))
+    assert all(name.startswith("kernel") for name in literal_eval(text(cells[2])[len("False False False "):]))
     assert text(cells[3]) == "no network\n"
 
 
