@@ -46,7 +46,7 @@ def course_copy(dest):
     dest.mkdir(parents=True)
     shutil.copy(ROOT / "nbgrader_config.py", dest)
     shutil.copytree(ROOT / "images", dest / "images")
-    shutil.copytree(ROOT / "source", dest / "source", symlinks=True)
+    shutil.copytree(ROOT / "source", dest / "source")  # links followed: the shipped modules live in grading/
     run(["nbgrader", "generate_assignment", ASSIGNMENT, "--force", "--log-level=ERROR"], cwd=dest)
     return dest
 

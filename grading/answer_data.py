@@ -1,10 +1,22 @@
-"""Reading a kernel's answers (grading/kernel_questions.py) in the judge: every field's type is checked here.
+"""Reading a kernel's answers (kernel_questions.py): every field's type is checked here. Shipped with the release.
 
 An answer is untrusted plain data. These helpers turn it into the floats, shapes and flags a check compares,
 or raise Feedback (the student's answer is wrong, said in one sentence) or Unanswered (there is no usable
-answer at all). Numbers are compared with plain arithmetic on floats.
+answer at all). Numbers are compared with plain arithmetic on floats. A check asks through a Student: the
+judge's (grading/judge.py), or NotebookStudent, which asks the notebook's own globals in this process, as the
+public checks beside the notebook and the instructor notebook's hidden blocks do.
 """
+import json
 import math
+import os
+import random
+
+if __package__:  # the course's grading package
+    from . import kernel_questions
+else:  # beside the notebook, as shipped with the release
+    import kernel_questions
+
+MAX_ANSWER_CHARS = 8 << 20
 
 LOW_PRECISION_EPS = {"float16": 9.765625e-04, "bfloat16": 7.8125e-03}
 
@@ -131,3 +143,73 @@ def near(got, want, tol=1e-5):
 
 def all_near(got, want, tol=1e-5):
     return len(got) == len(want) and all(near(g, w, tol) for g, w in zip(got, want))
+
+
+class Student:
+    """What a check knows of a submission: a random generator for its points, and a way to ask questions."""
+
+    def __init__(self, seed, grade_id):
+        self.rng = random.Random(f"{seed}:{grade_id}")
+        self.asked = False
+
+    def ask(self, requests):
+        """Answers to requests (a list of dicts, see grading/kernel_questions.py), one per request."""
+        if self.asked:
+            raise RuntimeError("a check asks the kernel once")
+        self.asked = True
+        return self._answers(requests)
+
+    def _answers(self, requests):
+        raise NotImplementedError
+
+
+class NotebookStudent(Student):
+    """The notebook's own globals, asked in this process: for the hidden test blocks of the instructor notebook."""
+
+    def __init__(self, namespace, seed=None, grade_id=""):
+        super().__init__(os.urandom(8).hex() if seed is None else seed, grade_id)
+        self.namespace = namespace
+
+    def _answers(self, requests):
+        return parse_answers(kernel_questions.answer(self.namespace, requests), len(requests))
+
+
+def _constant(name):
+    return float(name.replace("Infinity", "inf"))  # NaN, Infinity, -Infinity: kept, so checks can name them
+
+
+def parse_answers(text, count):
+    """The kernel's JSON answers as plain Python data, or Unanswered if they are not a list of `count` dicts."""
+    if not isinstance(text, str) or len(text) > MAX_ANSWER_CHARS:
+        raise Unanswered("the answer of your notebook to the grader's questions was too long")
+    try:
+        data = json.loads(text, parse_constant=_constant)
+    except (ValueError, RecursionError):
+        raise Unanswered("the answer of your notebook to the grader's questions was not readable") from None
+    if not (isinstance(data, list) and len(data) == count and all(isinstance(item, dict) for item in data)):
+        raise Unanswered("the answer of your notebook to the grader's questions was not in the expected form")
+    return data
+
+
+def check_here(check, namespace):
+    """Run a check on the notebook's own globals, in this process: print its sentence, or raise Feedback with it.
+
+    Warnings are off and what is written to stderr meanwhile (by Python or C++ code) is discarded, because
+    nbgrader and Validate count a check cell with output on stderr as failed."""
+    import contextlib
+    import io
+    import sys
+
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        with contextlib.redirect_stderr(io.StringIO()):
+            sentence = check(NotebookStudent(namespace))
+    except Unanswered as missing:
+        raise Feedback(f"This could not be checked: {missing}.") from None
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+    print(f"\u2713 {sentence}")

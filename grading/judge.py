@@ -19,16 +19,14 @@ import copy
 import importlib
 import json
 import os
-import random
 import re
 from dataclasses import dataclass, field
 
 from nbformat import from_dict
 
 from . import kernel_questions
-from .answer_data import Feedback, Unanswered
+from .answer_data import Feedback, NotebookStudent, Student, Unanswered, parse_answers  # noqa: F401 (NotebookStudent: for the notebook)
 
-MAX_ANSWER_CHARS = 8 << 20
 HIDDEN = re.compile(r"^[ \t]*#+[ \t]*BEGIN HIDDEN TESTS.*?^[ \t]*#+[ \t]*END HIDDEN TESTS[ \t]*$\n?", re.M | re.S)
 _SOURCE = None
 
@@ -39,24 +37,6 @@ class _Asked(Exception):
     def __init__(self, requests):
         super().__init__("asked")
         self.requests = requests
-
-
-class Student:
-    """What a check knows of a submission: a random generator for its points, and a way to ask questions."""
-
-    def __init__(self, seed, grade_id):
-        self.rng = random.Random(f"{seed}:{grade_id}")
-        self.asked = False
-
-    def ask(self, requests):
-        """Answers to requests (a list of dicts, see grading/kernel_questions.py), one per request."""
-        if self.asked:
-            raise RuntimeError("a check asks the kernel once")
-        self.asked = True
-        return self._answers(requests)
-
-    def _answers(self, requests):
-        raise NotImplementedError
 
 
 class Recorder(Student):
@@ -78,34 +58,6 @@ class Answered(Student):
         if self.answer_text is None:
             raise Unanswered(self.why_missing or "your notebook did not answer the grader's questions")
         return parse_answers(self.answer_text, len(requests))
-
-
-class NotebookStudent(Student):
-    """The notebook's own globals, asked in this process: for the hidden test blocks of the instructor notebook."""
-
-    def __init__(self, namespace, seed=None, grade_id=""):
-        super().__init__(os.urandom(8).hex() if seed is None else seed, grade_id)
-        self.namespace = namespace
-
-    def _answers(self, requests):
-        return parse_answers(kernel_questions.answer(self.namespace, requests), len(requests))
-
-
-def _constant(name):
-    return float(name.replace("Infinity", "inf"))  # NaN, Infinity, -Infinity: kept, so checks can name them
-
-
-def parse_answers(text, count):
-    """The kernel's JSON answers as plain Python data, or Unanswered if they are not a list of `count` dicts."""
-    if not isinstance(text, str) or len(text) > MAX_ANSWER_CHARS:
-        raise Unanswered("the answer of your notebook to the grader's questions was too long")
-    try:
-        data = json.loads(text, parse_constant=_constant)
-    except (ValueError, RecursionError):
-        raise Unanswered("the answer of your notebook to the grader's questions was not readable") from None
-    if not (isinstance(data, list) and len(data) == count and all(isinstance(item, dict) for item in data)):
-        raise Unanswered("the answer of your notebook to the grader's questions was not in the expected form")
-    return data
 
 
 def kernel_questions_source():

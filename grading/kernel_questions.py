@@ -31,6 +31,7 @@ MAX_TEXT = 300  # characters of an error message
 BEGIN, END = "\u27e6judge-answer\u27e7", "\u27e6/judge-answer\u27e7"
 _COUNTER = "__judge_backward_passes__"  # in the notebook's globals: the passes counted by count_backward
 _REMEMBERED = "__judge_remembered__"  # in the notebook's globals: objects kept by remember
+_PAUSED = "__judge_counting_paused__"  # set while the checks' own gradients are computed: those are not counted
 
 
 def answer(namespace, requests):
@@ -212,12 +213,17 @@ def _op_grad(namespace, refs, request):
 
     inputs = [_lookup(namespace, name) for name in request["inputs"]]
     answers = []
-    for name in request["outputs"]:
-        try:
-            grads = torch.autograd.grad(_lookup(namespace, name).sum(), inputs, retain_graph=True, allow_unused=True)
-            answers.append({"grads": [None if g is None else describe(g) for g in grads]})
-        except Exception as error:  # noqa: BLE001
-            answers.append({"failed": _error(error)})
+    namespace[_PAUSED] = True
+    try:
+        for name in request["outputs"]:
+            try:
+                grads = torch.autograd.grad(_lookup(namespace, name).sum(), inputs, retain_graph=True,
+                                            allow_unused=True)
+                answers.append({"grads": [None if g is None else describe(g) for g in grads]})
+            except Exception as error:  # noqa: BLE001
+                answers.append({"failed": _error(error)})
+    finally:
+        namespace[_PAUSED] = False
     return {"outputs": answers}
 
 
@@ -239,8 +245,12 @@ def _op_reaches(namespace, refs, request):
 
 def _op_count_backward(namespace, refs, request):
     passes = namespace.setdefault(_COUNTER, [])
+
+    def count(grad):
+        if not namespace.get(_PAUSED):
+            passes.append(1)
     for name in request["inputs"]:
-        _lookup(namespace, name).register_hook(lambda grad, passes=passes: passes.append(1))
+        _lookup(namespace, name).register_hook(count)
     return {"counting": True}
 
 

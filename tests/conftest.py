@@ -28,7 +28,7 @@ def copy_course(dest):
     shutil.copy(ROOT / "nbgrader_config.py", dest)
     for folder in ("images", "release"):
         shutil.copytree(ROOT / folder, dest / folder)
-    shutil.copytree(ROOT / "source", dest / "source", symlinks=True)
+    shutil.copytree(ROOT / "source", dest / "source")  # links followed: the shipped modules live in grading/
     return dest
 
 

@@ -7,11 +7,14 @@ notebook runs in a child forked from this process, so what a submission patches 
 import importlib
 import multiprocessing
 import os
+import sys
 import traceback
 
 from grading.backprop_checks import CHECKS
+from grading.backprop_public_checks import PUBLIC
 from grading.judge import HIDDEN, NotebookStudent, grade_id, run_check
 from grading.sandbox import PRELOAD
+from grading.submissions import SOURCE_NOTEBOOK
 
 _WARM = []
 
@@ -26,9 +29,12 @@ NOT_RUN = {"q1_graph", "q2_graph", "q4_loss_plot", "q4_weights_plot"}  # drawing
 
 
 def _judge_in_shell(nb, seed):
-    """{test cell grade id: (passed, sentence)} for nb, run cell by cell in a new IPython shell."""
+    """{test cell grade id: (passed, sentence)} of the hidden checks for nb, run cell by cell in a new IPython shell,
+    and {"public:" + grade id: (passed, sentence)} of the public checks, asked at the same moment."""
     from IPython.core.interactiveshell import InteractiveShell
 
+    os.chdir(SOURCE_NOTEBOOK.parent)  # where the notebook's public checks are, as beside the release
+    sys.path.insert(0, "")
     shell = InteractiveShell.instance()
     verdicts = {}
     for cell in nb.cells:
@@ -39,6 +45,7 @@ def _judge_in_shell(nb, seed):
         shell.run_cell(source, silent=True, store_history=False)
         if gid in CHECKS:
             verdicts[gid] = run_check(CHECKS[gid], NotebookStudent(shell.user_ns, seed, gid))
+            verdicts[f"public:{gid}"] = run_check(PUBLIC[gid], NotebookStudent(shell.user_ns, seed, gid))
     return verdicts
 
 

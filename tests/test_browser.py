@@ -29,7 +29,8 @@ SCREENSHOTS = ROOT / "build" / "screenshots"
 VIEWPORT = {"width": 1400, "height": 900}
 CELL = {grade_id(cell): i for i, cell in enumerate(nbformat.read(str(RELEASE_NOTEBOOK), as_version=4).cells)
         if grade_id(cell)}
-FLOATS_NOT_TENSORS = "x = 2.0\ny = 3.0\nc = x ** 2\ns = x + y\nF = c * s"  # a wrong Question 1a
+SUM_NOT_PRODUCT = ("x = torch.tensor(2.0, requires_grad=True)\ny = torch.tensor(3.0, requires_grad=True)\n"
+                   "c = x ** 2\ns = x + y\nF = c + s")  # a wrong Question 1a, which its public check names
 STUDENT = "browser-student"  # submits correct answers except Question 1b (no retain_graph=True): a hidden check fails
 GRAPH_NOT_KEPT = {"q1b_answer": "F.backward()\nprint(x.grad)"}
 
@@ -153,11 +154,11 @@ def test_wrong_answer_shows_its_feedback_and_fails_validate(student):
     editor.scroll_into_view_if_needed()
     editor.click()
     student.keyboard.press("Control+A")
-    student.keyboard.insert_text(FLOATS_NOT_TENSORS)
+    student.keyboard.insert_text(SUM_NOT_PRODUCT)
     student.keyboard.press("Shift+Enter")  # runs the answer, moves to the test cell
     student.keyboard.press("Shift+Enter")  # runs the test cell
     output = cell(student, "q1a_test_graph").locator(".jp-OutputArea-output")
-    feedback = "✗ x should be a torch tensor; it is float."
+    feedback = "✗ F does not equal c multiplied by s (F = c * s, the product, not the sum)."
     output.filter(has_text=feedback).wait_for()
     wait_kernel_idle(student)
     cell(student, "q1a_answer").scroll_into_view_if_needed()

@@ -22,13 +22,27 @@ SOLUTION = solution_answers()
 
 
 @pytest.fixture(scope="module")
-def catalogue_verdicts():
-    """name -> {question: (passed, sentence)} for the solution, the blank release and every catalogue entry."""
+def catalogue_verdicts(catalogue_all):
+    return catalogue_all[0]
+
+
+@pytest.fixture(scope="module")
+def catalogue_all():
+    """(hidden, public): name -> {question: (passed, sentence)} for the solution, the blank release and every
+    catalogue entry, from the hidden checks and from the public checks students run."""
     notebooks = {"perfect": build_submission(SOLUTION), "blank-release": build_submission({})}
     notebooks.update({name: build_submission({**SOLUTION, **answers}) for name, answers in CORRECT.items()})
     notebooks.update({name: build_submission({**SOLUTION, **answers}) for name, (_, answers) in WRONG.items()})
-    return {name: {QUESTION.get(gid, gid): verdict for gid, verdict in verdicts.items()}
-            for name, verdicts in judged_all(notebooks).items()}
+    results = judged_all(notebooks)
+    return {name: {QUESTION.get(gid, gid): verdict for gid, verdict in verdicts.items() if ":" not in gid}
+            for name, verdicts in results.items()}, \
+        {name: {QUESTION[gid.split(":")[1]]: verdict for gid, verdict in verdicts.items() if gid.startswith("public:")}
+         for name, verdicts in results.items()}
+
+
+@pytest.fixture(scope="module")
+def public_verdicts(catalogue_all):
+    return catalogue_all[1]
 
 
 def test_checks_pass_the_solution_and_fail_the_blank_release(catalogue_verdicts):
@@ -49,6 +63,32 @@ def test_check_catches_the_wrong_answer_and_only_it(catalogue_verdicts, name):
     verdicts = catalogue_verdicts[name]
     assert not verdicts[question][0], f"{name} passed {question}"
     collateral = {q: v[1] for q, v in verdicts.items()
+                  if not v[0] and q != question and question not in BUILDS_ON.get(q, set())}
+    assert not collateral, collateral
+
+
+def test_public_checks_pass_the_solution_and_fail_the_blank_release(public_verdicts):
+    assert {q: v[0] for q, v in public_verdicts["perfect"].items()} == {q: True for q in AUTOGRADED}, \
+        public_verdicts["perfect"]
+    assert {q: v[0] for q, v in public_verdicts["blank-release"].items()} == {q: False for q in AUTOGRADED}
+
+
+@pytest.mark.parametrize("name", sorted(CORRECT))
+def test_public_checks_never_flag_a_correct_answer(public_verdicts, name):
+    failed = {q: v[1] for q, v in public_verdicts[name].items() if not v[0]}
+    assert not failed, failed
+
+
+def test_public_checks_flag_nine_in_ten_wrong_answers_before_submission(public_verdicts):
+    """What Validate says: most mistakes show at the questions' own values; the rest only at the grader's points."""
+    missed = sorted(name for name, (question, _) in WRONG.items() if public_verdicts[name][question][0])
+    assert len(missed) <= len(WRONG) // 10, missed
+
+
+@pytest.mark.parametrize("name", sorted(WRONG))
+def test_public_checks_flag_no_question_a_wrong_answer_does_not_touch(public_verdicts, name):
+    question = WRONG[name][0]
+    collateral = {q: v[1] for q, v in public_verdicts[name].items()
                   if not v[0] and q != question and question not in BUILDS_ON.get(q, set())}
     assert not collateral, collateral
 

@@ -1,0 +1,1 @@
+../../grading/answer_data.py

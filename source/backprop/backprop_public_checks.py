@@ -1,0 +1,1 @@
+../../grading/backprop_public_checks.py

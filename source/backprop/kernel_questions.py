@@ -1,0 +1,1 @@
+../../grading/kernel_questions.py
