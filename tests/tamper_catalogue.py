@@ -606,7 +606,7 @@ FAMILIES = {
 
 # Text that only the hidden checks hold (grading/backprop_checks.py, grading/judge.py, the hidden test blocks).
 HIDDEN_TEXT = ["BEGIN HIDDEN TESTS", "END HIDDEN TESTS", "from grading.backprop_checks import", "NotebookStudent",
-               "check_q1a", "check_q5", "least_squares", "fresh_targets", "start_like_the_notebook", "NOTEBOOK_START",
+               "check_q1fwd", "check_q5", "least_squares", "fresh_targets", "start_like_the_notebook", "NOTEBOOK_START",
                "_scalar_tensor", "_mse_step", "MAX_STEPS", "questions_for", "judge_notebook",
                '{name} should hold {want}.']
 

@@ -12,7 +12,7 @@ pytestmark = pytest.mark.slow
 
 STUDENT = "feedback-q1a-sum-instead-of-product"
 MESSAGE = "F does not equal c multiplied by s"                   # what the failing hidden check says
-HIDDEN_CODE = ("BEGIN HIDDEN TESTS", "check_q1a", "NotebookStudent")  # what the hidden blocks say
+HIDDEN_CODE = ("BEGIN HIDDEN TESTS", "backprop_checks", "NotebookStudent")  # what the hidden blocks say
 
 
 @pytest.fixture(scope="module")
@@ -45,7 +45,7 @@ def test_feedback_gives_the_failing_check_one_sentence_without_traceback(feedbac
 
 def test_feedback_leaves_hidden_tests_out(feedback_html):
     html = feedback_html[False]
-    assert "check_here(check_q1a, globals())" in html  # the test cell's public part is shown
+    assert "check_here" in html  # the test cell's public part is shown
     assert [code for code in HIDDEN_CODE if code in html] == []
 
 
