@@ -393,8 +393,9 @@ def public_q4(student):
             "other data.")
 
 
-def judge_model(result):
-    """(described weight, its two numbers) of a trained Linear(2, 1) without bias, or Feedback."""
+def judge_model(result, best, where):
+    """Feedback unless result (described) is a Linear(2, 1) without bias that a torch.optim optimizer trained to
+    within 0.05 of best; `where` says on which data, for the messages."""
     if kind(result) != "module" or result.get("class") != "Linear":
         raise Feedback(f"train_model should return the trained torch.nn.Linear(2, 1, bias=False); it returned "
                        f"{kind_in_words(result)}.")
@@ -408,7 +409,14 @@ def judge_model(result):
         raise Feedback("model.weight should hold two weights.")
     if not finite(final):
         raise Feedback("model.weight holds inf or nan: the training diverged; choose a smaller learning rate.")
-    return weight, final
+    if weight.get("stepped_by_optimizer") is not True:
+        raise Feedback("model.weight was not updated by a torch.optim optimizer: make one over model.parameters() "
+                       "and call its step() after loss.backward().")
+    if not _within(final, best):
+        raise Feedback(f"{where}, train_model does not bring model.weight within 0.05 of "
+                       f"{'(0.4, 0.2)' if best == TRUE_WEIGHTS else 'the best weights'}: zero the gradients at every "
+                       "step (optimizer.zero_grad()), call backward() and optimizer.step(), and train longer or with a "
+                       "larger learning rate.")
 
 
 def public_q5(student):
@@ -418,14 +426,7 @@ def public_q5(student):
     result, error, _, _ = _called(answer, "train_model", "(x, y)")
     if error is not None:
         raise Feedback(f"train_model raised {error[0]} on the notebook's data: {error[1]}")
-    weight, final = judge_model(result)
-    if weight.get("stepped_by_optimizer") is not True:
-        raise Feedback("model.weight was not updated by a torch.optim optimizer: make one over model.parameters() "
-                       "and call its step() after loss.backward().")
-    if not _within(final, TRUE_WEIGHTS):
-        raise Feedback("On the notebook's data, model.weight is not within 0.05 of (0.4, 0.2): zero the gradients at "
-                       "every step (optimizer.zero_grad()), call backward() and optimizer.step(), and train longer or "
-                       "with a larger learning rate.")
+    judge_model(result, TRUE_WEIGHTS, "On the notebook's data")
     return ("train_model trains model.weight to within 0.05 of (0.4, 0.2) with a torch.optim optimizer; the grader "
             "also trains it on other data.")
 

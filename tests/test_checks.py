@@ -12,7 +12,7 @@ import pytest
 from grading import backprop_checks
 from grading.answer_data import Unanswered
 from grading.backprop_checks import CHECKS
-from grading.judge import Answered, NotebookStudent, parse_answers, questions_for, run_check
+from grading.judge import Answered, parse_answers, questions_for, run_check
 from grading.submissions import build_submission, solution_answers
 from in_process import judged_all
 from submission_catalogue import AUTOGRADED, BUILDS_ON, CORRECT, WRONG
