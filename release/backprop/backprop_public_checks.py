@@ -340,6 +340,11 @@ def _within(got, best, tol=0.05):
     return len(got) == len(best) and all(abs(g - b) <= tol for g, b in zip(got, best))
 
 
+def _target(best):
+    """The weights training should reach, in the words a message may use."""
+    return "(0.4, 0.2)" if best == TRUE_WEIGHTS else "the best weights"
+
+
 def learning_choices(lr_answer, steps_answer):
     """The notebook's learning_rate and steps, or Feedback."""
     lr = number(value_of(lr_answer, "learning_rate"), "learning_rate")
@@ -353,7 +358,10 @@ def learning_choices(lr_answer, steps_answer):
 
 def judge_records(losses, weights, w, start, best, where):
     """Feedback unless w (described) was trained to within 0.05 of best, from start if known, with the losses and
-    weights recorded every 10 steps (plain numbers); `where` says on which data, for the messages."""
+    weights (described) recorded every 10 steps; `where` says on which data, for the messages."""
+    losses, weights = numbers(losses), numbers(weights)
+    if not losses or weights is None:
+        raise Feedback("losses and weights should be lists or arrays of the numbers recorded every 10 steps of training.")
     if len(weights) != 2 * len(losses):
         raise Feedback("weights should have one row of two numbers for each entry of losses.")
     if not (is_tensor(w) and shape(w) in ([2, 1], [2]) and flag(w, "is_leaf") and flag(w, "requires_grad")):
@@ -374,7 +382,7 @@ def judge_records(losses, weights, w, start, best, where):
                        "to the end of training.")
     if not _within(final, best):
         raise Feedback(f"{where}, training with your learning_rate and steps does not bring w within 0.05 of "
-                       f"{'(0.4, 0.2)' if best == TRUE_WEIGHTS else 'the best weights'}: choose a larger learning rate "
+                       f"{_target(best)}: choose a larger learning rate "
                        "or more steps (the original 1e-2 and 500 are not enough), and check that each step updates "
                        "the w passed in.")
 
@@ -385,10 +393,8 @@ def public_q4(student):
     learning_choices(answers[0], answers[1])
     if kind(value_of(answers[5], "train_sgd")) != "function":
         raise Feedback("Define a function train_sgd(x, y, w, learning_rate, steps, batch_size).")
-    losses, weights = numbers(value_of(answers[2], "losses")), numbers(value_of(answers[3], "weights"))
-    if not losses or weights is None:
-        raise Feedback("losses and weights should be lists or arrays of the numbers recorded every 10 steps of training.")
-    judge_records(losses, weights, value_of(answers[4], "w"), None, TRUE_WEIGHTS, "On the notebook's data")
+    judge_records(value_of(answers[2], "losses"), value_of(answers[3], "weights"), value_of(answers[4], "w"), None,
+                  TRUE_WEIGHTS, "On the notebook's data")
     return ("train_sgd brought w within 0.05 of (0.4, 0.2) on the notebook's data; the grader also trains it on "
             "other data.")
 
@@ -414,7 +420,7 @@ def judge_model(result, best, where):
                        "and call its step() after loss.backward().")
     if not _within(final, best):
         raise Feedback(f"{where}, train_model does not bring model.weight within 0.05 of "
-                       f"{'(0.4, 0.2)' if best == TRUE_WEIGHTS else 'the best weights'}: zero the gradients at every "
+                       f"{_target(best)}: zero the gradients at every "
                        "step (optimizer.zero_grad()), call backward() and optimizer.step(), and train longer or with a "
                        "larger learning rate.")
 
