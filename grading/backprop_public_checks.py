@@ -428,8 +428,8 @@ def judge_model(result, best, where):
 def public_q5(student):
     """train_model on the notebook's data returns a Linear(2, 1) without bias, trained by a torch.optim optimizer to
     within 0.05 of (0.4, 0.2)."""
-    answer = student.ask([_call("train_model", {"global": "x"}, {"global": "y"}, watch_optimizers=True)])[0]
-    result, error, _, _ = _called(answer, "train_model", "(x, y)")
+    answer = student.ask([_call("train_model", {"global": "X_train"}, {"global": "y_train"}, watch_optimizers=True)])[0]
+    result, error, _, _ = _called(answer, "train_model", "(X_train, y_train)")
     if error is not None:
         raise Feedback(f"train_model raised {error[0]} on the notebook's data: {error[1]}")
     judge_model(result, TRUE_WEIGHTS, "On the notebook's data")

@@ -33,8 +33,6 @@ def training_loop(learning_rate, steps, body=None):
 
         learning_rate = {learning_rate}
         steps = {steps}
-        w = torch.randn(D_in, D_out, dtype=dtype, requires_grad=True)
-        losses, weights = train_sgd(x, y, w, learning_rate, steps, B)
     """
 
 

@@ -25,7 +25,7 @@ def _warm_up():
         os.environ["MPLBACKEND"] = "agg"
         _WARM.extend(importlib.import_module(name) for name in PRELOAD + ("IPython.core.interactiveshell",))
 
-NOT_RUN = {"q1_graph", "q2_graph", "q4_loss_plot", "q4_weights_plot"}  # drawings: nothing to check, slow to draw
+NOT_RUN = {"q1_graph", "q2_graph", "lr_sweep", "q4_loss_plot", "q4_weights_plot"}  # drawings: nothing to check, slow to draw
 
 
 def _judge_in_shell(nb, seed):

@@ -51,8 +51,6 @@ def optimizer_loop(optimizer="torch.optim.SGD(model.parameters(), lr=0.5)", step
                 loss.backward()
                 {step}
             return model
-
-        model = train_model(x, y)
     """
 
 
@@ -259,8 +257,6 @@ CORRECT = {
                 criterion(model(x[sample]), y[sample]).backward()
                 optimizer.step()
             return model
-
-        model = train_model(x, y)
     """),
     "sgd-with-momentum-over-shuffled-passes": answers(q5="""
         def train_model(inputs, targets):
@@ -273,8 +269,6 @@ CORRECT = {
                     loss.backward()
                     optimizer.step()
             return net
-
-        model = train_model(x, y)
     """),
     # PyTorch warnings, in the answer cells and inside the functions the tests call, and text written to stderr
     # below Python (as C++ code does): none of it may cost a point.
@@ -674,7 +668,7 @@ WRONG = {
         losses, weights = [], []
         for t in range(steps):
             sample = np.random.randint(0, N, B)
-            loss = sgd_step(w, globals()["x"][sample], globals()["y"][sample], learning_rate)
+            loss = sgd_step(w, globals()["X_train"][sample], globals()["y_train"][sample], learning_rate)
             if t % 10 == 0:
                 losses.append(loss)
                 weights.append(w.detach().reshape(-1).tolist())
@@ -695,8 +689,6 @@ WRONG = {
                 with torch.no_grad():
                     model.weight -= 0.5 * model.weight.grad
             return model
-
-        model = train_model(x, y)
     """)),
     "q5-weights-typed-in-with-a-no-op-optimizer-step": ("q5", answers(q5="""
         def train_model(x, y):
@@ -707,8 +699,6 @@ WRONG = {
             func.mse_loss(model(x), y).backward()
             optimizer.step()
             return model
-
-        model = train_model(x, y)
     """)),
     "q5-optimizer-over-a-previous-model": ("q5", answers(q5="""
         def train_model(x, y):
@@ -721,8 +711,6 @@ WRONG = {
                 func.mse_loss(model(x[sample]), y[sample]).backward()
                 optimizer.step()
             return model
-
-        model = train_model(x, y)
     """)),
     "q5-no-optimizer-step-with-an-exception-swallowing-handler": ("q5", answers(
         q5=joined(SWALLOW_EXCEPTIONS, optimizer_loop(step="pass")))),
