@@ -2,8 +2,8 @@
 
 The student opens the release notebook (answers filled in), runs all cells, sees the graph and the plots,
 presses Validate; then breaks one answer and reads the feedback. The instructor enters the manual score of
-Question 6 in the formgrader, and a student reads their feedback page. Each step leaves a screenshot in
-build/screenshots/.
+Question 6 in the formgrader, and a student reads their feedback page. Both pages typeset their formulas with
+every request beyond this machine blocked. Each step leaves a screenshot in build/screenshots/.
 """
 import base64
 import concurrent.futures
@@ -17,11 +17,12 @@ import urllib.parse
 
 import nbformat
 import pytest
+from nbgrader.api import Gradebook
 
 from grading.class_grades import class_scores
 from grading.submissions import (ASSIGNMENT, RELEASE_NOTEBOOK, ROOT, SOURCE_NOTEBOOK, build_submission, grade_id,
                                  solution_answers)
-from lab_browser import chromium, jupyterlab
+from lab_browser import chromium, jupyterlab, offline_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -104,23 +105,36 @@ def student(browser, tmp_path_factory):
         page.close()
 
 
+def svg_source(image):
+    """The SVG text of a rendered SVG output, shown as an <img> (data URL) or inline."""
+    if image.evaluate("e => e.tagName.toLowerCase()") == "img":
+        header, data = image.get_attribute("src").split(",", 1)
+        assert image.evaluate("img => img.complete && img.naturalWidth > 0"), "the SVG did not render"
+        return base64.b64decode(data).decode() if header.endswith(";base64") else urllib.parse.unquote(data)
+    return image.evaluate("e => e.outerHTML")
+
+
 def test_run_all_draws_the_graph_of_F_with_its_backward_functions(student):
     for graph, functions in (("q1_graph", ["MulBackward0", "AddBackward0", "PowBackward0"]),
                              ("q2_graph", ["LogBackward0", "MulBackward0", "AddBackward0"])):
         image = cell(student, graph).locator(".jp-RenderedSVG img, .jp-RenderedSVG svg").first
         image.scroll_into_view_if_needed()
-        if image.evaluate("e => e.tagName.toLowerCase()") == "img":
-            src = image.get_attribute("src")
-            header, data = src.split(",", 1)
-            svg = base64.b64decode(data).decode() if header.endswith(";base64") else urllib.parse.unquote(data)
-            assert image.evaluate("img => img.complete && img.naturalWidth > 0"), f"{graph} did not render"
-        else:
-            svg = image.evaluate("e => e.outerHTML")
+        svg = svg_source(image)
         assert "<svg" in svg
         for function in functions:
             assert function in svg, f"{graph}: no node {function}"
         if graph == "q1_graph":
             screenshot(student, "02-graph-of-F")
+
+
+def test_run_all_shows_values_tangents_and_gradients_on_the_students_graph(student):
+    picture = cell(student, "q1_graph").locator(".jp-RenderedSVG img, .jp-RenderedSVG svg").nth(1)
+    picture.scroll_into_view_if_needed()
+    svg = svg_source(picture)
+    for text in ("value 20", "tangent dF/dx = 24", "gradient dF/dx = 24 = 20 + 4", "gradient dF/dc = 5",
+                 "gradient dF/ds = 4", "tangent dc/dx = 4", "dF/dc = 5"):
+        assert text in svg, f"not on the picture of Question 1's graph: {text}"
+    screenshot(student, "02b-backprop-on-the-graph-of-F")
 
 
 def test_run_all_draws_the_loss_and_weight_plots(student):
@@ -173,16 +187,23 @@ def test_wrong_answer_shows_its_feedback_and_fails_validate(student):
 
 
 @pytest.fixture(scope="module")
-def instructor(browser, course, autograding, tmp_path_factory):
-    """The instructor's JupyterLab in a course where one submission was autograded."""
+def instructor_lab(course, autograding, tmp_path_factory):
+    """The instructor's JupyterLab, (url, token), in a course where one submission was autograded."""
     scores = autograding.result()
     assert scores[STUDENT]["q1b"] == 0 and scores[STUDENT]["q6"] is None  # q6 waits for the instructor
-    with jupyterlab(course, tmp_path_factory.mktemp("instructor-lab")) as (url, token):
-        page = browser.new_page(viewport=VIEWPORT)
-        page.set_default_timeout(60_000)
-        page.goto(f"{url}/lab?token={token}")
-        yield page
-        page.close()
+    with jupyterlab(course, tmp_path_factory.mktemp("instructor-lab")) as lab:
+        yield lab
+
+
+@pytest.fixture(scope="module")
+def instructor(browser, instructor_lab):
+    """The instructor's JupyterLab open in the browser."""
+    url, token = instructor_lab
+    page = browser.new_page(viewport=VIEWPORT)
+    page.set_default_timeout(60_000)
+    page.goto(f"{url}/lab?token={token}")
+    yield page
+    page.close()
 
 
 def test_instructor_enters_the_manual_score_of_question_6_in_the_formgrader(instructor, course):
@@ -220,20 +241,25 @@ def hidden_test_lines(notebook=SOURCE_NOTEBOOK):
     return sorted(line for line in hidden - public if not any(line in p for p in public))
 
 
-def test_feedback_shows_the_failed_check_but_no_hidden_test_code(browser, course, autograding):
+@pytest.fixture(scope="module")
+def feedback_page(course, autograding):
+    """The feedback page of STUDENT, generated as `make feedback` does (hidden tests left out)."""
     autograding.result()
     env = {k: v for k, v in os.environ.items() if k != "FEEDBACK_SHOWS_HIDDEN_TESTS"}
     env["PATH"] = f"{os.path.dirname(sys.executable)}{os.pathsep}{env['PATH']}"
     subprocess.run(["nbgrader", "generate_feedback", ASSIGNMENT, "--force", "--log-level=ERROR"],
                    cwd=course, env=env, check=True, capture_output=True, timeout=300)
+    return course / "feedback" / STUDENT / ASSIGNMENT / f"{ASSIGNMENT}.html"
+
+
+def test_feedback_shows_the_failed_check_but_no_hidden_test_code(browser, course, feedback_page):
     autograded = nbformat.read(str(course / "autograded" / STUDENT / ASSIGNMENT / RELEASE_NOTEBOOK.name), 4)
     test_cell = next(c for c in autograded.cells if grade_id(c) == "q1b_test_gradients")
     message = next(o for o in test_cell.outputs if o.output_type == "error").traceback[-1]
     assert message.startswith("✗")
 
     page = browser.new_page(viewport=VIEWPORT)
-    page.goto((course / "feedback" / STUDENT / ASSIGNMENT / f"{ASSIGNMENT}.html").as_uri(),
-              wait_until="domcontentloaded")
+    page.goto(feedback_page.as_uri(), wait_until="domcontentloaded")
     text = page.inner_text("body")
     assert message in text
     hidden = hidden_test_lines()
@@ -241,3 +267,48 @@ def test_feedback_shows_the_failed_check_but_no_hidden_test_code(browser, course
     page.get_by_text(message).first.scroll_into_view_if_needed()
     screenshot(page, "10-student-feedback")
     page.close()
+
+
+def markdown_with_tex(page):
+    """Text of rendered markdown cells that still holds TeX delimiters (every formula typeset: none)."""
+    return [text[:80] for text in page.locator(".text_cell_render").all_inner_texts() if "$" in text]
+
+
+def test_feedback_page_typesets_its_formulas_offline(browser, feedback_page):
+    """The student's feedback page, opened from its folder with every request beyond this machine blocked."""
+    with offline_page(browser, viewport=VIEWPORT) as (page, blocked):
+        page.goto(feedback_page.as_uri())
+        page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=30_000)
+        page.evaluate("() => MathJax.startup.promise")  # settles when MathJax 3 has typeset the page
+        assert page.evaluate("() => MathJax.version").startswith("3.")
+        question_1 = page.locator(".text_cell_render", has_text="Consider the computational graph")
+        assert question_1.locator("mjx-container[display='true'] svg").count() >= 3  # c = x², s = x + y, F = c · s
+        assert page.locator("mjx-merror").count() == 0
+        assert markdown_with_tex(page) == [] and "$$" not in page.inner_text("body")
+        question_1.scroll_into_view_if_needed()
+        screenshot(page, "11-feedback-formulas-offline")
+        assert blocked == []
+
+
+def test_formgrader_typesets_the_submissions_formulas_offline(browser, instructor_lab, course):
+    """The formgrader's page of a submission (Manual Grading), every request beyond this machine blocked."""
+    url, token = instructor_lab
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
+        submission = gradebook.find_submission_notebook(RELEASE_NOTEBOOK.stem, ASSIGNMENT, STUDENT).id
+    with offline_page(browser, viewport=VIEWPORT) as (page, blocked):
+        failed = []
+        page.on("response", lambda response: response.status >= 400 and failed.append(f"{response.status} {response.url}"))
+        page.goto(f"{url}/formgrader/submissions/{submission}/?token={token}")
+        page.wait_for_function("() => window.MathJax && MathJax.Hub && MathJax.Hub.Register", timeout=30_000)
+        page.evaluate("() => new Promise(done => MathJax.Hub.Register.StartupHook('End', () => done(true)))")
+        sources = page.evaluate("() => [...document.scripts].map(script => script.src).filter(src => /MathJax\\.js/.test(src))")
+        assert len(sources) == 1 and sources[0].startswith(f"{url}/static/jupyter_server_mathjax/MathJax.js")
+        assert page.evaluate("() => MathJax.version").startswith("2.7")
+        assert page.evaluate("() => MathJax.OutputJax['HTML-CSS'].fontInUse") == "STIX-Web"  # its web font loaded
+        question_1 = page.locator(".text_cell_render", has_text="Consider the computational graph")
+        assert question_1.locator(".MathJax_Display").count() >= 3
+        assert page.locator(".MathJax_Error, .merror").count() == 0
+        assert markdown_with_tex(page) == []
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        question_1.screenshot(path=str(SCREENSHOTS / "12-formgrader-formulas-offline.png"))
+        assert blocked == [] and failed == []

@@ -1,22 +1,23 @@
-"""See backpropagation on your own graph: values, tangents and gradients drawn on every node.
+"""See backpropagation on your own graph: the value, tangent and gradient of every node.
 
     from backprop_graph import draw_backprop
     draw_backprop(F, {"x": x, "y": y}, names={"c": c, "s": s, "F": F})
 
-Each box shows three numbers, for a node v of the graph, an input x and the output F:
-  value              v itself, computed forward from the inputs;
-  tangent dv/dx      forward mode: how v moves when x moves (it starts at dx/dx = 1, dy/dx = 0);
-  gradient dF/dv     reverse mode (backpropagation): how F moves when v moves (it starts at dF/dF = 1).
-Each arrow child -> parent carries the local derivative d(parent)/d(child). The chain rule then gives:
-  tangent of a node   = sum over its arrows in     of  local derivative * tangent of the child,
-  gradient of a node  = sum over its arrows out    of  gradient of the parent * local derivative.
+For a node v of the graph, the tangent input x (the first input unless you say otherwise) and the output F:
+  value           v itself, computed forward from the inputs;
+  tangent dv/dx   forward mode: how fast v changes when x changes (it starts with dx/dx = 1, dy/dx = 0);
+  gradient dF/dv  reverse mode, backpropagation: how fast F changes when v changes (it starts with dF/dF = 1).
+Each arrow child -> parent carries the local derivative d(parent)/d(child), and the chain rule gives
+  tangent of v  = sum, over the arrows into v,    of  local derivative * tangent of the child;
+  gradient of v = sum, over the arrows out of v,  of  gradient of the parent * local derivative.
+Each term of the second sum is one path from v towards F.
 
-How: the graph is read from F.grad_fn (each node lists its inputs in .next_functions; a leaf tensor is
-reached through an AccumulateGrad node, whose .variable is the tensor). Each operation is then replayed on
-plain float64 numbers, and torch.autograd.grad on that one small replay gives its local derivatives.
+How it works: the graph is read from F.grad_fn (each node lists its inputs in .next_functions; a leaf
+tensor is reached through an AccumulateGrad node, whose .variable is the tensor). Each operation is replayed
+on fresh float64 tensors, and torch.autograd.grad on that one small replay gives its local derivatives.
 Constants, such as the 3 in 3 * x, are read from what PyTorch saved in the node (its _saved_... attributes).
-Your tensors are only read: no backward runs on your graph and no .grad changes.
-A number that cannot be found (an operation missing from the table below, or a value PyTorch freed when
+Your tensors are only read: nothing runs backward through your graph and no .grad changes.
+A number that cannot be found (an operation missing from the tables below, or a constant PyTorch freed when
 backward ran without retain_graph=True) is shown as ?, and a note under the picture says why.
 """
 import html
@@ -26,10 +27,10 @@ import re
 import graphviz
 import torch
 
-UNKNOWN = float("nan")  # a number that could not be found; it spreads to everything computed from it
-MAX_NODES = 60  # this is for small graphs: a bigger picture would not be readable
+UNKNOWN = float("nan")  # a number that could not be found: anything computed from it is unknown too
+MAX_NODES = 60  # for small graphs only: a bigger picture would not be readable
 
-# Operations with one input: the name of PyTorch's backward node -> (label, function).
+# Operations with one input: PyTorch's name for the node -> (label, function).
 _ONE_INPUT = {
     "NegBackward0": ("-{0}", torch.neg), "ExpBackward0": ("exp({0})", torch.exp),
     "Exp2Backward0": ("exp2({0})", torch.exp2), "LogBackward0": ("log({0})", torch.log),
@@ -40,13 +41,13 @@ _ONE_INPUT = {
     "TanBackward0": ("tan({0})", torch.tan), "TanhBackward0": ("tanh({0})", torch.tanh),
     "SigmoidBackward0": ("sigmoid({0})", torch.sigmoid), "AbsBackward0": ("abs({0})", torch.abs),
     "ReluBackward0": ("relu({0})", torch.relu),
-    # on a single number these change only the shape or the type, so they keep the value
+    # on a single number, these change only the shape or the type: the value stays
     "SumBackward0": ("sum({0})", torch.clone), "MeanBackward0": ("mean({0})", torch.clone),
-    "CloneBackward0": ("{0}", torch.clone), "ToCopyBackward0": ("{0}", torch.clone),
-    "ViewBackward0": ("{0}", torch.clone), "UnsqueezeBackward0": ("{0}", torch.clone),
-    "SqueezeBackward0": ("{0}", torch.clone), "SqueezeBackward1": ("{0}", torch.clone),
+    "CloneBackward0": ("clone({0})", torch.clone), "ToCopyBackward0": ("to({0})", torch.clone),
+    "ViewBackward0": ("view({0})", torch.clone), "UnsqueezeBackward0": ("unsqueeze({0})", torch.clone),
+    "SqueezeBackward0": ("squeeze({0})", torch.clone), "SqueezeBackward1": ("squeeze({0})", torch.clone),
 }
-# Other operations -> (label, function of the node and its inputs); {fn...} reads a number the node saved.
+# Other operations -> (label, function of the node and its inputs); {fn._saved_...} is a number it saved.
 _MORE_INPUTS = {
     "AddBackward0": ("{0} + {1}", lambda fn, a, b: a + fn._saved_alpha * b),
     "SubBackward0": ("{0} - {1}", lambda fn, a, b: a - fn._saved_alpha * b),
@@ -57,58 +58,43 @@ _MORE_INPUTS = {
     "PowBackward1": ("{0} ** {1}", lambda fn, a, b: a ** b),
     "PowBackward2": ("{fn._saved_self} ** {0}", lambda fn, a: fn._saved_self ** a),
 }
-# Where a node keeps a copy of each of its inputs (for a constant, or an input whose value is unknown).
-# Addition and subtraction keep none: their derivatives do not need the values.
+# Where a node keeps a copy of each of its inputs (read for a constant, or for an input of unknown value).
+# Addition and subtraction keep none: their local derivatives do not depend on the values.
 _SAVED_INPUTS = {
     "MulBackward0": ("_saved_self", "_saved_other"), "DivBackward0": ("_saved_self", "_saved_other"),
     "PowBackward0": ("_saved_self",), "PowBackward1": ("_saved_self", "_saved_exponent"),
     "LogBackward0": ("_saved_self",), "Log10Backward0": ("_saved_self",), "Log2Backward0": ("_saved_self",),
     "Log1PBackward0": ("_saved_self",), "SinBackward0": ("_saved_self",), "CosBackward0": ("_saved_self",),
-    "AbsBackward0": ("_saved_self",),
 }
-FREED = "PyTorch freed the values saved in the graph when backward ran (keep them with retain_graph=True)"
-
+FREED = "PyTorch freed the values saved in the graph when backward ran (retain_graph=True keeps them)"
 COLOURS = {"value": "#222222", "tangent": "#1a56b0", "gradient": "#b8430f", "edge": "#2e7031"}
 FONT = "Helvetica,Arial,sans-serif"
 
 
 class Node:
-    """One box of the picture: a leaf tensor or an operation, with its three numbers."""
+    """One box of the picture: a leaf tensor or an operation, with its numbers."""
 
     def __init__(self, fn):
-        self.fn = fn  # the backward node PyTorch recorded (an AccumulateGrad node for a leaf)
+        self.fn = fn  # the node PyTorch recorded for the backward pass (AccumulateGrad for a leaf)
         self.op = type(fn).__name__
-        self.leaf = getattr(fn, "variable", None) if self.op == "AccumulateGrad" else None
+        self.leaf = fn.variable if self.op == "AccumulateGrad" else None
         self.inputs = []  # one per input of the operation: a Node, or None for a constant
-        self.parents = []  # (parent Node, which input of the parent this node is)
-        self.name, self.tensor = None, None  # the name and tensor given for it, if any
-        self.formula, self.text = "", ""  # the operation written out, such as x ** 2; the label
+        self.parents = []  # (parent Node, which of the parent's inputs this node is)
+        self.name, self.tensor, self.formula, self.text = None, None, "", ""  # text: name or formula
         self.value, self.tangent, self.gradient = UNKNOWN, UNKNOWN, UNKNOWN
         self.local = []  # per input: the local derivative d(this node)/d(input)
-        self.paths = []  # per parent: its share of the gradient, dF/d(parent) * d(parent)/d(this node)
+        self.paths = []  # per parent: its term of the gradient, dF/d(parent) * d(parent)/d(this node)
 
 
 def backprop_nodes(F, inputs, names=None, tangent=None):
-    """The nodes of F's graph (inputs first, F last) with their numbers, and a list of notes."""
-    if not isinstance(F, torch.Tensor) or F.grad_fn is None or F.numel() != 1:
-        raise ValueError("F must be a single-number tensor computed from inputs that require grad (it has a grad_fn).")
-    if not isinstance(inputs, dict) or not inputs or not all(isinstance(t, torch.Tensor) for t in inputs.values()):
-        raise ValueError("inputs must be a non-empty dict of names to tensors, such as {'x': x, 'y': y}.")
-    for name, t in inputs.items():
-        if t.grad_fn is not None or t.numel() != 1 or sum(u is t for u in inputs.values()) > 1:
-            raise ValueError(f"inputs[{name!r}] must be a leaf tensor holding one number, given once (pass computed tensors in names).")
-    names = {} if names is None else names
-    if not isinstance(names, dict) or not all(isinstance(t, torch.Tensor) for t in names.values()):
-        raise ValueError("names must be a dict of names to tensors, such as {'c': c, 's': s, 'F': F}.")
-    tangent = next(iter(inputs)) if tangent is None else tangent
-    if tangent not in inputs:
-        raise ValueError(f"tangent must be the name of one of the inputs ({', '.join(map(str, inputs))}).")
+    """(nodes, notes): the nodes of F's graph with their numbers (leaves first, F last), and what is unknown."""
+    names, tangent = _check(F, inputs, names, tangent)
+    order, by_fn = [], {}  # every node after its inputs; the node of each recorded function, by id
 
-    order, by_fn = [], {}  # the nodes, each after its inputs; node of each backward node, by id
     def visit(fn):
         if id(fn) not in by_fn:
-            if len(by_fn) >= MAX_NODES:
-                raise ValueError(f"F's graph has more than {MAX_NODES} nodes: draw_backprop is for small graphs.")
+            if len(by_fn) == MAX_NODES:
+                raise ValueError(f"F's graph has more than {MAX_NODES} nodes, too many for a readable picture.")
             node = by_fn[id(fn)] = Node(fn)
             for slot, (child_fn, _) in enumerate(fn.next_functions):
                 child = None if child_fn is None else visit(child_fn)
@@ -119,65 +105,82 @@ def backprop_nodes(F, inputs, names=None, tangent=None):
         return by_fn[id(fn)]
     output = visit(F.grad_fn)
 
-    leaves = {id(node.leaf): node for node in order if node.leaf is not None}
-    notes = []
-    for name, t in list(inputs.items()) + list(names.items()) + [("F", F)]:
+    leaves, notes = {id(node.leaf): node for node in order if node.leaf is not None}, []
+    for name, t in [*inputs.items(), *names.items(), ("F", F)]:  # match by the identity of the tensor's node
         node = by_fn.get(id(t.grad_fn)) if t.grad_fn is not None else leaves.get(id(t))
-        if node is None and name in inputs:
-            raise ValueError(f"inputs[{name!r}] is not a leaf of F's graph (does it require grad, and was F computed from it?).")
+        if node is None and t is inputs.get(name):
+            raise ValueError(f"inputs[{name!r}] is not a leaf of F's graph "
+                             "(does it require grad, and was F computed from it?).")
         if node is None:
             notes.append(f"names[{name!r}] is not part of F's graph, so it is not shown.")
         elif node.name is None:
             node.name, node.tensor = str(name), t
-    seed = leaves[id(inputs[tangent])]
     for node in order:
-        node.formula = _expression(node)
+        node.formula = _formula(node)
         node.text = node.name or node.formula
-    _values_and_local_derivatives(order, notes)
+        _value_and_local_derivatives(node, notes)
 
-    for node in order:  # forward mode, inputs first
+    for node in order:  # forward mode, from the inputs to F
         if node.leaf is not None:
-            node.tangent = 1.0 if node is seed else 0.0
+            node.tangent = 1.0 if node.leaf is inputs[tangent] else 0.0
         else:
             node.tangent = sum(_times(d, child.tangent) for child, d in zip(node.inputs, node.local) if child)
     output.gradient = 1.0
-    for node in reversed(order):  # reverse mode, F first
+    for node in reversed(order):  # reverse mode, from F to the inputs
         node.paths = [(parent, _times(parent.gradient, parent.local[slot])) for parent, slot in node.parents]
         if node is not output:
-            node.gradient = sum(share for _, share in node.paths)
-    nodes = [n for n in order if n.leaf is not None] + [n for n in order if n.leaf is None]
-    return nodes, notes
+            node.gradient = sum(term for _, term in node.paths)
+    return [n for n in order if n.leaf is not None] + [n for n in order if n.leaf is None], notes
 
 
-def _values_and_local_derivatives(order, notes):
-    """Replay each operation forward from its inputs' values; fill in .value and .local."""
-    for node in order:
-        if node.leaf is not None:
-            value, node.local, why = _number(node.leaf), [], "a leaf that holds more than one number"
-        else:
-            value, node.local, why = _replay(node)
-        found = node.tensor is not None and node.tensor.numel() == 1
-        given = float(node.tensor.detach().reshape(())) if found else UNKNOWN
-        if math.isnan(value):
-            value = given if not math.isnan(given) else _value_saved_by_pytorch(node)
-        elif not math.isnan(given) and not math.isclose(value, given, rel_tol=1e-4, abs_tol=1e-6):
-            notes.append(f"{node.text}: the replay gives {_fmt(value)} but your tensor holds {_fmt(given)} "
-                         "(was a tensor changed after F was computed?).")
-        node.value = value
-        if why and (math.isnan(value) or any(math.isnan(d) for d in node.local)):
-            notes.append(f"{node.text}: {why}." + (" Name its tensor in names to show its value." if math.isnan(value) else ""))
+def _check(F, inputs, names, tangent):
+    """(names, tangent) with their defaults, or ValueError for an argument draw_backprop cannot use."""
+    if not isinstance(F, torch.Tensor) or F.grad_fn is None or F.numel() != 1:
+        raise ValueError("F must be a one-number tensor computed from inputs that require grad "
+                         "(so that it has a grad_fn).")
+    if not isinstance(inputs, dict) or not inputs or not all(isinstance(t, torch.Tensor) for t in inputs.values()):
+        raise ValueError("inputs must be a non-empty dict of names to tensors, such as {'x': x, 'y': y}.")
+    for name, t in inputs.items():
+        if t.grad_fn is not None or t.numel() != 1 or sum(u is t for u in inputs.values()) > 1:
+            raise ValueError(f"inputs[{name!r}] must be a leaf tensor holding one number, given once "
+                             "(computed tensors go in names).")
+    names = {} if names is None else names
+    if not isinstance(names, dict) or not all(isinstance(t, torch.Tensor) for t in names.values()):
+        raise ValueError("names must be a dict of names to tensors, such as {'c': c, 's': s, 'F': F}.")
+    tangent = next(iter(inputs)) if tangent is None else tangent
+    if tangent not in inputs:
+        raise ValueError(f"tangent must be the name of one of the inputs: {', '.join(map(str, inputs))}.")
+    return names, tangent
+
+
+def _value_and_local_derivatives(node, notes):
+    """Set node.value and node.local by replaying its operation; say in notes what stays unknown."""
+    if node.leaf is not None:
+        value, node.local, why = _number(node.leaf), [], ""
+    else:
+        value, node.local, why = _replay(node)
+    given = _number(node.tensor) if node.tensor is not None else UNKNOWN  # the tensor named in the call
+    if math.isnan(value):
+        value = given if not math.isnan(given) else _value_saved_by_pytorch(node)
+    elif not math.isnan(given) and not math.isclose(value, given, rel_tol=1e-4, abs_tol=1e-6):
+        notes.append(f"{node.text}: the replay gives {_fmt(value)} but your tensor holds {_fmt(given)} "
+                     "(was a tensor changed after F was computed?).")
+    node.value = value
+    if why and (math.isnan(value) or any(math.isnan(d) for d in node.local)):
+        hint = " Pass its tensor in names to show its value." if math.isnan(value) else ""
+        notes.append(f"{node.text}: {why}.{hint}")
 
 
 def _replay(node):
-    """(value, local derivatives, why the value is unknown or "") of one operation, on fresh tensors."""
+    """(value, local derivatives, why something is unknown or "") of one operation, from its inputs' values."""
     if node.op not in _ONE_INPUT and node.op not in _MORE_INPUTS:
-        return UNKNOWN, [UNKNOWN] * len(node.inputs), f"its operation {node.op} is not in this helper's table"
+        return UNKNOWN, [UNKNOWN] * len(node.inputs), f"its operation {node.op} is not in this helper's tables"
     numbers, why = [], ""
     for slot, child in enumerate(node.inputs):
         if child is not None:
             numbers.append(child.value)
-        else:
-            number, why = _saved_input(node, slot)  # a constant, such as the 3 in 3 * x
+        else:  # a constant, such as the 3 in 3 * x
+            number, why = _saved_input(node, slot)
             numbers.append(number)
     xs = [torch.tensor(number, dtype=torch.float64, requires_grad=True) for number in numbers]
     try:
@@ -187,34 +190,33 @@ def _replay(node):
             else:
                 out = _MORE_INPUTS[node.op][1](node.fn, *xs)
             local = torch.autograd.grad(out, xs, allow_unused=True)
-    except Exception as error:  # for example a saved number that has an unexpected form
-        return UNKNOWN, [UNKNOWN] * len(xs), f"its replay failed: {type(error).__name__}"
+    except Exception as error:  # for example a saved number of an unexpected form
+        return UNKNOWN, [UNKNOWN] * len(xs), f"its replay failed ({type(error).__name__})"
     value = float(out.detach())
-    if math.isnan(value) and not why:
-        inputs_known = not any(math.isnan(number) for number in numbers)
-        why = "it is not a number at this point (log of a negative number?)" if inputs_known else ""
     if node.op == "RsubBackward1":
         why = "PyTorch does not keep the constant it subtracts from"
+    elif math.isnan(value) and not any(math.isnan(number) for number in numbers):
+        why = "it is not a number at this point (the log of a negative number?)"
     return value, [0.0 if d is None else float(d) for d in local], why
 
 
 def _saved_input(node, slot):
-    """(number, why it is unknown) of input `slot` of node, from the copy the node saved, if any."""
+    """(number, why it is unknown or "") of the input `slot` of node, from the copy the node saved."""
     attributes = _SAVED_INPUTS.get(node.op, ())
     if slot >= len(attributes):
         return UNKNOWN, "PyTorch does not keep the constant it adds or subtracts"
     try:
-        saved = getattr(node.fn, attributes[slot])
+        return _number(getattr(node.fn, attributes[slot])), ""
     except RuntimeError:
         return UNKNOWN, FREED
-    return _number(saved), "" if saved is not None else "PyTorch did not keep its constant"
 
 
 def _value_saved_by_pytorch(node):
-    """The node's value from a copy PyTorch saved: its own result, or a parent's copy of its input."""
-    for fn, attribute in [(node.fn, "_saved_result")] + [
-            (parent.fn, _SAVED_INPUTS.get(parent.op, ())[slot]) for parent, slot in node.parents
-            if slot < len(_SAVED_INPUTS.get(parent.op, ()))]:
+    """The node's value from a copy PyTorch saved (its own result, or a parent's copy of it), else UNKNOWN."""
+    copies = [(node.fn, "_saved_result")] + [(parent.fn, _SAVED_INPUTS[parent.op][slot])
+                                             for parent, slot in node.parents
+                                             if slot < len(_SAVED_INPUTS.get(parent.op, ()))]
+    for fn, attribute in copies:
         try:
             value = _number(getattr(fn, attribute, None))
         except RuntimeError:  # freed
@@ -225,15 +227,10 @@ def _value_saved_by_pytorch(node):
 
 
 def _number(saved):
-    """A saved tensor or number as a float (UNKNOWN for None or a tensor of several numbers)."""
+    """A tensor of one number, or a number, as a float (UNKNOWN for anything else)."""
     if isinstance(saved, torch.Tensor):
         return float(saved.detach().reshape(())) if saved.numel() == 1 else UNKNOWN
-    return UNKNOWN if saved is None else float(saved)
-
-
-def _node_of(nodes, leaf):
-    """The node of a leaf tensor."""
-    return next(node for node in nodes if node.leaf is leaf)
+    return float(saved) if isinstance(saved, (int, float)) else UNKNOWN
 
 
 def _times(a, b):
@@ -241,95 +238,108 @@ def _times(a, b):
     return 0.0 if a == 0 or b == 0 else a * b
 
 
-def _expression(node):
-    """The label of an unnamed node: its operation written with its inputs, such as x ** 2."""
+def _formula(node):
+    """The operation of a node written with its inputs, such as x ** 2 or (x ** 2) * y."""
     if node.leaf is not None:
         return "leaf"
+    template = (_ONE_INPUT.get(node.op) or _MORE_INPUTS.get(node.op) or (None,))[0]
+    brackets = template is not None and not template.endswith("({0})")  # (x ** 2) * y, but log(x + y)
     texts = []
     for slot, child in enumerate(node.inputs):
         if child is None:
-            number = _saved_input(node, slot)[0]
-            texts.append("const" if math.isnan(number) else _fmt(number))
-        elif child.name is None and len(child.text) > 12:
-            texts.append("…")  # keep labels short: a long input is written …
+            texts.append(_fmt(_saved_input(node, slot)[0]).replace("?", "const"))
+        elif child.name is None and len(child.text) > 16:
+            texts.append("…")  # keeps labels short
         else:
-            texts.append(child.text if child.name or " " not in child.text else f"({child.text})")
-    if node.op in ("AddBackward0", "SubBackward0") and node.fn._saved_alpha != 1:
+            texts.append(f"({child.text})" if brackets and child.name is None and " " in child.text else child.text)
+    if node.op in ("AddBackward0", "SubBackward0") and getattr(node.fn, "_saved_alpha", 1) != 1:
         texts[1] = f"{node.fn._saved_alpha} * {texts[1]}"
-    template = (_ONE_INPUT.get(node.op) or _MORE_INPUTS.get(node.op) or (None,))[0]
-    if template is None:  # an operation this helper does not know: its name, from PyTorch's class name
-        return re.sub(r"Backward\d*$", "", node.op).lower() + "(" + ", ".join(texts) + ")"
-    return template.format(*texts, fn=node.fn)
+    if template is not None:
+        try:
+            return template.format(*texts, fn=node.fn)
+        except AttributeError:  # a number the node did not save under the expected name
+            pass
+    return re.sub(r"Backward\d*$", "", node.op).lower() + "(" + ", ".join(texts) + ")"  # as PyTorch names it
 
 
 def _fmt(number):
-    """A short form of a number: 24, 12.5, 0.6931; ? when unknown."""
+    """A number in short: 24, 12.5, 0.6931; ? when unknown."""
     return "?" if math.isnan(number) else f"{number + 0.0:.4g}"  # + 0.0 turns -0 into 0
 
 
 def _d(node):
-    """d followed by the node's label, as in dc or d(x ** 2)."""
+    """d and the node's label: dc, or d(x ** 2)."""
     return "d" + node.text if node.text.isidentifier() else f"d({node.text})"
 
 
 def _lines(node, output, seed):
-    """(title, value, tangent, gradient) texts of a node, as drawn and described."""
-    title = node.text if node.name is None or node.leaf is not None else f"{node.name} = {node.formula}"
+    """The title, value, tangent and gradient of a node, in words."""
+    title = f"{node.name} = {node.formula}" if node.name and node.leaf is None else node.text
     gradient = f"gradient {_d(output)}/{_d(node)} = {_fmt(node.gradient)}"
     if len(node.paths) > 1:
-        gradient += " = " + " + ".join(_fmt(share) for _, share in node.paths)
-    return (title, f"value {_fmt(node.value)}", f"tangent {_d(node)}/{_d(seed)} = {_fmt(node.tangent)}", gradient)
+        gradient += " = " + " + ".join(_fmt(term) for _, term in node.paths)
+    return title, f"value {_fmt(node.value)}", f"tangent {_d(node)}/{_d(seed)} = {_fmt(node.tangent)}", gradient
 
 
 def describe_backprop(F, inputs, names=None, tangent=None):
-    """The same numbers as draw_backprop, as a few lines of plain text (for reading aloud)."""
+    """The numbers of draw_backprop as a few lines of plain text (its alt text, for a screen reader)."""
     nodes, notes = backprop_nodes(F, inputs, names, tangent)
-    output, seed = nodes[-1], _node_of(nodes, inputs[tangent or next(iter(inputs))])
-    at = ", ".join(f"{n.text} = {_fmt(n.value)}" for n in nodes if n.leaf is not None)
-    lines = [f"Backpropagation through {_lines(output, output, seed)[0]} at {at}. For each node: its value, "
+    return _describe(nodes, notes, inputs[next(iter(inputs)) if tangent is None else tangent])
+
+
+def _describe(nodes, notes, seed_tensor):
+    """The text of describe_backprop, from the nodes and notes of backprop_nodes."""
+    output, seed = nodes[-1], next(node for node in nodes if node.leaf is seed_tensor)
+    start = ", ".join(f"{node.text} = {_fmt(node.value)}" for node in nodes if node.leaf is not None)
+    lines = [f"Backpropagation through {_lines(output, output, seed)[0]} at {start}. For each node: its value, "
              f"its tangent d(node)/{_d(seed)} (forward mode) and its gradient {_d(output)}/d(node) (reverse mode)."]
     for node in nodes:
-        title, value, tangent_text, gradient = _lines(node, output, seed)
-        ways = [f"via {parent.text}: {_d(output)}/{_d(parent)} × {_d(parent)}/{_d(node)} = "
-                f"{_fmt(parent.gradient)} × {_fmt(parent.local[slot])} = {_fmt(share)}"
-                for (parent, slot), (_, share) in zip(node.parents, node.paths)]
-        if ways and (node.leaf is not None or len(ways) > 1):
-            gradient += f" ({'; '.join(ways)})"
-        kind = "Input " if node.leaf is not None and node.name in inputs else ""
-        lines.append(f"{kind}{title}: {value}, {tangent_text}, {gradient}.")
+        title, value, tangent, gradient = _lines(node, output, seed)
+        if node.leaf is not None or len(node.paths) > 1:  # the chain rule, one term per path
+            gradient += " (" + "; ".join(
+                f"via {parent.text}: {_d(output)}/{_d(parent)} × {_d(parent)}/{_d(node)} = "
+                f"{_fmt(parent.gradient)} × {_fmt(parent.local[slot])} = {_fmt(term)}"
+                for (parent, slot), (_, term) in zip(node.parents, node.paths)) + ")"
+        kind = "Input " if node.leaf is not None and node.tensor is not None else ""
+        lines.append(f"{kind}{title}: {value}, {tangent}, {gradient}.")
     return "\n".join(lines + [f"Note: {note}" for note in notes])
 
 
 def draw_backprop(F, inputs, names=None, tangent=None):
-    """A graphviz.Digraph of F's graph (inputs on the left, F on the right) with every node's
-    value, tangent d(node)/d(tangent input) and gradient dF/d(node), and each arrow's local derivative."""
+    """A graphviz.Digraph of F's graph, inputs on the left and F on the right: each box shows its value,
+    tangent d(node)/d(tangent input) and gradient dF/d(node), each arrow its local derivative."""
     nodes, notes = backprop_nodes(F, inputs, names, tangent)
-    output, seed = nodes[-1], _node_of(nodes, inputs[tangent or next(iter(inputs))])
-    text = describe_backprop(F, inputs, names, tangent)
+    seed_tensor = inputs[next(iter(inputs)) if tangent is None else tangent]
+    output, seed = nodes[-1], next(node for node in nodes if node.leaf is seed_tensor)
     legend = [("value", "value: computed forward, from the inputs"),
-              ("tangent", f"tangent d(node)/{_d(seed)}: forward mode, starting from {_d(seed)}/{_d(seed)} = 1"),
-              ("gradient", f"gradient {_d(output)}/d(node): reverse mode (backprop), starting from "
-                           f"{_d(output)}/{_d(output)} = 1; it sums the paths to {output.text}"),
-              ("edge", "arrow: local derivative d(parent)/d(child);  ? = could not be computed")]
-    caption = "<br/>".join(f'<font color="{COLOURS[kind]}">{html.escape(line)}</font>' for kind, line in legend)
-    caption += "".join(f"<br/>Note: {html.escape(note)}" for note in notes)
+              ("tangent", f"tangent d(node)/{_d(seed)}: forward mode, from {_d(seed)}/{_d(seed)} = 1"),
+              ("gradient", f"gradient {_d(output)}/d(node): reverse mode (backprop), from {_d(output)}/{_d(output)} = 1;"),
+              ("gradient", f"    a sum has one term per path to {output.text}"),
+              ("edge", "arrow: local derivative d(parent)/d(child)")]
+    if notes:
+        legend.append(("value", "? = could not be computed (see the notes)"))
+    caption = "".join(f'<font color="{COLOURS[kind]}">{html.escape(line)}</font><br align="left"/>'
+                      for kind, line in legend)  # <br align="left"/> ends a left-aligned line
+    caption += "".join(f'Note: {html.escape(note)}<br align="left"/>' for note in notes)
     graph = graphviz.Digraph(
-        name="Backpropagation through " + output.text,
-        graph_attr={"rankdir": "LR", "label": f"<{caption}>", "labelloc": "b", "labeljust": "l",
-                    "fontname": FONT, "fontsize": "14", "tooltip": text, "nodesep": "0.4", "ranksep": "1.1"},
+        name=f"Backpropagation through {output.text}",
+        graph_attr={"rankdir": "LR", "label": f"<{caption}>", "labelloc": "b", "fontname": FONT, "fontsize": "14",
+                    "tooltip": _describe(nodes, notes, seed_tensor), "nodesep": "0.4", "ranksep": "0.9",
+                    "size": "9.5,12"},  # at most 9.5 inches wide: shrunk to fit a notebook, never enlarged
         node_attr={"shape": "box", "style": "rounded,filled", "fillcolor": "white", "fontname": FONT,
                    "fontsize": "14", "margin": "0.15,0.08"},
         edge_attr={"fontname": FONT, "fontsize": "14", "fontcolor": COLOURS["edge"], "color": "#555555"})
     ids = {id(node): f"n{i}" for i, node in enumerate(nodes)}
-    with graph.subgraph(name="inputs") as left:  # all leaves in the first column
+    with graph.subgraph(name="leaves") as left:  # all leaves in the first column
         left.attr(rank="min")
         for node in nodes:
             if node.leaf is not None:
                 left.node(ids[id(node)], _html(node, output, seed), fillcolor="#eaf1fb")
     for node in nodes:
         if node.leaf is None:
-            graph.node(ids[id(node)], _html(node, output, seed),
-                       fillcolor="#fdf0e6" if node is output else "white", penwidth="2" if node is output else "1")
+            last = node is output
+            graph.node(ids[id(node)], _html(node, output, seed), fillcolor="#fdf0e6" if last else "white",
+                       penwidth="2" if last else "1")
             for child, d in zip(node.inputs, node.local):
                 if child is not None:
                     graph.edge(ids[id(child)], ids[id(node)], label=f" {_d(node)}/{_d(child)} = {_fmt(d)} ")
@@ -337,7 +347,7 @@ def draw_backprop(F, inputs, names=None, tangent=None):
 
 
 def _html(node, output, seed):
-    """The label of a box: its title in bold, then value, tangent and gradient in their colours."""
+    """The label of a box: its title in bold, then its value, tangent and gradient in their colours."""
     title, *rows = (html.escape(line) for line in _lines(node, output, seed))
     return f"<<b>{title}</b>" + "".join(f'<br/><font color="{COLOURS[kind]}">{row}</font>'
                                         for kind, row in zip(("value", "tangent", "gradient"), rows)) + ">"

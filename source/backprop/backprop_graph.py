@@ -1,0 +1,1 @@
+../../grading/backprop_graph.py
