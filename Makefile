@@ -3,7 +3,11 @@ SHELL := /bin/bash
 ASSIGNMENT := backprop
 VENV := .venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
-SYSTEM_PACKAGES := graphviz:dot bubblewrap:bwrap
+# MathJax that feedback pages inline, so that they typeset their formulas offline (grading/offline_pages.py): npm's
+# package, pinned, installed in the virtual environment ($(VENV)/lib/node_modules/mathjax)
+MATHJAX_VERSION := 3.2.2
+MATHJAX := $(VENV)/.mathjax-$(MATHJAX_VERSION)
+SYSTEM_PACKAGES := graphviz:dot bubblewrap:bwrap npm:npm
 # make test also drives JupyterLab in Debian's Chromium
 test: SYSTEM_PACKAGES += chromium:chromium
 
@@ -30,13 +34,19 @@ test-quick: release
 catalogue: release
 	python tests/catalogue_report.py
 
-setup: $(VENV)/.installed system-packages
+setup: $(VENV)/.installed $(MATHJAX) system-packages
 
 # the course's own package (grading/) is installed too, so that nbgrader, Dask and the instructor notebook import it
 $(VENV)/.installed: requirements.txt pyproject.toml
 	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	touch $@
+
+# MathJax for feedback pages (MATHJAX_VERSION above)
+$(MATHJAX): | $(VENV)/.installed system-packages
+	npm install --global --prefix $(VENV) --ignore-scripts --no-audit --no-fund --silent mathjax@$(MATHJAX_VERSION)
+	rm -f $(VENV)/.mathjax-*
 	touch $@
 
 ## system-packages: Debian packages the course needs (installed when running as root)
@@ -69,7 +79,7 @@ autograde: setup
 	  $(if $(FORCE),--force) $(if $(UNSAFE_NO_SANDBOX),--unsafe-no-sandbox) $(if $(DASK),--dask $(DASK))
 
 ## feedback: per-student feedback HTML (hidden tests left out) in feedback/
-feedback:
+feedback: | $(MATHJAX)
 	nbgrader generate_feedback $(ASSIGNMENT) --force --log-level=WARN
 
 ## grades: grades.csv from the gradebook

@@ -6,6 +6,7 @@ from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, Clea
                                     DeduplicateIds, GetGrades, IgnorePattern, LimitOutput, OverwriteCells,
                                     OverwriteKernelspec, SaveAutoGrades)
 
+from grading import offline_pages
 from grading.judged_execute import SandboxedJudgedExecute
 from grading.restore_cell_flags import RestoreCellFlags
 
@@ -40,3 +41,12 @@ c.Sandbox.max_file_bytes = 256 * 2**20  # largest file a submission may write
 # Feedback never shows hidden tests unless the instructor asks: FEEDBACK_SHOWS_HIDDEN_TESTS=1.
 if os.environ.get("FEEDBACK_SHOWS_HIDDEN_TESTS") != "1":
     c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]
+
+# nbgrader's HTML pages work offline (grading/offline_pages.py). Its feedback and formgrade templates ignore
+# HTMLExporter.mathjax_url and load MathJax from a CDN; the course's templates, found first, put in its place MathJax 3
+# inlined in each feedback page and, in the formgrader, the MathJax 2 that JupyterLab serves (jupyter_server_mathjax).
+# Figures of markdown cells are embedded too: a student's feedback is one HTML file. SVG outputs take alt text as
+# nbconvert gives it to PNG outputs: from the output's metadata "alt", else from the cell's metadata "alt".
+c.HTMLExporter.extra_template_basedirs = offline_pages.TEMPLATE_BASEDIRS
+c.HTMLExporter.filters = {"inline_mathjax": "grading.offline_pages.inline_mathjax"}
+c.HTMLExporter.embed_images = True

@@ -1,5 +1,6 @@
 """JupyterLab on a free loopback port and Chromium driven by Playwright, for the browser tests."""
 import contextlib
+import ipaddress
 import json
 import os
 import secrets
@@ -8,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -91,3 +93,37 @@ def chromium():
             yield browser
         finally:
             browser.close()
+
+
+def on_this_machine(url):
+    """Whether loading url stays on this machine: a file, data or blob URL, or a loopback address."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme in ("file", "data", "blob", "about"):
+        return True
+    try:
+        return parts.hostname == "localhost" or ipaddress.ip_address(parts.hostname or "").is_loopback
+    except ValueError:
+        return False
+
+
+@contextlib.contextmanager
+def offline_page(browser, **options):
+    """A page that reaches nothing beyond this machine, and the list of what it tried to.
+
+    Yields (page, blocked): every request to another host is aborted and its URL appended to blocked.
+    """
+    context = browser.new_context(service_workers="block", **options)  # a service worker would bypass the routes
+    blocked = []
+
+    def only_this_machine(route):
+        if on_this_machine(route.request.url):
+            route.continue_()
+        else:
+            blocked.append(route.request.url)
+            route.abort("internetdisconnected")
+
+    context.route("**/*", only_this_machine)
+    try:
+        yield context.new_page(), blocked
+    finally:
+        context.close()

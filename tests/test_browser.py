@@ -277,8 +277,9 @@ def markdown_with_tex(page):
 def test_feedback_page_typesets_its_formulas_offline(browser, feedback_page):
     """The student's feedback page, opened from its folder with every request beyond this machine blocked."""
     with offline_page(browser, viewport=VIEWPORT) as (page, blocked):
+        page.set_default_timeout(90_000)
         page.goto(feedback_page.as_uri())
-        page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise", timeout=30_000)
+        page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise")
         page.evaluate("() => MathJax.startup.promise")  # settles when MathJax 3 has typeset the page
         assert page.evaluate("() => MathJax.version").startswith("3.")
         question_1 = page.locator(".text_cell_render", has_text="Consider the computational graph")
@@ -296,12 +297,13 @@ def test_formgrader_typesets_the_submissions_formulas_offline(browser, instructo
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gradebook:
         submission = gradebook.find_submission_notebook(RELEASE_NOTEBOOK.stem, ASSIGNMENT, STUDENT).id
     with offline_page(browser, viewport=VIEWPORT) as (page, blocked):
-        failed = []
-        page.on("response", lambda response: response.status >= 400 and failed.append(f"{response.status} {response.url}"))
+        page.set_default_timeout(90_000)
+        failed = []  # a file the page asks for that the server lacks (a missing font or MathJax part)
+        page.on("response", lambda answer: answer.status >= 400 and failed.append(f"{answer.status} {answer.url}"))
         page.goto(f"{url}/formgrader/submissions/{submission}/?token={token}")
-        page.wait_for_function("() => window.MathJax && MathJax.Hub && MathJax.Hub.Register", timeout=30_000)
+        page.wait_for_function("() => window.MathJax && MathJax.Hub && MathJax.Hub.Register")
         page.evaluate("() => new Promise(done => MathJax.Hub.Register.StartupHook('End', () => done(true)))")
-        sources = page.evaluate("() => [...document.scripts].map(script => script.src).filter(src => /MathJax\\.js/.test(src))")
+        sources = page.evaluate("() => [...document.scripts].map(s => s.src).filter(src => /MathJax\\.js/.test(src))")
         assert len(sources) == 1 and sources[0].startswith(f"{url}/static/jupyter_server_mathjax/MathJax.js")
         assert page.evaluate("() => MathJax.version").startswith("2.7")
         assert page.evaluate("() => MathJax.OutputJax['HTML-CSS'].fontInUse") == "STIX-Web"  # its web font loaded
@@ -309,6 +311,7 @@ def test_formgrader_typesets_the_submissions_formulas_offline(browser, instructo
         assert question_1.locator(".MathJax_Display").count() >= 3
         assert page.locator(".MathJax_Error, .merror").count() == 0
         assert markdown_with_tex(page) == []
-        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-        question_1.screenshot(path=str(SCREENSHOTS / "12-formgrader-formulas-offline.png"))
+        page.wait_for_function("() => jQuery(':animated').length === 0")  # the formgrader's scrolling to its box
+        question_1.scroll_into_view_if_needed()
+        screenshot(page, "12-formgrader-formulas-offline")
         assert blocked == [] and failed == []

@@ -1,11 +1,13 @@
 """Feedback a student gets (nbgrader generate_feedback): the one-sentence reason a check failed, and no hidden tests
-unless the instructor asks for them with FEEDBACK_SHOWS_HIDDEN_TESTS=1."""
+unless the instructor asks for them with FEEDBACK_SHOWS_HIDDEN_TESTS=1; one HTML file that needs no network."""
 import re
 
 import pytest
 
 from conftest import run
+from grading import offline_pages
 from grading.submissions import ASSIGNMENT, build_submission, solution_answers
+from html_page import PLACEHOLDER, Page, external
 from submission_catalogue import WRONG
 
 pytestmark = pytest.mark.slow
@@ -53,3 +55,20 @@ def test_feedback_shows_hidden_tests_when_the_instructor_asks(feedback_html):
     html = feedback_html[True]
     assert MESSAGE in html
     assert [code for code in HIDDEN_CODE if code not in html] == []
+
+
+def test_feedback_is_one_file_with_mathjax_inlined_and_nothing_from_the_network(feedback_html):
+    """A student opens the page wherever they saved it, offline: MathJax and the figures are inside it."""
+    html = feedback_html[False]
+    page = Page(html)
+    assert [ref for ref in page.references() if external(ref[2])] == []
+    assert [ref for ref in page.references() if not ref[2].startswith(("#", "data:"))] == []  # no file beside it
+    assert [attrs for tag, attrs in page.elements if tag == "script" and attrs.get("src")] == []
+    assert offline_pages.inline_mathjax(offline_pages.MATHJAX_COMPONENT) in html  # the installed package, whole
+    assert not re.search(r"url\(\s*['\"]?(?:https?:)?//", html)  # nor in its style sheets
+
+
+def test_every_figure_of_the_feedback_has_alt_text(feedback_html):
+    images = Page(feedback_html[False]).images()
+    assert len(images) >= 6  # the Question 1 figure, the pictures of the graphs of F and the three plots
+    assert [img["src"][:30] for img in images if img.get("alt", PLACEHOLDER) == PLACEHOLDER] == []
