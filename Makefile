@@ -13,9 +13,11 @@ test: SYSTEM_PACKAGES += chromium:chromium
 
 .PHONY: demo test test-quick catalogue setup system-packages figures release autograde feedback grades report lab clean
 
-## demo: build what is missing, grade a demo class, write feedback and grades.csv, print the class table
+## demo: build what is missing, grade a demo class (its roster, students.csv, imported first), write feedback,
+## grades.csv and the LMS uploads, print the class table
 demo: release
 	python -m grading.demo_class
+	$(MAKE) --no-print-directory roster
 	$(MAKE) --no-print-directory autograde FORCE=1
 	$(MAKE) --no-print-directory feedback grades
 	python -m grading.class_grades
@@ -82,9 +84,31 @@ autograde: setup
 feedback: | $(MATHJAX)
 	nbgrader generate_feedback $(ASSIGNMENT) --force --log-level=WARN
 
-## grades: grades.csv from the gradebook
+## grades: grades.csv from the gradebook (every student of the roster, 0 without a submission), and the grade uploads
+## for Canvas and Moodle (grading/lms.py): build/lms/canvas_grades.csv, build/lms/moodle_grades.csv
 grades:
 	nbgrader export --log-level=WARN
+	nbgrader export --exporter=grading.lms.CanvasExport --log-level=WARN
+	nbgrader export --exporter=grading.lms.MoodleExport --log-level=WARN
+	@echo "wrote grades.csv, build/lms/canvas_grades.csv and build/lms/moodle_grades.csv"
+
+.PHONY: roster collect-lms
+## roster: import students.csv (id, first_name, last_name, email; optionally lms_user_id) into the gradebook, so that
+## grades and the report list every student, those who submitted nothing too
+roster:
+	nbgrader db student import students.csv --log-level=WARN
+
+## collect-lms: ZIP=path/to/submissions.zip: Canvas's "Download Submissions" zip into submitted/<id>/backprop/
+## (nbgrader zip_collect, after the roster's import; a student's earlier submission is replaced); files that match no
+## student are skipped and named; build/downloaded/backprop/collected.csv says what became of each file
+collect-lms:
+	@test -n "$(ZIP)" && test -f "$(ZIP)" || { echo "usage: make collect-lms ZIP=path/to/submissions.zip"; exit 2; }
+	$(MAKE) --no-print-directory roster
+	rm -rf build/downloaded/$(ASSIGNMENT)
+	mkdir -p build/downloaded/$(ASSIGNMENT)/archive
+	cp "$(ZIP)" build/downloaded/$(ASSIGNMENT)/archive/
+	nbgrader zip_collect $(ASSIGNMENT) --force --log-level=WARN
+	@echo "collected into submitted/; each file and what became of it: build/downloaded/$(ASSIGNMENT)/collected.csv"
 
 ## report: build/report/: grades.csv (student x question), report.html with charts (also as PNG)
 report:

@@ -50,3 +50,23 @@ if os.environ.get("FEEDBACK_SHOWS_HIDDEN_TESTS") != "1":
 c.HTMLExporter.extra_template_basedirs = offline_pages.TEMPLATE_BASEDIRS
 c.HTMLExporter.filters = {"inline_mathjax": "grading.offline_pages.inline_mathjax"}
 c.HTMLExporter.embed_images = True
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The LMS (grading/lms.py). The roster, students.csv (id, first_name, last_name, email; optionally lms_user_id, the
+# Canvas user id), is imported into the gradebook with `nbgrader db student import students.csv` (`make roster`).
+# `nbgrader zip_collect backprop` takes Canvas's "Download Submissions" zip, put in build/downloaded/backprop/archive/
+# (`make collect-lms ZIP=...` does it all), into submitted/<id>/backprop/: the file names' pattern is below, and the
+# collector finds each file's student in the gradebook by Canvas user id or name (unknown ones are skipped and named).
+# `nbgrader export --exporter=grading.lms.CanvasExport` (or MoodleExport) writes build/lms/canvas_grades.csv (or
+# moodle_grades.csv) for the LMS's grade import; `make grades` writes both.
+from grading.lms import CANVAS_FILE_NAME  # noqa: E402
+
+c.ZipCollectApp.downloaded_directory = os.path.join("build", "downloaded")  # build/ is never committed
+c.ZipCollectApp.collector_plugin = "grading.lms.CanvasCollector"
+# {sortable name}[_late]_{Canvas user id}_{file id}_{file name}, e.g. perfectada_late_12345_67890_backprop.ipynb
+c.FileNameCollectorPlugin.named_regexp = CANVAS_FILE_NAME
+# The Canvas assignment each nbgrader assignment fills, by "name (Canvas assignment id)"; a bare name fills the Canvas
+# assignment of that name, or creates it.
+# c.CanvasExport.assignment_columns = {"backprop": "backprop (12345)"}
+# Students without a submission get 0 in both uploads; '' leaves their grade blank instead.
+# c.LmsExport.no_submission = ""

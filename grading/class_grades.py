@@ -45,8 +45,19 @@ def class_scores(db_url, assignment=ASSIGNMENT):
     return scores
 
 
-def format_table(scores, points):
-    """A plain-text table: one row per student, one column per question, then the total."""
+def students_without_submission(db_url, assignment=ASSIGNMENT):
+    """Ids of the gradebook's students (the roster, imported from students.csv) who submitted nothing, sorted."""
+    with Gradebook(db_url) as gradebook:
+        try:
+            submitted = {s.student.id for s in gradebook.find_assignment(assignment).submissions}
+        except MissingEntry:
+            submitted = set()
+        return sorted(student.id for student in gradebook.students if student.id not in submitted)
+
+
+def format_table(scores, points, absent=()):
+    """A plain-text table: one row per student, one column per question, then the total; students in `absent`
+    (no submission) score 0 everywhere and say so."""
     header = ["student"] + list(points) + ["total"]
     rows = []
     for student in sorted(scores):
@@ -57,6 +68,8 @@ def format_table(scores, points):
         known = [s for s in scores[student].values() if s is not None]
         row.append(f"{sum(known):g}/{sum(points.values()):g}")
         rows.append(row)
+    for student in sorted(absent):
+        rows.append([f"{student} (no submission)"] + ["0"] * len(points) + [f"0/{sum(points.values()):g}"])
     rows.insert(0, ["max"] + [f"{p:g}" for p in points.values()] + [f"{sum(points.values()):g}"])
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
     lines = ["  ".join(cell.ljust(w) for cell, w in zip(r, widths)) for r in [header] + rows]
@@ -68,7 +81,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--db", default=f"sqlite:///{ROOT / 'gradebook.db'}", help="gradebook URL")
     args = parser.parse_args()
-    print(format_table(class_scores(args.db), question_points()))
+    print(format_table(class_scores(args.db), question_points(), students_without_submission(args.db)))
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 
 report.html is self-contained (charts embedded as PNG); each chart is also written as a PNG file.
 The checks that failed most come from the autograded notebooks: the error output of each test cell,
-which is the text students see in their feedback.
+which is the text students see in their feedback. Students of the roster (the gradebook's students, imported from
+students.csv) who submitted nothing are listed with 0 and "no submission"; charts and statistics count submissions.
 """
 import argparse
 import base64
@@ -21,7 +22,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import nbformat  # noqa: E402
 
-from .class_grades import class_scores, question_points  # noqa: E402
+from .class_grades import class_scores, question_points, students_without_submission  # noqa: E402
 from .submissions import ASSIGNMENT, ROOT, grade_id  # noqa: E402
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -77,17 +78,22 @@ def question_stats(scores, points):
     return stats
 
 
-def write_grades_csv(path, scores, points):
-    """One row per student, one column per question (empty: not graded yet), then the total."""
+def write_grades_csv(path, scores, points, absent=()):
+    """One row per student, one column per question (empty: not graded yet), the total, and a note: "no submission"
+    for the students in `absent` (0 everywhere), "manual grading pending" for those not fully graded."""
+    rows = []
+    for student in scores:
+        row = [student]
+        for question in points:
+            score = scores[student].get(question)
+            row.append("" if score is None else f"{score:g}")
+        pending = any(scores[student].get(q) is None for q in points)
+        rows.append(row + [f"{total(scores[student]):g}", "manual grading pending" if pending else ""])
+    rows += [[student, *["0"] * len(points), "0", "no submission"] for student in absent]
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
-        writer.writerow(["student", *points, "total"])
-        for student in sorted(scores):
-            row = [student]
-            for question in points:
-                score = scores[student].get(question)
-                row.append("" if score is None else f"{score:g}")
-            writer.writerow(row + [f"{total(scores[student]):g}"])
+        writer.writerow(["student", *points, "total", "note"])
+        writer.writerows(sorted(rows))
 
 
 # -------------------------------------------------------------------------------------------- charts
@@ -189,6 +195,7 @@ img { max-width: 100%; } table { border-collapse: collapse; margin: 0.5rem 0 1.5
 th, td { border: 1px solid #ddd; padding: 0.25rem 0.5rem; text-align: right; }
 th { background: #f4f4f4; } td.l, th.l { text-align: left; } td.fb { text-align: left; font-family: monospace; }
 td.full { background: #e8f5e9; } td.zero { background: #ffebee; } td.none { color: #999; }
+td.nosub { text-align: center; font-style: italic; }
 """
 
 
@@ -200,15 +207,21 @@ def _pct(value):
     return "–" if value is None else f"{value * 100:.0f}%"
 
 
-def render_html(scores, points, stats, checks, charts, assignment=ASSIGNMENT):
-    """The report as one HTML page; charts: name -> PNG bytes."""
+def render_html(scores, points, stats, checks, charts, assignment=ASSIGNMENT, absent=()):
+    """The report as one HTML page; charts: name -> PNG bytes; absent: students of the roster with no submission."""
     e = html.escape
     maximum = sum(points.values())
     ungraded = sorted(s for s, by_q in scores.items() if any(by_q.get(q) is None for q in points))
+    students = f"{len(scores)} students"
+    if absent:
+        students = f"{len(scores) + len(absent)} students ({len(scores)} submitted, {len(absent)} no submission)"
     parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Class report: {e(assignment)}</title>",
              f"<style>{_CSS}</style></head><body>",
              f"<h1>Class report: {e(assignment)}</h1>",
-             f"<p class='sub'>{len(scores)} students, {maximum:g} points, {date.today().isoformat()}</p>"]
+             f"<p class='sub'>{students}, {maximum:g} points, {date.today().isoformat()}</p>"]
+    if absent:
+        parts.append(f"<p>No submission ({len(absent)}): {e(', '.join(sorted(absent)))}. They score 0 in the grades "
+                     "table; the charts, the question statistics and the checks count submissions only.</p>")
     if ungraded:
         parts.append(f"<p>Not fully graded yet ({len(ungraded)}): {e(', '.join(ungraded))}. "
                      "Their totals count the questions graded so far.</p>")
@@ -240,6 +253,9 @@ def render_html(scores, points, stats, checks, charts, assignment=ASSIGNMENT):
                 cls = "full" if score >= p else "zero" if score == 0 else ""
                 cells.append(f"<td class='{cls}'>{score:g}</td>")
         parts.append(f"<tr><td class='l'>{e(student)}</td>{''.join(cells)}<td>{total(scores[student]):g}</td></tr>")
+    for student in sorted(absent):
+        parts.append(f"<tr><td class='l'>{e(student)}</td><td class='zero nosub' colspan='{len(points)}'>"
+                     "no submission</td><td>0</td></tr>")
     parts += ["</table>", "<p class='sub'>–: manually graded question not graded yet.</p></body></html>"]
     return "\n".join(parts)
 
@@ -250,16 +266,17 @@ def write_report(out_dir, db_url, autograded_dir, points=None, assignment=ASSIGN
     out.mkdir(parents=True, exist_ok=True)
     points = points if points is not None else question_points()
     scores = class_scores(db_url, assignment)
+    absent = students_without_submission(db_url, assignment)
     stats = question_stats(scores, points)
     checks = failed_checks(autograded_dir, assignment)
-    write_grades_csv(out / "grades.csv", scores, points)
+    write_grades_csv(out / "grades.csv", scores, points, absent)
     charts = {
         "totals_histogram": save_chart(totals_histogram(scores, points), out / "totals_histogram.png"),
         "questions": save_chart(questions_chart(stats, len(scores)), out / "questions.png"),
         "failed_checks": save_chart(failed_checks_chart(checks, len(scores)), out / "failed_checks.png"),
     }
     report = out / "report.html"
-    report.write_text(render_html(scores, points, stats, checks, charts, assignment), encoding="utf-8")
+    report.write_text(render_html(scores, points, stats, checks, charts, assignment, absent), encoding="utf-8")
     return report
 
 

@@ -1,4 +1,5 @@
-"""The class report on a small synthetic gradebook: grades.csv, the statistics, the failed checks, report.html."""
+"""The class report on a small synthetic gradebook: grades.csv, the statistics, the failed checks, report.html; a
+student of the roster who submitted nothing is listed with 0 and "no submission"."""
 import csv
 import os
 import re
@@ -11,7 +12,7 @@ from nbformat.v4 import new_code_cell, new_notebook, new_output
 from nbgrader.api import Gradebook
 
 from grading.class_report import failed_checks, feedback_text, question_stats, write_report
-from grading.class_grades import class_scores
+from grading.class_grades import class_scores, format_table, students_without_submission
 
 pytestmark = pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")  # from nbgrader's add_submission
 
@@ -21,6 +22,7 @@ SCORES = {  # student -> question -> score, None: not graded yet
     "bob": {"q1": 0, "q2": 3, "q6": None},
     "cy": {"q1": 0, "q2": 0, "q6": 0},
 }
+ABSENT = "dee"  # on the roster, submitted nothing
 FAILURES = {  # student -> grade id of the failed test cell -> traceback the student saw
     "bob": {"q1_test": ["✗ F does not equal c multiplied by s (F = c · s, not c + s)."]},
     "cy": {"q1_test": ["✗ F does not equal c multiplied by s (F = c · s, not c + s)."],
@@ -55,6 +57,7 @@ def graded_class(tmp_path_factory):
                 else:
                     grade.auto_score = score
             gb.db.commit()
+        gb.add_student(ABSENT, first_name="Dee", last_name="Absent", email="dee@example.edu")
     for student in SCORES:
         cells = []
         for question in ("q1", "q2"):
@@ -71,6 +74,14 @@ def graded_class(tmp_path_factory):
 def test_scores_read_back_from_the_synthetic_gradebook(graded_class):
     db_url, _, _ = graded_class
     assert class_scores(db_url) == SCORES
+    assert students_without_submission(db_url) == [ABSENT]
+
+
+def test_class_table_lists_the_student_without_submission_with_0(graded_class):
+    db_url, _, _ = graded_class
+    lines = format_table(class_scores(db_url), POINTS, students_without_submission(db_url)).splitlines()
+    assert lines[-2].split() == ["dee", "(no", "submission)", "0", "0", "0", "0/7"]
+    assert lines[-3].split() == ["cy", "0", "0", "0", "0/7"]
 
 
 def test_grades_csv_has_one_row_per_student_and_a_column_per_question(graded_class):
@@ -78,10 +89,11 @@ def test_grades_csv_has_one_row_per_student_and_a_column_per_question(graded_cla
     write_report(out, db_url, autograded, points=POINTS)
     with open(out / "grades.csv") as f:
         rows = list(csv.reader(f))
-    assert rows == [["student", "q1", "q2", "q6", "total"],
-                    ["ada", "2", "3", "2", "7"],
-                    ["bob", "0", "3", "", "3"],
-                    ["cy", "0", "0", "0", "0"]]
+    assert rows == [["student", "q1", "q2", "q6", "total", "note"],
+                    ["ada", "2", "3", "2", "7", ""],
+                    ["bob", "0", "3", "", "3", "manual grading pending"],
+                    ["cy", "0", "0", "0", "0", ""],
+                    ["dee", "0", "0", "0", "0", "no submission"]]
 
 
 def test_mean_score_and_pass_rate_count_graded_students_only():
@@ -111,5 +123,8 @@ def test_report_html_is_self_contained_with_every_chart(graded_class):
     sources = re.findall(r'<img[^>]* src="([^"]*)"', page)
     assert len(sources) == 3 and all(src.startswith("data:image/png;base64,") for src in sources)
     assert "F does not equal c multiplied by s" in page and "not fully graded yet (1): bob" in page.lower()
+    assert "4 students (3 submitted, 1 no submission)" in page and "No submission (1): dee." in page
+    dee = re.search(r"<tr><td class='l'>dee</td>(.*?)</tr>", page).group(1)
+    assert "no submission" in dee and dee.endswith("<td>0</td>")
     for chart in ("totals_histogram", "questions", "failed_checks"):
         assert (out / f"{chart}.png").read_bytes().startswith(b"\x89PNG"), chart
