@@ -88,7 +88,10 @@ def main(argv=None):
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
     from tests.conftest import copy_course  # noqa: E402  (a course copy with a gradebook)
-    from grading.autograde_class import ClassGrader
+    from grading.class_gradebook import ClassGradebook
+    from grading.course_layout import CourseAssignment
+    from grading.grading_outcome import ExecutionOutcome
+    from grading.notebook_steps import NotebookFinisher, NotebookPreparer
     import subprocess
 
     rows = {}
@@ -102,7 +105,9 @@ def main(argv=None):
         subprocess.run(["nbgrader", "generate_assignment", ASSIGNMENT, "--force", "--log-level=ERROR"],
                        cwd=course, env=env, check=True, capture_output=True)
         write_submission(course, "perfect", build_submission(solution_answers()))
-        grader = ClassGrader(course, ASSIGNMENT, workers=1, force=True)
+        assignment = CourseAssignment.load(course, ASSIGNMENT)
+        gradebook = ClassGradebook(assignment.db_url, assignment.course_id, ASSIGNMENT)
+        preparer, finisher = NotebookPreparer(assignment), NotebookFinisher(assignment)
         for _ in range(args.repeat):
             start, imports = asyncio.run(_kernel_phases("sandbox"))
             add("new sandbox and kernel process, start to ready", start)
@@ -114,16 +119,16 @@ def main(argv=None):
             add("unsandboxed kernel start to ready (for comparison)", start)
 
             t0 = time.perf_counter()
-            grader.open_submission("perfect")
-            job = grader.sanitize("perfect", ASSIGNMENT)
+            gradebook.open_submission("perfect", assignment.timestamp("perfect"))
+            job = preparer.prepare("perfect", ASSIGNMENT)
             t1 = time.perf_counter()
-            fresh = {**grader.limits, "kernel_template": False}
-            executed, outcome = execute_in_sandbox(job.notebook_json, grader.files, fresh, job.judgement.probes)
+            fresh = {**assignment.limits, "kernel_template": False}
+            executed, outcome = execute_in_sandbox(job.notebook_json, assignment.files, fresh, job.judgement.probes)
             t2 = time.perf_counter()
             add("execute_in_sandbox, new sandbox and kernel process", t2 - t1)
             add("  of which the cells (nbclient timing)", cell_seconds(nbformat.reads(executed, as_version=4)))
             t2 = time.perf_counter()
-            executed, outcome = execute_in_sandbox(job.notebook_json, grader.files, grader.limits, job.judgement.probes)
+            executed, outcome = execute_in_sandbox(job.notebook_json, assignment.files, assignment.limits, job.judgement.probes)
             t3 = time.perf_counter()
             add("execute_in_sandbox, kernel forked from the template (as make autograde)", t3 - t2)
             add("  of which the cells (nbclient timing) ", cell_seconds(nbformat.reads(executed, as_version=4)))
@@ -134,7 +139,7 @@ def main(argv=None):
             t5 = time.perf_counter()
             job.judgement.apply(nbformat.reads(executed, as_version=4), outcome)
             t6 = time.perf_counter()
-            grader.finish(job, executed, outcome)
+            finisher.finish(job, executed, ExecutionOutcome.from_dict(outcome))
             t7 = time.perf_counter()
             add("coordinator: open submission + sanitize (judge's preparation included)", t1 - t0)
             add("  of which the judge: draw the points, record the questions, strip hidden tests", t5 - t4)
