@@ -11,7 +11,7 @@ SYSTEM_PACKAGES := graphviz:dot bubblewrap:bwrap npm:npm
 # make test also drives JupyterLab in Debian's Chromium
 test: SYSTEM_PACKAGES += chromium:chromium
 
-.PHONY: demo test test-quick catalogue setup system-packages figures release autograde feedback grades report lab clean
+.PHONY: demo test lint test-quick catalogue setup system-packages figures release autograde feedback grades report lab clean
 
 ## demo: build what is missing, grade a demo class (its roster, students.csv, imported first), write feedback,
 ## grades.csv and the LMS uploads, print the class table
@@ -23,9 +23,15 @@ demo: release
 	python -m grading.class_grades
 	$(MAKE) --no-print-directory report
 
-## test: the whole test suite (slow tests included)
-test: release system-packages
+## test: lint, then the whole test suite (slow tests included)
+test: lint release system-packages
 	python -m pytest -q tests
+
+## lint: ruff (formatting and lint rules) and mypy (grading/) over the Python code; settings in pyproject.toml
+lint: setup
+	ruff format --check --quiet .
+	ruff check --quiet .
+	mypy
 
 ## test-quick: the fast tests only
 test-quick: release

@@ -1,10 +1,21 @@
 """nbgrader configuration of the course "Backpropagation using PyTorch"."""
+
 import os
 
 from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
-from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearHiddenTests, ClearOutput,
-                                    DeduplicateIds, GetGrades, IgnorePattern, LimitOutput, OverwriteCells,
-                                    OverwriteKernelspec, SaveAutoGrades)
+from nbgrader.preprocessors import (
+    AssignLatePenalties,
+    CheckCellMetadata,
+    ClearHiddenTests,
+    ClearOutput,
+    DeduplicateIds,
+    GetGrades,
+    IgnorePattern,
+    LimitOutput,
+    OverwriteCells,
+    OverwriteKernelspec,
+    SaveAutoGrades,
+)
 
 from grading import offline_pages
 from grading.judged_execute import SandboxedJudgedExecute
@@ -22,20 +33,33 @@ c.OverwriteCells.add_missing_cells = True
 # `nbgrader autograde` and the formgrader grade as `make autograde` does: each notebook runs in the sandbox, its
 # hidden tests stay here, and the judge (grading/judge.py) decides each test cell's points from plain data that the
 # kernel answers. nbgrader's own Execute would run the hidden tests in the student's kernel, as you, unsandboxed.
-c.Autograde.sanitize_preprocessors = [RestoreCellFlags, ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCells,
-                                      CheckCellMetadata]  # cell flags from the gradebook, not from the submission
-c.Autograde.autograde_preprocessors = [SandboxedJudgedExecute, IgnorePattern, ClearMetadataPreprocessor, LimitOutput,
-                                       SaveAutoGrades, AssignLatePenalties, CheckCellMetadata]
+c.Autograde.sanitize_preprocessors = [
+    RestoreCellFlags,
+    ClearOutput,
+    DeduplicateIds,
+    OverwriteKernelspec,
+    OverwriteCells,
+    CheckCellMetadata,
+]  # cell flags from the gradebook, not from the submission
+c.Autograde.autograde_preprocessors = [
+    SandboxedJudgedExecute,
+    IgnorePattern,
+    ClearMetadataPreprocessor,
+    LimitOutput,
+    SaveAutoGrades,
+    AssignLatePenalties,
+    CheckCellMetadata,
+]
 
 # Execution limits of one notebook: seconds per cell.
 c.Execute.timeout = 120
 c.Execute.interrupt_on_timeout = True
 
 # The sandbox of `make autograde` (grading/sandbox.py): limits of one submission's execution.
-c.Sandbox.memory_bytes = 3 * 2**30      # address space per process; the whole sandbox where a cgroup is allowed
-c.Sandbox.max_processes = 256           # processes and threads in the sandbox
-c.Sandbox.notebook_timeout = 900        # wall-clock seconds for the whole notebook
-c.Sandbox.max_output_bytes = 2**20      # output kept per notebook (errors always kept, shortened)
+c.Sandbox.memory_bytes = 3 * 2**30  # address space per process; the whole sandbox where a cgroup is allowed
+c.Sandbox.max_processes = 256  # processes and threads in the sandbox
+c.Sandbox.notebook_timeout = 900  # wall-clock seconds for the whole notebook
+c.Sandbox.max_output_bytes = 2**20  # output kept per notebook (errors always kept, shortened)
 c.Sandbox.max_file_bytes = 256 * 2**20  # largest file a submission may write
 
 # Feedback never shows hidden tests unless the instructor asks: FEEDBACK_SHOWS_HIDDEN_TESTS=1.

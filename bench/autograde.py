@@ -15,6 +15,7 @@ and how long a student's Run All of the answered notebook takes (nbclient, a new
 kernel's start is timed apart, as JupyterLab starts it when the notebook opens).
 Not a test: the figures depend on the machine and on whatever else runs on it (the load average is printed).
 """
+
 import argparse
 import os
 import resource
@@ -59,8 +60,11 @@ def run(args, cwd, **kw):
 def class_of(n):
     """n submissions: student id -> notebook, cycling through the solution, the blank release and the catalogue."""
     solution = solution_answers()
-    kinds = [("perfect", {}), ("blank", None)] + [(k, a) for k, a in CORRECT.items()] + \
-            [(k, a) for k, (_, a) in WRONG.items()]
+    kinds = (
+        [("perfect", {}), ("blank", None)]
+        + [(k, a) for k, a in CORRECT.items()]
+        + [(k, a) for k, (_, a) in WRONG.items()]
+    )
     submissions = {}
     for i in range(n):
         kind, answers = kinds[i % len(kinds)]
@@ -81,7 +85,7 @@ def _processes():
                 stat = f.read()
         except OSError:
             continue
-        fields = stat[stat.rindex(")") + 2:].split()
+        fields = stat[stat.rindex(")") + 2 :].split()
         table[int(entry.name)] = (int(fields[1]), (fields[19], (int(fields[11]) + int(fields[12])) / TICK))
     return table
 
@@ -123,7 +127,7 @@ class TreeMemory(threading.Thread):
             for pid, (ppid, _) in table.items():
                 children.setdefault(ppid, []).append(pid)
 
-            def tree(pid):
+            def tree(pid, table=table, children=children):
                 total, stack = 0, [pid]
                 while stack:
                     p = stack.pop()
@@ -133,6 +137,7 @@ class TreeMemory(threading.Thread):
                         self.cpu_seen[(p, start)] = cpu
                     stack += children.get(p, [])
                 return total
+
             for child in children.get(self.root, []):
                 self.peak_per_child = max(self.peak_per_child, tree(child))
                 for grandchild in children.get(child, []):  # a worker's sandbox (bwrap and the kernel in it)
@@ -162,15 +167,20 @@ def timed(args, cwd):
 
 def cell_seconds(course, students):
     """Per student: the sum over code cells of nbclient's execution time (execute_input to execute_reply)."""
+
     def parse(stamp):
         return datetime.fromisoformat(stamp.replace("Z", "+00:00"))
+
     seconds = {}
     for student in students:
         nb = nbformat.read(str(course / "autograded" / student / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"), as_version=4)
-        seconds[student] = sum((parse(ex["shell.execute_reply"]) - parse(ex["iopub.execute_input"])).total_seconds()
-                               for cell in nb.cells if cell.cell_type == "code"
-                               for ex in [cell.metadata.get("execution", {})]
-                               if "shell.execute_reply" in ex and "iopub.execute_input" in ex)
+        seconds[student] = sum(
+            (parse(ex["shell.execute_reply"]) - parse(ex["iopub.execute_input"])).total_seconds()
+            for cell in nb.cells
+            if cell.cell_type == "code"
+            for ex in [cell.metadata.get("execution", {})]
+            if "shell.execute_reply" in ex and "iopub.execute_input" in ex
+        )
     return seconds
 
 
@@ -178,6 +188,7 @@ def run_all_seconds(tmp):
     """A student's Run All of the answered notebook, no sandbox: (seconds to start the kernel, seconds from Run All
     to the end of the last cell). In JupyterLab the kernel starts when the notebook opens, before Run All."""
     from nbclient import NotebookClient
+
     folder = tmp / "student"
     shutil.copytree(ROOT / "release" / ASSIGNMENT, folder)
     nb = build_submission(solution_answers())
@@ -194,8 +205,12 @@ def run_all_seconds(tmp):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--submissions", type=int, default=32, help="synthetic submissions (default 32)")
-    parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)),
-                        help="workers of the course's grader (default: the number of cores)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=len(os.sched_getaffinity(0)),
+        help="workers of the course's grader (default: the number of cores)",
+    )
     parser.add_argument("--keep", action="store_true", help="keep the two graded course copies and print where")
     args = parser.parse_args(argv)
     cores = len(os.sched_getaffinity(0))
@@ -211,14 +226,30 @@ def main(argv=None):
         with open(courses["fresh"] / "nbgrader_config.py", "a") as config:
             config.write("\nc.Sandbox.kernel_template = False  # a new kernel process per submission\n")
         with open(courses["stock"] / "nbgrader_config.py", "a") as config:  # nbgrader's own Execute: hidden tests
-            config.write("\nfrom nbgrader.preprocessors import Execute\n"  # run in the student's kernel, unsandboxed
-                         "c.Autograde.autograde_preprocessors = [Execute] + c.Autograde.autograde_preprocessors[1:]\n")
+            config.write(
+                "\nfrom nbgrader.preprocessors import Execute\n"  # run in the student's kernel, unsandboxed
+                "c.Autograde.autograde_preprocessors = [Execute] + c.Autograde.autograde_preprocessors[1:]\n"
+            )
 
         def ours(how):
-            return timed([sys.executable, "-m", "grading.autograde_class", ASSIGNMENT, "--course",
-                          str(courses[how]), "--force", "--workers", str(args.workers)], cwd=ROOT)
-        stock_wall, stock_mem = timed(["nbgrader", "autograde", ASSIGNMENT, "--force", "--log-level=ERROR"],
-                                      cwd=courses["stock"])
+            return timed(
+                [
+                    sys.executable,
+                    "-m",
+                    "grading.autograde_class",
+                    ASSIGNMENT,
+                    "--course",
+                    str(courses[how]),
+                    "--force",
+                    "--workers",
+                    str(args.workers),
+                ],
+                cwd=ROOT,
+            )
+
+        stock_wall, stock_mem = timed(
+            ["nbgrader", "autograde", ASSIGNMENT, "--force", "--log-level=ERROR"], cwd=courses["stock"]
+        )
         fresh_wall, fresh_mem = ours("fresh")
         ours_wall, ours_mem = ours("course")
         load_after = os.getloadavg()[0]
@@ -231,25 +262,47 @@ def main(argv=None):
         n = args.submissions
         mib = 1 << 20
         print(f"submissions: {n}   grades equal in both runs: {same}")
-        print(f"stock nbgrader autograde (no sandbox, serial):  {stock_wall:7.1f} s   {stock_wall / n:5.2f} s/submission")
-        print(f"make autograde, a new kernel process per submission (sandbox, {args.workers} workers): "
-              f"{fresh_wall:7.1f} s   {fresh_wall / n:5.2f} s/submission   ratio {stock_wall / fresh_wall:5.2f}x")
-        print(f"make autograde (sandbox, {args.workers} workers, kernels forked from a warm template): "
-              f"{ours_wall:7.1f} s   {ours_wall / n:5.2f} s/submission")
+        print(
+            f"stock nbgrader autograde (no sandbox, serial):  {stock_wall:7.1f} s   {stock_wall / n:5.2f} s/submission"
+        )
+        print(
+            f"make autograde, a new kernel process per submission (sandbox, {args.workers} workers): "
+            f"{fresh_wall:7.1f} s   {fresh_wall / n:5.2f} s/submission   ratio {stock_wall / fresh_wall:5.2f}x"
+        )
+        print(
+            f"make autograde (sandbox, {args.workers} workers, kernels forked from a warm template): "
+            f"{ours_wall:7.1f} s   {ours_wall / n:5.2f} s/submission"
+        )
         print(f"ratio (stock / make autograde):                 {stock_wall / ours_wall:7.2f}x")
-        print(f"CPU time of the run's processes, sampled from /proc: stock {stock_mem.cpu_sampled / n:.2f} "
-              f"s/submission, new kernel per submission {fresh_mem.cpu_sampled / n:.2f}, make autograde "
-              f"{ours_mem.cpu_sampled / n:.2f} s/submission (children reaped normally: stock {stock_mem.cpu / n:.2f}; "
-              "sandboxed kernels are killed, not counted there)")
-        print(f"peak memory per worker (worker process + its sandbox, PSS):          {ours_mem.peak_per_child / mib:6.0f} MiB")
-        print(f"peak memory of one worker's sandbox (template + kernel, PSS):       {ours_mem.peak_kernel / mib:6.0f} MiB")
-        print(f"peak memory of stock nbgrader's kernel (PSS):                       {stock_mem.peak_per_child / mib:6.0f} MiB")
+        print(
+            f"CPU time of the run's processes, sampled from /proc: stock {stock_mem.cpu_sampled / n:.2f} "
+            f"s/submission, new kernel per submission {fresh_mem.cpu_sampled / n:.2f}, make autograde "
+            f"{ours_mem.cpu_sampled / n:.2f} s/submission (children reaped normally: stock {stock_mem.cpu / n:.2f}; "
+            "sandboxed kernels are killed, not counted there)"
+        )
+        print(
+            "peak memory per worker (worker process + its sandbox, PSS):          "
+            f"{ours_mem.peak_per_child / mib:6.0f} MiB"
+        )
+        print(
+            f"peak memory of one worker's sandbox (template + kernel, PSS):       {ours_mem.peak_kernel / mib:6.0f} MiB"
+        )
+        print(
+            "peak memory of stock nbgrader's kernel (PSS):                       "
+            f"{stock_mem.peak_per_child / mib:6.0f} MiB"
+        )
         total = sum(stock_cells.values())
-        print(f"floor: the notebook's cells, no start-up: {total / n:5.2f} s/submission (stock run, serial); "
-              f"{total:.1f} s for the class on 1 core, {total / cores:.1f} s on {cores}")
-        print(f"       the same cells in the concurrent sandboxed run: {sum(ours_cells.values()) / n:5.2f} s/submission")
-        print(f"student's Run All of the answered notebook (new kernel, no sandbox): {run_all:.1f} s "
-              f"(and {kernel_start:.1f} s before it to start the kernel, which JupyterLab does when the notebook opens)")
+        print(
+            f"floor: the notebook's cells, no start-up: {total / n:5.2f} s/submission (stock run, serial); "
+            f"{total:.1f} s for the class on 1 core, {total / cores:.1f} s on {cores}"
+        )
+        print(
+            f"       the same cells in the concurrent sandboxed run: {sum(ours_cells.values()) / n:5.2f} s/submission"
+        )
+        print(
+            f"student's Run All of the answered notebook (new kernel, no sandbox): {run_all:.1f} s "
+            f"(and {kernel_start:.1f} s before it to start the kernel, which JupyterLab does when the notebook opens)"
+        )
         print(f"load average {load_after:.1f} after grading")
         if args.keep:
             print(f"graded copies kept in {tmp}")

@@ -7,6 +7,7 @@ after each test cell, and its checks, run in the coordinator.
 
 Each figure is the median of --repeat runs, one submission at a time (nothing else of ours running).
 """
+
 import argparse
 import asyncio
 import os
@@ -70,16 +71,21 @@ async def _kernel_phases(how):
     return t1 - t0, t2 - t1
 
 
+def _parse_time(text):
+    from datetime import datetime
+
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
 def cell_seconds(nb):
     """Sum over code cells of nbclient's recorded execution time (shell.execute_reply - iopub.execute_input)."""
-    from datetime import datetime
+
     total = 0.0
     for cell in nb.cells:
         ex = cell.get("metadata", {}).get("execution", {})
         start, end = ex.get("iopub.execute_input"), ex.get("shell.execute_reply")
         if start and end:
-            parse = lambda s: datetime.fromisoformat(s.replace("Z", "+00:00"))
-            total += (parse(end) - parse(start)).total_seconds()
+            total += (_parse_time(end) - _parse_time(start)).total_seconds()
     return total
 
 
@@ -87,14 +93,16 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
-    from tests.conftest import copy_course  # noqa: E402  (a course copy with a gradebook)
+    import subprocess
+
     from grading.class_gradebook import ClassGradebook
     from grading.course_layout import CourseAssignment
     from grading.grading_outcome import ExecutionOutcome
     from grading.notebook_steps import NotebookFinisher, NotebookPreparer
-    import subprocess
+    from tests.conftest import copy_course  # noqa: E402  (a course copy with a gradebook)
 
     rows = {}
+
     def add(name, value):
         rows.setdefault(name, []).append(value)
 
@@ -102,8 +110,13 @@ def main(argv=None):
         course = copy_course(Path(tmp) / "course")
         shutil.rmtree(course / "release")
         env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-        subprocess.run(["nbgrader", "generate_assignment", ASSIGNMENT, "--force", "--log-level=ERROR"],
-                       cwd=course, env=env, check=True, capture_output=True)
+        subprocess.run(
+            ["nbgrader", "generate_assignment", ASSIGNMENT, "--force", "--log-level=ERROR"],
+            cwd=course,
+            env=env,
+            check=True,
+            capture_output=True,
+        )
         write_submission(course, "perfect", build_submission(solution_answers()))
         assignment = CourseAssignment.load(course, ASSIGNMENT)
         gradebook = ClassGradebook(assignment.db_url, assignment.course_id, ASSIGNMENT)
@@ -128,7 +141,9 @@ def main(argv=None):
             add("execute_in_sandbox, new sandbox and kernel process", t2 - t1)
             add("  of which the cells (nbclient timing)", cell_seconds(nbformat.reads(executed, as_version=4)))
             t2 = time.perf_counter()
-            executed, outcome = execute_in_sandbox(job.notebook_json, assignment.files, assignment.limits, job.judgement.probes)
+            executed, outcome = execute_in_sandbox(
+                job.notebook_json, assignment.files, assignment.limits, job.judgement.probes
+            )
             t3 = time.perf_counter()
             add("execute_in_sandbox, kernel forked from the template (as make autograde)", t3 - t2)
             add("  of which the cells (nbclient timing) ", cell_seconds(nbformat.reads(executed, as_version=4)))

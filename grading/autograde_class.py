@@ -10,6 +10,7 @@ autograde_report.txt, and the exit status (1 when a student is NOT GRADED; run a
 
     python -m grading.autograde_class backprop [--workers N] [--force] [--unsafe-no-sandbox] [--dask ADDRESS]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -28,17 +29,27 @@ from tqdm import tqdm
 from .class_gradebook import ClassGradebook
 from .course_layout import CourseAssignment
 from .executions import ClusterExecutor, ExecutionRequest, ExecutionScheduler, Executor, Finished, LocalExecutor
-from .grading_outcome import (ExecutionStatus, ExitStatus, GradingStatus, NotebookOutcome, StudentOutcome,
-                              error_words, not_graded_note, report_text)
+from .grading_outcome import (
+    ExecutionStatus,
+    ExitStatus,
+    GradingStatus,
+    NotebookOutcome,
+    StudentOutcome,
+    error_words,
+    not_graded_note,
+    report_text,
+)
 from .judged_execute import UNSAFE_BANNER
 from .notebook_steps import NotebookFinisher, NotebookPreparer, PreparedNotebook, Unreadable
 from .sandbox import Limits, bwrap_problem, sweep_leftovers
 
-REFUSAL = ("make autograde refuses to run student code without its sandbox: {problem}.\n"
-           "Install bubblewrap (apt-get install bubblewrap) and allow user namespaces "
-           "(e.g. sysctl kernel.unprivileged_userns_clone=1, or on Ubuntu "
-           "kernel.apparmor_restrict_unprivileged_userns=0), or run as root.\n"
-           "To grade WITHOUT protection (student code runs as you): make autograde UNSAFE_NO_SANDBOX=1")
+REFUSAL = (
+    "make autograde refuses to run student code without its sandbox: {problem}.\n"
+    "Install bubblewrap (apt-get install bubblewrap) and allow user namespaces "
+    "(e.g. sysctl kernel.unprivileged_userns_clone=1, or on Ubuntu "
+    "kernel.apparmor_restrict_unprivileged_userns=0), or run as root.\n"
+    "To grade WITHOUT protection (student code runs as you): make autograde UNSAFE_NO_SANDBOX=1"
+)
 
 
 class Progress:
@@ -82,8 +93,14 @@ class ClassGrader:
     The executor is the caller's: ClassGrader never starts or shuts it down (restarting it after a worker died
     excepted)."""
 
-    def __init__(self, course: CourseAssignment, executor: Executor, *, force: bool = False,
-                 gradebook: ClassGradebook | None = None) -> None:
+    def __init__(
+        self,
+        course: CourseAssignment,
+        executor: Executor,
+        *,
+        force: bool = False,
+        gradebook: ClassGradebook | None = None,
+    ) -> None:
         self.course = course
         self.executor = executor
         self.force = force
@@ -101,8 +118,10 @@ class ClassGrader:
         names = self.gradebook.notebook_names()
         students = self.course.students()
         if not students:
-            print(f"No submissions under {self.course.coursedir.submitted_directory}/*/{self.course.assignment}/",
-                  file=sys.stderr)
+            print(
+                f"No submissions under {self.course.coursedir.submitted_directory}/*/{self.course.assignment}/",
+                file=sys.stderr,
+            )
             return ExitStatus.COMPLETE
         self.outcomes, self._grading = {}, {}
         self._progress = Progress(len(students), self.executor.capacity)
@@ -160,8 +179,12 @@ class ClassGrader:
                 except Exception as error:  # noqa: BLE001 - nbgrader's preprocessors included
                     grading.add(NotebookOutcome.not_graded(name, f"{name}: {error_words(error)}"))
                     continue
-                yield prepared, ExecutionRequest(prepared.notebook_json, self.course.files, self.course.limits,
-                                                 prepared.judgement.probes)
+                yield (
+                    prepared,
+                    ExecutionRequest(
+                        prepared.notebook_json, self.course.files, self.course.limits, prepared.judgement.probes
+                    ),
+                )
             if grading.complete:  # nothing of theirs to execute, or the last execution finished already
                 self._done(grading)
 
@@ -180,8 +203,9 @@ class ClassGrader:
             try:
                 result = self.finisher.finish(prepared, execution.executed_json or "", outcome)
             except Exception as error:  # noqa: BLE001 - nbgrader's code included: one student never stops the class
-                result = NotebookOutcome.not_graded(prepared.notebook, f"grading failed: {error_words(error)}",
-                                                    prepared.notes)
+                result = NotebookOutcome.not_graded(
+                    prepared.notebook, f"grading failed: {error_words(error)}", prepared.notes
+                )
         grading = self._grading[prepared.student]
         grading.add(result)
         if grading.complete:
@@ -206,14 +230,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("assignment")
     parser.add_argument("--course", type=Path, default=Path.cwd(), help="course directory (default: here)")
-    parser.add_argument("--workers", type=int, default=len(os.sched_getaffinity(0)),
-                        help="submissions executed at once (default: the number of cores)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=len(os.sched_getaffinity(0)),
+        help="submissions executed at once (default: the number of cores)",
+    )
     parser.add_argument("--force", action="store_true", help="regrade students already graded")
-    parser.add_argument("--unsafe-no-sandbox", action="store_true",
-                        help="execute student code WITHOUT the sandbox (only where bubblewrap cannot run)")
-    parser.add_argument("--dask", metavar="ADDRESS",
-                        help="execute on the Dask cluster whose scheduler is at ADDRESS (tcp://host:8786); "
-                             "--workers is then the cluster's thread count")
+    parser.add_argument(
+        "--unsafe-no-sandbox",
+        action="store_true",
+        help="execute student code WITHOUT the sandbox (only where bubblewrap cannot run)",
+    )
+    parser.add_argument(
+        "--dask",
+        metavar="ADDRESS",
+        help="execute on the Dask cluster whose scheduler is at ADDRESS (tcp://host:8786); "
+        "--workers is then the cluster's thread count",
+    )
     args = parser.parse_args(argv)
     warnings.filterwarnings("ignore", category=SAWarning)  # nbgrader's gradebook API, harmless here
     sweep_leftovers()  # what graders killed with SIGKILL left behind
@@ -222,6 +256,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     executor: Executor
     if args.dask:  # executions on a Dask cluster (grading/dask_executor.py); grading stays here
         from .dask_executor import DaskExecutor
+
         executor = ClusterExecutor(DaskExecutor(args.dask, sandbox=not unsafe))  # checks its workers' sandboxes
     else:
         problem = None if unsafe else bwrap_problem(Limits(**course.limits))

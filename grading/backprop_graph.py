@@ -20,6 +20,7 @@ Your tensors are only read: nothing runs backward through your graph and no .gra
 A number that cannot be found (an operation missing from the tables below, or a constant PyTorch freed when
 backward ran without retain_graph=True) is shown as ?, and a note under the picture says why.
 """
+
 import html
 import math
 import re
@@ -32,20 +33,32 @@ MAX_NODES = 60  # for small graphs only: a bigger picture would not be readable
 
 # Operations with one input: PyTorch's name for the node -> (label, function).
 _ONE_INPUT = {
-    "NegBackward0": ("-{0}", torch.neg), "ExpBackward0": ("exp({0})", torch.exp),
-    "Exp2Backward0": ("exp2({0})", torch.exp2), "LogBackward0": ("log({0})", torch.log),
-    "Log10Backward0": ("log10({0})", torch.log10), "Log2Backward0": ("log2({0})", torch.log2),
-    "Log1PBackward0": ("log1p({0})", torch.log1p), "SqrtBackward0": ("sqrt({0})", torch.sqrt),
-    "RsqrtBackward0": ("rsqrt({0})", torch.rsqrt), "ReciprocalBackward0": ("1 / {0}", torch.reciprocal),
-    "SinBackward0": ("sin({0})", torch.sin), "CosBackward0": ("cos({0})", torch.cos),
-    "TanBackward0": ("tan({0})", torch.tan), "TanhBackward0": ("tanh({0})", torch.tanh),
-    "SigmoidBackward0": ("sigmoid({0})", torch.sigmoid), "AbsBackward0": ("abs({0})", torch.abs),
+    "NegBackward0": ("-{0}", torch.neg),
+    "ExpBackward0": ("exp({0})", torch.exp),
+    "Exp2Backward0": ("exp2({0})", torch.exp2),
+    "LogBackward0": ("log({0})", torch.log),
+    "Log10Backward0": ("log10({0})", torch.log10),
+    "Log2Backward0": ("log2({0})", torch.log2),
+    "Log1PBackward0": ("log1p({0})", torch.log1p),
+    "SqrtBackward0": ("sqrt({0})", torch.sqrt),
+    "RsqrtBackward0": ("rsqrt({0})", torch.rsqrt),
+    "ReciprocalBackward0": ("1 / {0}", torch.reciprocal),
+    "SinBackward0": ("sin({0})", torch.sin),
+    "CosBackward0": ("cos({0})", torch.cos),
+    "TanBackward0": ("tan({0})", torch.tan),
+    "TanhBackward0": ("tanh({0})", torch.tanh),
+    "SigmoidBackward0": ("sigmoid({0})", torch.sigmoid),
+    "AbsBackward0": ("abs({0})", torch.abs),
     "ReluBackward0": ("relu({0})", torch.relu),
     # on a single number, these change only the shape or the type: the value stays
-    "SumBackward0": ("sum({0})", torch.clone), "MeanBackward0": ("mean({0})", torch.clone),
-    "CloneBackward0": ("clone({0})", torch.clone), "ToCopyBackward0": ("to({0})", torch.clone),
-    "ViewBackward0": ("view({0})", torch.clone), "UnsqueezeBackward0": ("unsqueeze({0})", torch.clone),
-    "SqueezeBackward0": ("squeeze({0})", torch.clone), "SqueezeBackward1": ("squeeze({0})", torch.clone),
+    "SumBackward0": ("sum({0})", torch.clone),
+    "MeanBackward0": ("mean({0})", torch.clone),
+    "CloneBackward0": ("clone({0})", torch.clone),
+    "ToCopyBackward0": ("to({0})", torch.clone),
+    "ViewBackward0": ("view({0})", torch.clone),
+    "UnsqueezeBackward0": ("unsqueeze({0})", torch.clone),
+    "SqueezeBackward0": ("squeeze({0})", torch.clone),
+    "SqueezeBackward1": ("squeeze({0})", torch.clone),
 }
 # Other operations -> (label, function of the node and its inputs); {fn._saved_...} is a number it saved.
 _MORE_INPUTS = {
@@ -54,17 +67,23 @@ _MORE_INPUTS = {
     "RsubBackward1": ("const - {0}", lambda fn, a: UNKNOWN - fn._saved_alpha * a),  # 1 - x: the 1 is not kept
     "MulBackward0": ("{0} * {1}", lambda fn, a, b: a * b),
     "DivBackward0": ("{0} / {1}", lambda fn, a, b: a / b),
-    "PowBackward0": ("{0} ** {fn._saved_exponent}", lambda fn, a: a ** fn._saved_exponent),
-    "PowBackward1": ("{0} ** {1}", lambda fn, a, b: a ** b),
-    "PowBackward2": ("{fn._saved_self} ** {0}", lambda fn, a: fn._saved_self ** a),
+    "PowBackward0": ("{0} ** {fn._saved_exponent}", lambda fn, a: a**fn._saved_exponent),
+    "PowBackward1": ("{0} ** {1}", lambda fn, a, b: a**b),
+    "PowBackward2": ("{fn._saved_self} ** {0}", lambda fn, a: fn._saved_self**a),
 }
 # Where a node keeps a copy of each of its inputs (read for a constant, or for an input of unknown value).
 # Addition and subtraction keep none: their local derivatives do not depend on the values.
 _SAVED_INPUTS = {
-    "MulBackward0": ("_saved_self", "_saved_other"), "DivBackward0": ("_saved_self", "_saved_other"),
-    "PowBackward0": ("_saved_self",), "PowBackward1": ("_saved_self", "_saved_exponent"),
-    "LogBackward0": ("_saved_self",), "Log10Backward0": ("_saved_self",), "Log2Backward0": ("_saved_self",),
-    "Log1PBackward0": ("_saved_self",), "SinBackward0": ("_saved_self",), "CosBackward0": ("_saved_self",),
+    "MulBackward0": ("_saved_self", "_saved_other"),
+    "DivBackward0": ("_saved_self", "_saved_other"),
+    "PowBackward0": ("_saved_self",),
+    "PowBackward1": ("_saved_self", "_saved_exponent"),
+    "LogBackward0": ("_saved_self",),
+    "Log10Backward0": ("_saved_self",),
+    "Log2Backward0": ("_saved_self",),
+    "Log1PBackward0": ("_saved_self",),
+    "SinBackward0": ("_saved_self",),
+    "CosBackward0": ("_saved_self",),
 }
 FREED = "PyTorch freed the values saved in the graph when backward ran (retain_graph=True keeps them)"
 COLOURS = {"value": "#222222", "tangent": "#1a56b0", "gradient": "#b8430f", "edge": "#2e7031"}
@@ -103,14 +122,16 @@ def backprop_nodes(F, inputs, names=None, tangent=None):
                     child.parents.append((node, slot))
             order.append(node)
         return by_fn[id(fn)]
+
     output = visit(F.grad_fn)
 
     leaves, notes = {id(node.leaf): node for node in order if node.leaf is not None}, []
     for name, t in [*inputs.items(), *names.items(), ("F", F)]:  # match by the identity of the tensor's node
         node = by_fn.get(id(t.grad_fn)) if t.grad_fn is not None else leaves.get(id(t))
         if node is None and t is inputs.get(name):
-            raise ValueError(f"inputs[{name!r}] is not a leaf of F's graph "
-                             "(does it require grad, and was F computed from it?).")
+            raise ValueError(
+                f"inputs[{name!r}] is not a leaf of F's graph (does it require grad, and was F computed from it?)."
+            )
         if node is None:
             notes.append(f"names[{name!r}] is not part of F's graph, so it is not shown.")
         elif node.name is None:
@@ -136,14 +157,16 @@ def backprop_nodes(F, inputs, names=None, tangent=None):
 def _check(F, inputs, names, tangent):
     """(names, tangent) with their defaults, or ValueError for an argument draw_backprop cannot use."""
     if not isinstance(F, torch.Tensor) or F.grad_fn is None or F.numel() != 1:
-        raise ValueError("F must be a one-number tensor computed from inputs that require grad "
-                         "(so that it has a grad_fn).")
+        raise ValueError(
+            "F must be a one-number tensor computed from inputs that require grad (so that it has a grad_fn)."
+        )
     if not isinstance(inputs, dict) or not inputs or not all(isinstance(t, torch.Tensor) for t in inputs.values()):
         raise ValueError("inputs must be a non-empty dict of names to tensors, such as {'x': x, 'y': y}.")
     for name, t in inputs.items():
         if t.grad_fn is not None or t.numel() != 1 or sum(u is t for u in inputs.values()) > 1:
-            raise ValueError(f"inputs[{name!r}] must be a leaf tensor holding one number, given once "
-                             "(computed tensors go in names).")
+            raise ValueError(
+                f"inputs[{name!r}] must be a leaf tensor holding one number, given once (computed tensors go in names)."
+            )
     names = {} if names is None else names
     if not isinstance(names, dict) or not all(isinstance(t, torch.Tensor) for t in names.values()):
         raise ValueError("names must be a dict of names to tensors, such as {'c': c, 's': s, 'F': F}.")
@@ -163,8 +186,10 @@ def _value_and_local_derivatives(node, notes):
     if math.isnan(value):
         value = given if not math.isnan(given) else _value_saved_by_pytorch(node)
     elif not math.isnan(given) and not math.isclose(value, given, rel_tol=1e-4, abs_tol=1e-6):
-        notes.append(f"{node.text}: the replay gives {_fmt(value)} but your tensor holds {_fmt(given)} "
-                     "(was a tensor changed after F was computed?).")
+        notes.append(
+            f"{node.text}: the replay gives {_fmt(value)} but your tensor holds {_fmt(given)} "
+            "(was a tensor changed after F was computed?)."
+        )
     node.value = value
     if why and (math.isnan(value) or any(math.isnan(d) for d in node.local)):
         hint = " Pass its tensor in names to show its value." if math.isnan(value) else ""
@@ -213,9 +238,11 @@ def _saved_input(node, slot):
 
 def _value_saved_by_pytorch(node):
     """The node's value from a copy PyTorch saved (its own result, or a parent's copy of it), else UNKNOWN."""
-    copies = [(node.fn, "_saved_result")] + [(parent.fn, _SAVED_INPUTS[parent.op][slot])
-                                             for parent, slot in node.parents
-                                             if slot < len(_SAVED_INPUTS.get(parent.op, ()))]
+    copies = [(node.fn, "_saved_result")] + [
+        (parent.fn, _SAVED_INPUTS[parent.op][slot])
+        for parent, slot in node.parents
+        if slot < len(_SAVED_INPUTS.get(parent.op, ()))
+    ]
     for fn, attribute in copies:
         try:
             value = _number(getattr(fn, attribute, None))
@@ -291,15 +318,22 @@ def _describe(nodes, notes, seed_tensor):
     """The text of describe_backprop, from the nodes and notes of backprop_nodes."""
     output, seed = nodes[-1], next(node for node in nodes if node.leaf is seed_tensor)
     start = ", ".join(f"{node.text} = {_fmt(node.value)}" for node in nodes if node.leaf is not None)
-    lines = [f"Backpropagation through {_lines(output, output, seed)[0]} at {start}. For each node: its value, "
-             f"its tangent d(node)/{_d(seed)} (forward mode) and its gradient {_d(output)}/d(node) (reverse mode)."]
+    lines = [
+        f"Backpropagation through {_lines(output, output, seed)[0]} at {start}. For each node: its value, "
+        f"its tangent d(node)/{_d(seed)} (forward mode) and its gradient {_d(output)}/d(node) (reverse mode)."
+    ]
     for node in nodes:
         title, value, tangent, gradient = _lines(node, output, seed)
         if node.leaf is not None or len(node.paths) > 1:  # the chain rule, one term per path
-            gradient += " (" + "; ".join(
-                f"via {parent.text}: {_d(output)}/{_d(parent)} × {_d(parent)}/{_d(node)} = "
-                f"{_fmt(parent.gradient)} × {_fmt(parent.local[slot])} = {_fmt(term)}"
-                for (parent, slot), (_, term) in zip(node.parents, node.paths)) + ")"
+            gradient += (
+                " ("
+                + "; ".join(
+                    f"via {parent.text}: {_d(output)}/{_d(parent)} × {_d(parent)}/{_d(node)} = "
+                    f"{_fmt(parent.gradient)} × {_fmt(parent.local[slot])} = {_fmt(term)}"
+                    for (parent, slot), (_, term) in zip(node.parents, node.paths)
+                )
+                + ")"
+            )
         kind = "Input " if node.leaf is not None and node.tensor is not None else ""
         lines.append(f"{kind}{title}: {value}, {tangent}, {gradient}.")
     return "\n".join(lines + [f"Note: {note}" for note in notes])
@@ -311,24 +345,42 @@ def draw_backprop(F, inputs, names=None, tangent=None):
     nodes, notes = backprop_nodes(F, inputs, names, tangent)
     seed_tensor = inputs[next(iter(inputs)) if tangent is None else tangent]
     output, seed = nodes[-1], next(node for node in nodes if node.leaf is seed_tensor)
-    legend = [("value", "value: computed forward, from the inputs"),
-              ("tangent", f"tangent d(node)/{_d(seed)}: forward mode, from {_d(seed)}/{_d(seed)} = 1"),
-              ("gradient", f"gradient {_d(output)}/d(node): reverse mode (backprop), from {_d(output)}/{_d(output)} = 1;"),
-              ("gradient", f"    a sum has one term per path to {output.text}"),
-              ("edge", "arrow: local derivative d(parent)/d(child)")]
+    legend = [
+        ("value", "value: computed forward, from the inputs"),
+        ("tangent", f"tangent d(node)/{_d(seed)}: forward mode, from {_d(seed)}/{_d(seed)} = 1"),
+        ("gradient", f"gradient {_d(output)}/d(node): reverse mode (backprop), from {_d(output)}/{_d(output)} = 1;"),
+        ("gradient", f"    a sum has one term per path to {output.text}"),
+        ("edge", "arrow: local derivative d(parent)/d(child)"),
+    ]
     if notes:
         legend.append(("value", "? = could not be computed (see the notes)"))
-    caption = "".join(f'<font color="{COLOURS[kind]}">{html.escape(line)}</font><br align="left"/>'
-                      for kind, line in legend)  # <br align="left"/> ends a left-aligned line
+    caption = "".join(
+        f'<font color="{COLOURS[kind]}">{html.escape(line)}</font><br align="left"/>' for kind, line in legend
+    )  # <br align="left"/> ends a left-aligned line
     caption += "".join(f'Note: {html.escape(note)}<br align="left"/>' for note in notes)
     graph = graphviz.Digraph(
         name=f"Backpropagation through {output.text}",
-        graph_attr={"rankdir": "LR", "label": f"<{caption}>", "labelloc": "b", "fontname": FONT, "fontsize": "14",
-                    "tooltip": _describe(nodes, notes, seed_tensor), "nodesep": "0.4", "ranksep": "0.9",
-                    "size": "9.5,12"},  # at most 9.5 inches wide: shrunk to fit a notebook, never enlarged
-        node_attr={"shape": "box", "style": "rounded,filled", "fillcolor": "white", "fontname": FONT,
-                   "fontsize": "14", "margin": "0.15,0.08"},
-        edge_attr={"fontname": FONT, "fontsize": "14", "fontcolor": COLOURS["edge"], "color": "#555555"})
+        graph_attr={
+            "rankdir": "LR",
+            "label": f"<{caption}>",
+            "labelloc": "b",
+            "fontname": FONT,
+            "fontsize": "14",
+            "tooltip": _describe(nodes, notes, seed_tensor),
+            "nodesep": "0.4",
+            "ranksep": "0.9",
+            "size": "9.5,12",
+        },  # at most 9.5 inches wide: shrunk to fit a notebook, never enlarged
+        node_attr={
+            "shape": "box",
+            "style": "rounded,filled",
+            "fillcolor": "white",
+            "fontname": FONT,
+            "fontsize": "14",
+            "margin": "0.15,0.08",
+        },
+        edge_attr={"fontname": FONT, "fontsize": "14", "fontcolor": COLOURS["edge"], "color": "#555555"},
+    )
     ids = {id(node): f"n{i}" for i, node in enumerate(nodes)}
     with graph.subgraph(name="leaves") as left:  # all leaves in the first column
         left.attr(rank="min")
@@ -338,8 +390,12 @@ def draw_backprop(F, inputs, names=None, tangent=None):
     for node in nodes:
         if node.leaf is None:
             last = node is output
-            graph.node(ids[id(node)], _html(node, output, seed), fillcolor="#fdf0e6" if last else "white",
-                       penwidth="2" if last else "1")
+            graph.node(
+                ids[id(node)],
+                _html(node, output, seed),
+                fillcolor="#fdf0e6" if last else "white",
+                penwidth="2" if last else "1",
+            )
             for child, d in zip(node.inputs, node.local):
                 if child is not None:
                     graph.edge(ids[id(child)], ids[id(node)], label=f" {_d(node)}/{_d(child)} = {_fmt(d)} ")
@@ -349,5 +405,11 @@ def draw_backprop(F, inputs, names=None, tangent=None):
 def _html(node, output, seed):
     """The label of a box: its title in bold, then its value, tangent and gradient in their colours."""
     title, *rows = (html.escape(line) for line in _lines(node, output, seed))
-    return f"<<b>{title}</b>" + "".join(f'<br/><font color="{COLOURS[kind]}">{row}</font>'
-                                        for kind, row in zip(("value", "tangent", "gradient"), rows)) + ">"
+    return (
+        f"<<b>{title}</b>"
+        + "".join(
+            f'<br/><font color="{COLOURS[kind]}">{row}</font>'
+            for kind, row in zip(("value", "tangent", "gradient"), rows)
+        )
+        + ">"
+    )

@@ -3,6 +3,7 @@
 Each call opens and closes its own session, so that nothing stays open while notebooks execute, and a grader killed
 between two calls leaves a sound gradebook.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -29,15 +30,19 @@ class ClassGradebook:
             try:
                 return [nb.name for nb in gb.find_assignment(self.assignment).notebooks]
             except MissingEntry:
-                raise MissingAssignment(f"No assignment '{self.assignment}' in the gradebook: "
-                                        "run `make release` first.") from None
+                raise MissingAssignment(
+                    f"No assignment '{self.assignment}' in the gradebook: run `make release` first."
+                ) from None
 
     def has_every_grade(self, student: str) -> bool:
         """Whether each grade of the student's submission has a score or waits for a manual grade."""
         with self._open() as gb:
             try:
-                return all(g.auto_score is not None or g.needs_manual_grade
-                           for nb in gb.find_submission(self.assignment, student).notebooks for g in nb.grades)
+                return all(
+                    g.auto_score is not None or g.needs_manual_grade
+                    for nb in gb.find_submission(self.assignment, student).notebooks
+                    for g in nb.grades
+                )
             except MissingEntry:
                 return False
 

@@ -1,4 +1,5 @@
 """Scores per student and question, read from the nbgrader gradebook, and printed as a table."""
+
 import argparse
 from collections import OrderedDict
 

@@ -5,6 +5,7 @@ The checks that failed most come from the autograded notebooks: the error output
 which is the text students see in their feedback. Students of the roster (the gradebook's students, imported from
 students.csv) who submitted nothing are listed with 0 and "no submission"; charts and statistics count submissions.
 """
+
 import argparse
 import base64
 import csv
@@ -31,6 +32,7 @@ PASS_COLOUR, MEAN_COLOUR, FAIL_COLOUR = "#2e7d32", "#1565c0", "#c62828"
 
 # ---------------------------------------------------------------------------------------------- data
 
+
 def feedback_text(output):
     """The text a student sees for an error output: our one-sentence "✗ ..." message, or the error's last line."""
     lines = [_ANSI.sub("", line).strip() for line in "\n".join(output.get("traceback", [])).splitlines()]
@@ -54,8 +56,9 @@ def failed_checks(autograded_dir, assignment=ASSIGNMENT):
             for output in cell.get("outputs", []):
                 if output.output_type == "error":
                     failures[(grade_id(cell), feedback_text(output))].add(student)
-    checks = [{"check": check, "feedback": text, "students": sorted(students)}
-              for (check, text), students in failures.items()]
+    checks = [
+        {"check": check, "feedback": text, "students": sorted(students)} for (check, text), students in failures.items()
+    ]
     return sorted(checks, key=lambda c: (-len(c["students"]), c["check"], c["feedback"]))
 
 
@@ -98,6 +101,7 @@ def write_grades_csv(path, scores, points, absent=()):
 
 # -------------------------------------------------------------------------------------------- charts
 
+
 def totals_histogram(scores, points):
     """Histogram of the students' totals on a 0..maximum axis, median marked."""
     maximum = sum(points.values())
@@ -108,8 +112,14 @@ def totals_histogram(scores, points):
     if totals:
         median = statistics.median(totals)
         ax.axvline(median, color="black", linestyle="--", linewidth=1.2)
-        ax.annotate(f"median {median:g}", (median, 1), xycoords=("data", "axes fraction"),
-                    xytext=(4, -14), textcoords="offset points", fontsize=9)
+        ax.annotate(
+            f"median {median:g}",
+            (median, 1),
+            xycoords=("data", "axes fraction"),
+            xytext=(4, -14),
+            textcoords="offset points",
+            fontsize=9,
+        )
     ax.set_xlim(-0.7, maximum + 0.7)
     ax.set_xlabel(f"total points (out of {maximum:g})")
     ax.set_ylabel("students")
@@ -126,8 +136,10 @@ def questions_chart(stats, students):
     questions = list(stats)
     fig, ax = plt.subplots(figsize=(7, 0.45 * len(questions) + 1.6))
     height = 0.38
-    for offset, key, colour, label in ((-height / 2, "mean", MEAN_COLOUR, "mean score (% of points)"),
-                                       (height / 2, "pass_rate", PASS_COLOUR, "pass rate (% with full marks)")):
+    for offset, key, colour, label in (
+        (-height / 2, "mean", MEAN_COLOUR, "mean score (% of points)"),
+        (height / 2, "pass_rate", PASS_COLOUR, "pass rate (% with full marks)"),
+    ):
         values = []
         for q in questions:
             v = stats[q][key]
@@ -137,9 +149,14 @@ def questions_chart(stats, students):
         for y, v, q in zip(ys, values, questions):
             text = "not graded" if stats[q][key] is None else f"{v:.0f}%"
             ax.text(v + 1, y, text, va="center", fontsize=8)
-    ax.set_yticks(range(len(questions)), [
-        f"{q} ({stats[q]['points']:g} pt" + (f", {stats[q]['graded']}/{students} graded)" if stats[q]["graded"] < students else ")")
-        for q in questions])
+    ax.set_yticks(
+        range(len(questions)),
+        [
+            f"{q} ({stats[q]['points']:g} pt"
+            + (f", {stats[q]['graded']}/{students} graded)" if stats[q]["graded"] < students else ")")
+            for q in questions
+        ],
+    )
     ax.invert_yaxis()
     ax.set_xlim(0, 112)
     ax.set_xticks(range(0, 101, 20))
@@ -215,34 +232,57 @@ def render_html(scores, points, stats, checks, charts, assignment=ASSIGNMENT, ab
     students = f"{len(scores)} students"
     if absent:
         students = f"{len(scores) + len(absent)} students ({len(scores)} submitted, {len(absent)} no submission)"
-    parts = [f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Class report: {e(assignment)}</title>",
-             f"<style>{_CSS}</style></head><body>",
-             f"<h1>Class report: {e(assignment)}</h1>",
-             f"<p class='sub'>{students}, {maximum:g} points, {date.today().isoformat()}</p>"]
+    parts = [
+        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Class report: {e(assignment)}</title>",
+        f"<style>{_CSS}</style></head><body>",
+        f"<h1>Class report: {e(assignment)}</h1>",
+        f"<p class='sub'>{students}, {maximum:g} points, {date.today().isoformat()}</p>",
+    ]
     if absent:
-        parts.append(f"<p>No submission ({len(absent)}): {e(', '.join(sorted(absent)))}. They score 0 in the grades "
-                     "table; the charts, the question statistics and the checks count submissions only.</p>")
+        parts.append(
+            f"<p>No submission ({len(absent)}): {e(', '.join(sorted(absent)))}. They score 0 in the grades "
+            "table; the charts, the question statistics and the checks count submissions only.</p>"
+        )
     if ungraded:
-        parts.append(f"<p>Not fully graded yet ({len(ungraded)}): {e(', '.join(ungraded))}. "
-                     "Their totals count the questions graded so far.</p>")
-    parts += ["<h2>Totals</h2>", _img(charts["totals_histogram"]),
-              "<h2>Questions</h2>", _img(charts["questions"]),
-              "<table><tr><th class='l'>question</th><th>points</th><th>mean</th><th>pass rate (full marks)</th><th>graded</th></tr>"]
+        parts.append(
+            f"<p>Not fully graded yet ({len(ungraded)}): {e(', '.join(ungraded))}. "
+            "Their totals count the questions graded so far.</p>"
+        )
+    parts += [
+        "<h2>Totals</h2>",
+        _img(charts["totals_histogram"]),
+        "<h2>Questions</h2>",
+        _img(charts["questions"]),
+        "<table><tr><th class='l'>question</th><th>points</th><th>mean</th><th>pass rate (full marks)</th>"
+        "<th>graded</th></tr>",
+    ]
     for q, s in stats.items():
         mean = "–" if s["mean"] is None else f"{s['mean']:.2g}"
-        parts.append(f"<tr><td class='l'>{e(q)}</td><td>{s['points']:g}</td><td>{mean}</td>"
-                     f"<td>{_pct(s['pass_rate'])}</td><td>{s['graded']}</td></tr>")
-    parts += ["</table>", "<h2>Checks that failed most</h2>", _img(charts["failed_checks"]),
-              "<p>Each message students saw, the most frequent first:</p>",
-              "<table><tr><th>#</th><th class='l'>check</th><th>students</th>"
-              "<th class='l'>feedback the students saw</th><th class='l'>who</th></tr>"]
+        parts.append(
+            f"<tr><td class='l'>{e(q)}</td><td>{s['points']:g}</td><td>{mean}</td>"
+            f"<td>{_pct(s['pass_rate'])}</td><td>{s['graded']}</td></tr>"
+        )
+    parts += [
+        "</table>",
+        "<h2>Checks that failed most</h2>",
+        _img(charts["failed_checks"]),
+        "<p>Each message students saw, the most frequent first:</p>",
+        "<table><tr><th>#</th><th class='l'>check</th><th>students</th>"
+        "<th class='l'>feedback the students saw</th><th class='l'>who</th></tr>",
+    ]
     for i, c in enumerate(checks, 1):
-        parts.append(f"<tr><td>{i}</td><td class='l'>{e(c['check'])}</td><td>{len(c['students'])}</td>"
-                     f"<td class='fb'>{e(c['feedback'])}</td><td class='l'>{e(', '.join(c['students']))}</td></tr>")
-    parts += ["</table>", "<h2>Grades</h2>",
-              "<table><tr><th class='l'>student</th>" + "".join(f"<th>{e(q)}</th>" for q in points) + "<th>total</th></tr>",
-              "<tr><td class='l'><i>max</i></td>" + "".join(f"<td><i>{p:g}</i></td>" for p in points.values())
-              + f"<td><i>{maximum:g}</i></td></tr>"]
+        parts.append(
+            f"<tr><td>{i}</td><td class='l'>{e(c['check'])}</td><td>{len(c['students'])}</td>"
+            f"<td class='fb'>{e(c['feedback'])}</td><td class='l'>{e(', '.join(c['students']))}</td></tr>"
+        )
+    parts += [
+        "</table>",
+        "<h2>Grades</h2>",
+        "<table><tr><th class='l'>student</th>" + "".join(f"<th>{e(q)}</th>" for q in points) + "<th>total</th></tr>",
+        "<tr><td class='l'><i>max</i></td>"
+        + "".join(f"<td><i>{p:g}</i></td>" for p in points.values())
+        + f"<td><i>{maximum:g}</i></td></tr>",
+    ]
     for student in sorted(scores):
         cells = []
         for q, p in points.items():
@@ -254,8 +294,10 @@ def render_html(scores, points, stats, checks, charts, assignment=ASSIGNMENT, ab
                 cells.append(f"<td class='{cls}'>{score:g}</td>")
         parts.append(f"<tr><td class='l'>{e(student)}</td>{''.join(cells)}<td>{total(scores[student]):g}</td></tr>")
     for student in sorted(absent):
-        parts.append(f"<tr><td class='l'>{e(student)}</td><td class='zero nosub' colspan='{len(points)}'>"
-                     "no submission</td><td>0</td></tr>")
+        parts.append(
+            f"<tr><td class='l'>{e(student)}</td><td class='zero nosub' colspan='{len(points)}'>"
+            "no submission</td><td>0</td></tr>"
+        )
     parts += ["</table>", "<p class='sub'>–: manually graded question not graded yet.</p></body></html>"]
     return "\n".join(parts)
 

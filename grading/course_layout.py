@@ -1,5 +1,6 @@
 """One assignment of a course directory as `make autograde` sees it: nbgrader's configuration, where each student's
 submission and autograded notebook are, the limits of an execution and the files that go with every notebook."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,8 +9,18 @@ from typing import Any
 
 from nbconvert.preprocessors import ClearMetadataPreprocessor
 from nbgrader.coursedir import CourseDirectory
-from nbgrader.preprocessors import (AssignLatePenalties, CheckCellMetadata, ClearOutput, DeduplicateIds, Execute,
-                                    IgnorePattern, LimitOutput, OverwriteCells, OverwriteKernelspec, SaveAutoGrades)
+from nbgrader.preprocessors import (
+    AssignLatePenalties,
+    CheckCellMetadata,
+    ClearOutput,
+    DeduplicateIds,
+    Execute,
+    IgnorePattern,
+    LimitOutput,
+    OverwriteCells,
+    OverwriteKernelspec,
+    SaveAutoGrades,
+)
 from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
 from traitlets.utils.importstring import import_item
@@ -20,8 +31,14 @@ from .restore_cell_flags import RestoreCellFlags
 # nbgrader's defaults; c.Autograde.sanitize_preprocessors and c.Autograde.autograde_preprocessors replace them,
 # the execute step of the latter being the coordinator's own (workers, sandbox, judge)
 SANITIZE = [ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCells, CheckCellMetadata]
-AFTER_EXECUTION = [IgnorePattern, ClearMetadataPreprocessor, LimitOutput, SaveAutoGrades, AssignLatePenalties,
-                   CheckCellMetadata]
+AFTER_EXECUTION = [
+    IgnorePattern,
+    ClearMetadataPreprocessor,
+    LimitOutput,
+    SaveAutoGrades,
+    AssignLatePenalties,
+    CheckCellMetadata,
+]
 
 
 def load_config(course: Path | str) -> Config:
@@ -54,12 +71,26 @@ class CourseAssignment:
         config = load_config(root)
         coursedir = CourseDirectory(config=config, root=str(root))
         autograde = config.get("Autograde", {})
-        sanitize = tuple(pp for pp in map(preprocessor_class, autograde.get("sanitize_preprocessors", SANITIZE))
-                         if not issubclass(pp, RestoreCellFlags))  # done first, with notes for the report
-        after = tuple(pp for pp in map(preprocessor_class, autograde.get("autograde_preprocessors", AFTER_EXECUTION))
-                      if not issubclass(pp, (Execute, SandboxedJudgedExecute)))
-        return cls(root, assignment, config, coursedir, sandbox_limits(config, unsafe),
-                   assignment_files(coursedir, assignment), sanitize, after)
+        sanitize = tuple(
+            pp
+            for pp in map(preprocessor_class, autograde.get("sanitize_preprocessors", SANITIZE))
+            if not issubclass(pp, RestoreCellFlags)
+        )  # done first, with notes for the report
+        after = tuple(
+            pp
+            for pp in map(preprocessor_class, autograde.get("autograde_preprocessors", AFTER_EXECUTION))
+            if not issubclass(pp, (Execute, SandboxedJudgedExecute))
+        )
+        return cls(
+            root,
+            assignment,
+            config,
+            coursedir,
+            sandbox_limits(config, unsafe),
+            assignment_files(coursedir, assignment),
+            sanitize,
+            after,
+        )
 
     @property
     def unsafe(self) -> bool:
@@ -87,8 +118,7 @@ class CourseAssignment:
         root = Path(self.coursedir.format_path(self.coursedir.submitted_directory, ".", ".")).resolve()
         if not root.is_dir():
             return []
-        return sorted(p.name for p in root.iterdir()
-                      if not p.name.startswith(".") and (p / self.assignment).is_dir())
+        return sorted(p.name for p in root.iterdir() if not p.name.startswith(".") and (p / self.assignment).is_dir())
 
     def timestamp(self, student: str) -> Any:
         """The submission's timestamp (its timestamp.txt), or None."""

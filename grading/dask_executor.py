@@ -11,6 +11,7 @@ DaskExecutor has the part of the concurrent.futures.Executor interface the coord
 shutdown) and returns concurrent.futures.Future objects, so the coordinator's loop is the same for its
 local process pool and for a cluster. execute_as_completed is the same thing as a generator.
 """
+
 import concurrent.futures as cf
 
 from .execute_sandboxed import execute_in_sandbox
@@ -37,6 +38,7 @@ class DaskExecutor:
 
     def __init__(self, address, client=None, check_workers=True, sandbox=True):
         from distributed import Client
+
         self._own_client = client is None
         try:
             self.client = client or Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
@@ -47,8 +49,10 @@ class DaskExecutor:
             problems = {worker: problem for worker, problem in self.client.run(_check_worker).items() if problem}
             if problems:
                 self.close()
-                raise ClusterUnusable("Dask workers that cannot execute submissions (nothing was graded): " +
-                                   "; ".join(f"{w}: {p}" for w, p in sorted(problems.items())))
+                raise ClusterUnusable(
+                    "Dask workers that cannot execute submissions (nothing was graded): "
+                    + "; ".join(f"{w}: {p}" for w, p in sorted(problems.items()))
+                )
 
     @property
     def threads(self):
@@ -74,6 +78,7 @@ class DaskExecutor:
                 future.set_running_or_notify_cancel()
             else:
                 future.set_exception(task.exception() or RuntimeError(f"task ended as {task.status}"))
+
         task.add_done_callback(relay)
         return future
 
@@ -82,6 +87,7 @@ class DaskExecutor:
             self.client.cancel(list(self._futures))
         if wait and self._futures:
             from distributed import wait as wait_all
+
             wait_all(list(self._futures))
         self.close()
 

@@ -11,6 +11,7 @@ It never touches the gradebook or the course directory. The kernel is nbgrader's
 the kernel, the notebook comes back: outputs kept so far, and an error output in every code cell that
 did not run to the end, so those cells score 0 and the cells that ran are graded.
 """
+
 import json
 import logging
 import threading
@@ -30,8 +31,14 @@ ERROR_TEXT_CHARS = 4000
 MAX_ANSWER_BYTES = 8 << 20  # what a probe may print; the judge caps what it parses too
 _QUIET = logging.getLogger("grading.execute.client")
 _QUIET.setLevel(logging.CRITICAL)  # what the client would log is in the outcome
-SIGNALS = {4: "an illegal instruction", 6: "an abort", 7: "a bus error", 8: "a floating-point exception",
-           9: "being killed (SIGKILL; often the memory limit)", 11: "a segmentation fault"}
+SIGNALS = {
+    4: "an illegal instruction",
+    6: "an abort",
+    7: "a bus error",
+    8: "a floating-point exception",
+    9: "being killed (SIGKILL; often the memory limit)",
+    11: "a segmentation fault",
+}
 
 
 class LimitedExecute(Execute):
@@ -66,8 +73,11 @@ class LimitedExecute(Execute):
         test_cell, started = self.nb.cells[cell_index], time.monotonic()
         try:
             await super().async_execute_cell(self.asking, cell_index, store_history=False)
-            return "".join(o.get("text", "") for o in self.asking.outputs
-                           if o.get("output_type") == "stream" and o.get("name") == "stdout")[:MAX_ANSWER_BYTES]
+            return "".join(
+                o.get("text", "")
+                for o in self.asking.outputs
+                if o.get("output_type") == "stream" and o.get("name") == "stdout"
+            )[:MAX_ANSWER_BYTES]
         finally:
             self.nb.cells[cell_index] = test_cell  # nbclient stores the cell it ran at cell_index
             self.asking = None
@@ -185,17 +195,30 @@ def _execute(notebook_json, files, limits, questions=None):
     except TemplateError as error:
         context.destroy(linger=0)
         detail = f"TemplateError: {error}"[:500]
-        outcome = {"status": "sandbox-error", "detail": detail, "seconds": round(time.monotonic() - started, 2),
-                   "cells_not_run": _mark_not_run(nb, 0, detail), "output_truncated": False, "answers": {}}
+        outcome = {
+            "status": "sandbox-error",
+            "detail": detail,
+            "seconds": round(time.monotonic() - started, 2),
+            "cells_not_run": _mark_not_run(nb, 0, detail),
+            "output_truncated": False,
+            "answers": {},
+        }
         return nbformat.writes(nb), outcome, True
-    client = LimitedExecute(limits.max_output_bytes, questions, timeout=limits.cell_timeout, interrupt_on_timeout=True,
-                            startup_timeout=60, shutdown_kernel="immediate",
-                            log=_QUIET)
+    client = LimitedExecute(
+        limits.max_output_bytes,
+        questions,
+        timeout=limits.cell_timeout,
+        interrupt_on_timeout=True,
+        startup_timeout=60,
+        shutdown_kernel="immediate",
+        log=_QUIET,
+    )
     timed_out = threading.Event()
 
     def stop():
         timed_out.set()
         km.kill_sandbox()
+
     watchdog = threading.Timer(limits.notebook_timeout, stop)
     watchdog.daemon = True
     watchdog.start()
@@ -207,8 +230,10 @@ def _execute(notebook_json, files, limits, questions=None):
     except DeadKernelError:
         status, detail = _death_cause(km, timed_out.is_set(), limits)
     except CellTimeoutError:
-        status, detail = "cell-timeout", (f"a cell ran longer than {limits.cell_timeout} s and could not be "
-                                          "interrupted, so the kernel was stopped")
+        status, detail = (
+            "cell-timeout",
+            (f"a cell ran longer than {limits.cell_timeout} s and could not be interrupted, so the kernel was stopped"),
+        )
     except Exception as error:  # the kernel never started, or the client broke: nothing of this notebook counts
         status, detail = "sandbox-error", f"{type(error).__name__}: {error}"[:500]
         template_failed = template is not None and client.running_cell is None  # no cell of it had begun
@@ -227,7 +252,13 @@ def _execute(notebook_json, files, limits, questions=None):
         marked = _mark_not_run(nb, client.running_cell, detail)
     if client.truncated:
         detail = (detail + "; " if detail else "") + f"output beyond {limits.max_output_bytes} bytes was dropped"
-    outcome = {"status": status, "detail": detail, "seconds": round(time.monotonic() - started, 2),
-               "cells_not_run": marked, "output_truncated": client.truncated, "answers": client.answers,
-               "asking_seconds": round(client.asked_seconds, 3)}
+    outcome = {
+        "status": status,
+        "detail": detail,
+        "seconds": round(time.monotonic() - started, 2),
+        "cells_not_run": marked,
+        "output_truncated": client.truncated,
+        "answers": client.answers,
+        "asking_seconds": round(client.asked_seconds, 3),
+    }
     return nbformat.writes(nb), outcome, template_failed

@@ -7,12 +7,13 @@ window of notebooks, taking them lazily from an iterable, and yields each one's 
 a worker that died is retried once, and an execution that failed becomes a SANDBOX_ERROR outcome, never an
 exception, so that one submission never stops the class.
 """
+
 from __future__ import annotations
 
 import concurrent.futures as cf
 import multiprocessing
 from collections import deque
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Generator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -57,6 +58,7 @@ def _set_parent_death_signal() -> None:
     try:
         import ctypes
         import signal
+
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
     except OSError:
         pass
@@ -75,14 +77,21 @@ class LocalExecutor:
 
     def _started(self) -> cf.ProcessPoolExecutor:
         if self._pool is None:
-            self._pool = cf.ProcessPoolExecutor(max_workers=self.workers,
-                                                mp_context=multiprocessing.get_context("spawn"),
-                                                initializer=_set_parent_death_signal)
+            self._pool = cf.ProcessPoolExecutor(
+                max_workers=self.workers,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_set_parent_death_signal,
+            )
         return self._pool
 
     def submit(self, request: ExecutionRequest) -> cf.Future[RawExecution]:
-        return self._started().submit(execute_in_sandbox, request.notebook_json, dict(request.files),
-                                      dict(request.limits), dict(request.questions))
+        return self._started().submit(
+            execute_in_sandbox,
+            request.notebook_json,
+            dict(request.files),
+            dict(request.limits),
+            dict(request.questions),
+        )
 
     def restart(self) -> None:
         if self._pool is not None:
@@ -107,8 +116,13 @@ class ClusterExecutor:
         return max(1, int(self.cluster.threads))
 
     def submit(self, request: ExecutionRequest) -> cf.Future[RawExecution]:
-        return self.cluster.submit(execute_in_sandbox, request.notebook_json, dict(request.files),
-                                   dict(request.limits), dict(request.questions))
+        return self.cluster.submit(
+            execute_in_sandbox,
+            request.notebook_json,
+            dict(request.files),
+            dict(request.limits),
+            dict(request.questions),
+        )
 
     def restart(self) -> None:
         """Nothing to do: the cluster reschedules the tasks of a worker it lost."""
@@ -141,7 +155,7 @@ class ExecutionScheduler:
         self.window = window or 2 * max(1, executor.capacity)
         self.retries = retries  # new attempts of an execution whose worker died
 
-    def run(self, jobs: Iterable[tuple[Key, ExecutionRequest]]) -> Iterator[Finished[Key]]:
+    def run(self, jobs: Iterable[tuple[Key, ExecutionRequest]]) -> Generator[Finished[Key], None, None]:
         """Execute every (key, request) of jobs, taken one by one as room frees up; yield each as it finishes.
         The executor is left running (its owner shuts it down)."""
         pending = iter(jobs)

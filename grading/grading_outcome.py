@@ -11,6 +11,7 @@ stay the instructor's words; statuses are what the code acts on.
     StudentOutcome    one student's status, notes, score and time: one line of autograde_report.txt
     ExitStatus        the exit status of `python -m grading.autograde_class`
 """
+
 from __future__ import annotations
 
 import enum
@@ -102,10 +103,15 @@ class ExecutionOutcome:
         answers = outcome.get("answers") or {}
         if not isinstance(answers, Mapping):
             raise ValueError("the outcome's answers must be a mapping")
-        return cls(status=ExecutionStatus(outcome.get("status")), detail=str(outcome.get("detail") or ""),
-                   seconds=float(outcome.get("seconds") or 0), cells_not_run=int(outcome.get("cells_not_run") or 0),
-                   output_truncated=bool(outcome.get("output_truncated")), answers=dict(answers),
-                   asking_seconds=float(outcome.get("asking_seconds") or 0))
+        return cls(
+            status=ExecutionStatus(outcome.get("status")),
+            detail=str(outcome.get("detail") or ""),
+            seconds=float(outcome.get("seconds") or 0),
+            cells_not_run=int(outcome.get("cells_not_run") or 0),
+            output_truncated=bool(outcome.get("output_truncated")),
+            answers=dict(answers),
+            asking_seconds=float(outcome.get("asking_seconds") or 0),
+        )
 
     @classmethod
     def failed(cls, detail: str) -> ExecutionOutcome:
@@ -114,9 +120,15 @@ class ExecutionOutcome:
 
     def as_dict(self) -> dict[str, Any]:
         """The plain dict the worker sends (what the judge reads)."""
-        return {"status": self.status.value, "detail": self.detail, "seconds": self.seconds,
-                "cells_not_run": self.cells_not_run, "output_truncated": self.output_truncated,
-                "answers": dict(self.answers), "asking_seconds": self.asking_seconds}
+        return {
+            "status": self.status.value,
+            "detail": self.detail,
+            "seconds": self.seconds,
+            "cells_not_run": self.cells_not_run,
+            "output_truncated": self.output_truncated,
+            "answers": dict(self.answers),
+            "asking_seconds": self.asking_seconds,
+        }
 
 
 @dataclass(frozen=True)
@@ -128,13 +140,17 @@ class NotebookOutcome:
     notes: tuple[str, ...] = ()
 
     @classmethod
-    def executed(cls, notebook: str, nb: nbformat.NotebookNode, outcome: ExecutionOutcome,
-                 notes: Iterable[str] = ()) -> NotebookOutcome:
+    def executed(
+        cls, notebook: str, nb: nbformat.NotebookNode, outcome: ExecutionOutcome, notes: Iterable[str] = ()
+    ) -> NotebookOutcome:
         """A notebook executed and graded: how its execution ended, and each cell stopped at a limit."""
         status, said = outcome.status.grading_status, list(notes)
         if outcome.status is not ExecutionStatus.OK:
-            said.append(f"{outcome.detail}; {outcome.cells_not_run} cells after it scored 0"
-                        if outcome.cells_not_run else outcome.detail)
+            said.append(
+                f"{outcome.detail}; {outcome.cells_not_run} cells after it scored 0"
+                if outcome.cells_not_run
+                else outcome.detail
+            )
         elif outcome.output_truncated:
             said.append(outcome.detail)
         for cell in nb.cells:

@@ -15,6 +15,7 @@ returns the sentence that says it passed. The same function runs in three places
 Expected values, tolerances and the checks themselves never leave this process; a kernel's answer is parsed
 from length-capped JSON into numbers, strings, booleans, lists and dicts, and nothing else.
 """
+
 import copy
 import importlib
 import json
@@ -71,11 +72,13 @@ def kernel_questions_source():
 def probe_code(requests, nonce):
     """Source of the cell that asks a kernel `requests`: kernel_questions run in a namespace of its own, with
     Python's builtins, so that names the notebook defined (json, len, print, ...) change nothing."""
-    return ("import builtins as __judge_builtins\n"
-            "__judge_module = {'__builtins__': __judge_builtins, '__name__': 'kernel_questions'}\n"
-            f"__judge_builtins.exec({kernel_questions_source()!r}, __judge_module)\n"
-            f"__judge_module['print_answer'](__judge_builtins.globals(), {json.dumps(requests)!r}, {nonce!r})\n"
-            "del __judge_builtins, __judge_module\n")
+    return (
+        "import builtins as __judge_builtins\n"
+        "__judge_module = {'__builtins__': __judge_builtins, '__name__': 'kernel_questions'}\n"
+        f"__judge_builtins.exec({kernel_questions_source()!r}, __judge_module)\n"
+        f"__judge_module['print_answer'](__judge_builtins.globals(), {json.dumps(requests)!r}, {nonce!r})\n"
+        "del __judge_builtins, __judge_module\n"
+    )
 
 
 def answer_in(text, nonce):
@@ -99,8 +102,11 @@ def grade_id(cell):
 def judged_cells(nb, checks):
     """The test cells of nb that a check in `checks` (grade id -> function) judges, in order. (Cells are read as
     dicts: nbgrader adds the cells a student deleted as plain dicts.)"""
-    return [cell for cell in nb["cells"] if cell.get("cell_type") == "code" and grade_id(cell) in checks
-            and cell["metadata"]["nbgrader"].get("grade")]
+    return [
+        cell
+        for cell in nb["cells"]
+        if cell.get("cell_type") == "code" and grade_id(cell) in checks and cell["metadata"]["nbgrader"].get("grade")
+    ]
 
 
 def questions_for(nb, seed, checks):
@@ -134,8 +140,10 @@ def run_check(check, student):
     except Unanswered as missing:
         return False, f"The grader could not check this question: {missing}."
     except Exception as error:  # noqa: BLE001 - data a check did not foresee costs the question, not the class
-        return False, (f"The grader could not check this question: your notebook's answer could not be read "
-                       f"({type(error).__name__}).")
+        return False, (
+            f"The grader could not check this question: your notebook's answer could not be read "
+            f"({type(error).__name__})."
+        )
 
 
 def judge_notebook(nb, answers, seed, checks, why_missing=None):
@@ -149,13 +157,18 @@ def judge_notebook(nb, answers, seed, checks, why_missing=None):
     for cell in judged_cells(nb, checks):
         gid = grade_id(cell)
         passed, sentence = run_check(checks[gid], Answered(seed, gid, answers.get(gid), why_missing.get(gid)))
-        kept = [out for out in cell.get("outputs", [])
-                if out.get("output_type") == "stream" and out.get("name") == "stdout"]
+        kept = [
+            out for out in cell.get("outputs", []) if out.get("output_type") == "stream" and out.get("name") == "stdout"
+        ]
         if passed:
             verdict = {"output_type": "stream", "name": "stdout", "text": f"\u2713 {sentence}\n"}
         else:
-            verdict = {"output_type": "error", "ename": "Feedback", "evalue": sentence,
-                       "traceback": [f"\u2717 {sentence}"]}
+            verdict = {
+                "output_type": "error",
+                "ename": "Feedback",
+                "evalue": sentence,
+                "traceback": [f"\u2717 {sentence}"],
+            }
         cell["outputs"] = kept + [from_dict(verdict)]
         verdicts[gid] = (passed, sentence)
     return verdicts
@@ -207,13 +220,15 @@ class Judgement:
 def _why_missing(gid, nb, outcome):
     """Why the kernel gave no answer to the probe after test cell gid, in words for the student."""
     cell = next((c for c in nb["cells"] if grade_id(c) == gid), None)
-    stopped = [o for o in (cell.get("outputs", []) if cell else []) if o.get("output_type") == "error"
-               and o.get("ename") in ("KernelDied", "NotRun", "CellTimeoutError")]
+    stopped = [
+        o
+        for o in (cell.get("outputs", []) if cell else [])
+        if o.get("output_type") == "error" and o.get("ename") in ("KernelDied", "NotRun", "CellTimeoutError")
+    ]
     if stopped:
         return f"the notebook stopped before the grader could ask ({stopped[0].get('evalue') or stopped[0]['ename']})"
     if gid not in (outcome.get("answers") or {}):
         return "the test cell did not run"
     if kernel_questions.BEGIN in (outcome["answers"][gid] or ""):
         return "the answer your notebook printed was not the one the grader asked for"
-    return ("your notebook did not answer the grader's questions: a function ran too long, or code changed how "
-            "cells run")
+    return "your notebook did not answer the grader's questions: a function ran too long, or code changed how cells run"

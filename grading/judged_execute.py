@@ -7,6 +7,7 @@ probes asked after those cells; then the judge writes the test cells' graded out
 preprocessors (SaveAutoGrades, ...) score them as usual. Where bubblewrap cannot run it refuses, unless the
 environment says UNSAFE_NO_SANDBOX=1, and then it says loudly that student code runs as the grader.
 """
+
 import fnmatch
 import json
 import os
@@ -20,8 +21,10 @@ from .execute_sandboxed import execute_in_sandbox
 from .judge import Judgement
 from .sandbox import Limits, Sandbox, bwrap_problem
 
-UNSAFE_BANNER = ("!" * 78 + "\n!! UNSAFE: grading WITHOUT the sandbox. Student code runs as you, can read the\n"
-                 "!! solutions and the gradebook, change any grade and reach the network.\n" + "!" * 78)
+UNSAFE_BANNER = (
+    "!" * 78 + "\n!! UNSAFE: grading WITHOUT the sandbox. Student code runs as you, can read the\n"
+    "!! solutions and the gradebook, change any grade and reach the network.\n" + "!" * 78
+)
 
 
 class SandboxRefused(RuntimeError):
@@ -36,8 +39,9 @@ def assignment_files(coursedir, assignment):
         for name in filenames:
             path = Path(dirpath, name)
             rel = path.relative_to(source).as_posix()
-            if name.endswith(".ipynb") or any(fnmatch.fnmatch(part, pat) for part in rel.split("/")
-                                              for pat in coursedir.ignore):
+            if name.endswith(".ipynb") or any(
+                fnmatch.fnmatch(part, pat) for part in rel.split("/") for pat in coursedir.ignore
+            ):
                 continue
             files[rel] = path.read_bytes()
     return files
@@ -49,7 +53,7 @@ def sandbox_limits(config, unsafe):
     return {**limits, "sandbox": not unsafe}
 
 
-_PROBLEMS = {}  # limits -> what bwrap_problem said: asked once per process, not once per notebook
+_PROBLEMS: dict[str, str | None] = {}  # limits -> what bwrap_problem said: asked once per process
 
 
 def refusal(limits):
@@ -60,9 +64,11 @@ def refusal(limits):
     problem = _PROBLEMS[key]
     if problem is None:
         return None
-    return (f"the course refuses to run student code without its sandbox: {problem}. Install bubblewrap "
-            "(apt-get install bubblewrap) and allow user namespaces, or run as root. To grade WITHOUT protection "
-            "(student code runs as you): UNSAFE_NO_SANDBOX=1")
+    return (
+        f"the course refuses to run student code without its sandbox: {problem}. Install bubblewrap "
+        "(apt-get install bubblewrap) and allow user namespaces, or run as root. To grade WITHOUT protection "
+        "(student code runs as you): UNSAFE_NO_SANDBOX=1"
+    )
 
 
 class SandboxedJudgedExecute(NbGraderPreprocessor):
@@ -78,8 +84,9 @@ class SandboxedJudgedExecute(NbGraderPreprocessor):
         coursedir = CourseDirectory(config=self.config)
         assignment = resources["nbgrader"]["assignment"]
         judgement, runnable = Judgement.prepare(nb, assignment)
-        executed, outcome = execute_in_sandbox(nbformat.writes(runnable), assignment_files(coursedir, assignment),
-                                               limits, judgement.probes)
+        executed, outcome = execute_in_sandbox(
+            nbformat.writes(runnable), assignment_files(coursedir, assignment), limits, judgement.probes
+        )
         if outcome["status"] == "sandbox-error":
             raise RuntimeError(f"the notebook could not be executed: {outcome['detail']}")
         if outcome["status"] != "ok" or outcome.get("output_truncated"):

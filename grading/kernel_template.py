@@ -15,6 +15,7 @@ the submission folder, so each submission still starts alone in a clean sandbox.
 Whenever anything is out of the ordinary (the template died, did not answer in time, a notebook ran out of
 time) the whole sandbox is killed and the next submission starts a new one.
 """
+
 import atexit
 import json
 import os
@@ -29,8 +30,18 @@ from pathlib import Path
 from jupyter_client.kernelspec import KernelSpec
 from jupyter_client.manager import AsyncKernelManager
 
-from .sandbox import (HOME, WORKDIR, Cgroup, empty_folder, python_executable, remove_tree, rlimits,
-                      sandbox_command, scratch_folder, write_files)
+from .sandbox import (
+    HOME,
+    WORKDIR,
+    Cgroup,
+    empty_folder,
+    python_executable,
+    remove_tree,
+    rlimits,
+    sandbox_command,
+    scratch_folder,
+    write_files,
+)
 
 STARTUP_TIMEOUT = 180  # seconds for the template's imports, on a busy machine
 REPLY_TIMEOUT = 30
@@ -80,16 +91,28 @@ class KernelTemplate:
         self.child = None
         self.replies = queue.Queue()
         self.closed = False
-        settings = {"preload": list(preload), "rlimits": rlimits(limits), "workdir": WORKDIR,
-                    "wipe": ["/tmp", HOME, "/dev/shm"], "launcher": find_spec("ipykernel_launcher").origin}
+        settings = {
+            "preload": list(preload),
+            "rlimits": rlimits(limits),
+            "workdir": WORKDIR,
+            "wipe": ["/tmp", HOME, "/dev/shm"],
+            "launcher": find_spec("ipykernel_launcher").origin,
+        }
         source = Path(__file__).with_name("template_process.py").read_text()
-        argv = self.cgroup.wrap(sandbox_command(limits, self.workdir, self.ipc_dir,
-                                                [python_executable(), "-c", source, json.dumps(settings)],
-                                                as_pid_1=True))
+        argv = self.cgroup.wrap(
+            sandbox_command(
+                limits,
+                self.workdir,
+                self.ipc_dir,
+                [python_executable(), "-c", source, json.dumps(settings)],
+                as_pid_1=True,
+            )
+        )
         self._stderr = open(self.scratch / "template.log", "w+b")
         try:
-            self.process = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                            stderr=self._stderr, start_new_session=True)
+            self.process = subprocess.Popen(
+                argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self._stderr, start_new_session=True
+            )
         except OSError as error:
             self.close()
             raise TemplateError(f"the sandbox could not start: {error}") from None
@@ -133,8 +156,7 @@ class KernelTemplate:
         except queue.Empty:
             reply = ["timeout"]
         if reply[0] != word:
-            problem = {"timeout": f"did not answer within {timeout} s", "gone": "ended"}.get(
-                reply[0], " ".join(reply))
+            problem = {"timeout": f"did not answer within {timeout} s", "gone": "ended"}.get(reply[0], " ".join(reply))
             log = self.log_tail()
             self.close()
             raise TemplateError(f"the kernel template {problem} ({doing})" + (f": {log}" if log else ""))
@@ -225,11 +247,20 @@ class TemplateKernelManager(AsyncKernelManager):
 
     def __init__(self, template, **kwargs):
         name = f"kernel-{uuid.uuid4().hex[:16]}"
-        super().__init__(transport="ipc", ip=str(template.ipc_dir / name),
-                         connection_file=str(template.ipc_dir / f"{name}.json"), **kwargs)
+        super().__init__(
+            transport="ipc",
+            ip=str(template.ipc_dir / name),
+            connection_file=str(template.ipc_dir / f"{name}.json"),
+            **kwargs,
+        )
         self.template = template
-        self._template_spec = KernelSpec(argv=["(forked by the kernel template)"], display_name="Python 3 (sandbox)",
-                                         language="python", interrupt_mode="message", env={})
+        self._template_spec = KernelSpec(
+            argv=["(forked by the kernel template)"],
+            display_name="Python 3 (sandbox)",
+            language="python",
+            interrupt_mode="message",
+            env={},
+        )
 
     @property
     def kernel_spec(self):
@@ -256,7 +287,7 @@ class TemplateKernelManager(AsyncKernelManager):
 
 
 _local = threading.local()
-_all_templates = []
+_all_templates: list[KernelTemplate] = []
 
 
 def worker_template(limits):

@@ -9,6 +9,7 @@
 
 nbgrader_config.py makes `CanvasCollector` the collector of `nbgrader zip_collect`; `make grades` runs both exporters.
 """
+
 from __future__ import annotations
 
 import csv
@@ -30,20 +31,26 @@ from traitlets import Dict, Unicode, default
 # underscores and is lowercased; "late" marks a submission that Canvas counts as late; a file name gets "-1", "-2", ...
 # before its extension when the student had uploaded a file of that name before. nbgrader requires the groups
 # student_id and file_id; student_id is the Canvas name here, which CanvasCollector turns into the roster's id.
-CANVAS_FILE_NAME = (r"^(?:.*/)?(?:(?P<student_id>[^\W_]+)_)?(?:(?P<late>late)_)?"
-                    r"(?P<lms_user_id>\d+)_(?P<lms_file_id>\d+)_(?P<file_id>[^/]+)$")
+CANVAS_FILE_NAME = (
+    r"^(?:.*/)?(?:(?P<student_id>[^\W_]+)_)?(?:(?P<late>late)_)?"
+    r"(?P<lms_user_id>\d+)_(?P<lms_file_id>\d+)_(?P<file_id>[^/]+)$"
+)
 _RENAMED_BY_CANVAS = re.compile(r"^(?P<stem>.+)-\d+(?P<ext>\.[^.]+)$")
 
-ROSTER_HINT = ("add the student to students.csv (columns id, first_name, last_name, email; a column lms_user_id with "
-               "the Canvas user id matches whatever the name), run `make roster` "
-               "(nbgrader db student import students.csv) and collect again")
+ROSTER_HINT = (
+    "add the student to students.csv (columns id, first_name, last_name, email; a column lms_user_id with "
+    "the Canvas user id matches whatever the name), run `make roster` "
+    "(nbgrader db student import students.csv) and collect again"
+)
 
 
 # -------------------------------------------------------------------------------------------------- roster
 
+
 @dataclass(frozen=True)
 class RosterStudent:
     """A student of the gradebook, as the LMS plugins need it."""
+
     id: str
     first_name: str = ""
     last_name: str = ""
@@ -52,14 +59,16 @@ class RosterStudent:
 
     @property
     def sortable_name(self):
-        """"Last, First", the name Canvas shows and matches."""
+        """ "Last, First", the name Canvas shows and matches."""
         return ", ".join(part for part in (self.last_name, self.first_name) if part)
 
 
 def roster(gradebook):
     """Every student of the gradebook, sorted by last name, first name and id."""
-    students = [RosterStudent(s.id, s.first_name or "", s.last_name or "", s.email or "", s.lms_user_id or "")
-                for s in gradebook.students]
+    students = [
+        RosterStudent(s.id, s.first_name or "", s.last_name or "", s.email or "", s.lms_user_id or "")
+        for s in gradebook.students
+    ]
     return sorted(students, key=lambda s: (s.last_name.lower(), s.first_name.lower(), s.id))
 
 
@@ -87,20 +96,25 @@ class Roster:
         if lms_user_id and lms_user_id in self.by_lms_user_id:
             return self.by_lms_user_id[lms_user_id], None
         if not self.students:
-            return None, ("the gradebook has no students: import the roster first "
-                          "(`make roster`, or nbgrader db student import students.csv)")
+            return None, (
+                "the gradebook has no students: import the roster first "
+                "(`make roster`, or nbgrader db student import students.csv)"
+            )
         found = self.by_name.get(canvas_name(name), []) if name else []
         if len(found) == 1:
             return found[0], None
         if found:
-            return None, (f"{len(found)} students of the roster are called '{name}' "
-                          f"({', '.join(s.id for s in found)}); give each their Canvas user id in a column "
-                          "lms_user_id of students.csv, run `make roster` and collect again")
+            return None, (
+                f"{len(found)} students of the roster are called '{name}' "
+                f"({', '.join(s.id for s in found)}); give each their Canvas user id in a column "
+                "lms_user_id of students.csv, run `make roster` and collect again"
+            )
         who = f"'{name}' (Canvas user {lms_user_id})" if name else f"Canvas user {lms_user_id}"
         return None, f"no student of the roster matches {who}; {ROSTER_HINT}"
 
 
 # ------------------------------------------------------------------------------------------ zip_collect
+
 
 class CanvasCollector(FileNameCollectorPlugin):
     """`nbgrader zip_collect`'s collector for Canvas's "Download Submissions" zip (see CANVAS_FILE_NAME).
@@ -150,9 +164,14 @@ class CanvasCollector(FileNameCollectorPlugin):
         app = self.parent
         if self._coursedir() is None or not hasattr(app, "collect_directory_structure"):
             return None
-        return os.path.join(self._coursedir().root, app.collect_directory_structure.format(
-            downloaded=app.downloaded_directory, assignment_id=self._coursedir().assignment_id,
-            collect_step="collected.csv"))
+        return os.path.join(
+            self._coursedir().root,
+            app.collect_directory_structure.format(
+                downloaded=app.downloaded_directory,
+                assignment_id=self._coursedir().assignment_id,
+                collect_step="collected.csv",
+            ),
+        )
 
     def _record(self, file_name, student_id, lms_user_id, late, result):
         """One line of collected.csv: each file of the download and what became of it."""
@@ -167,8 +186,12 @@ class CanvasCollector(FileNameCollectorPlugin):
                 csv.writer(f).writerow([file_name, student_id, lms_user_id, "late" if late else "", result])
 
     def _skip(self, submitted_file, why, lms_user_id="", late=False):
-        self.log.warning("Skipped %s: %s. The file stays in %s.", os.path.basename(submitted_file), why,
-                         os.path.dirname(submitted_file))
+        self.log.warning(
+            "Skipped %s: %s. The file stays in %s.",
+            os.path.basename(submitted_file),
+            why,
+            os.path.dirname(submitted_file),
+        )
         self._record(os.path.basename(submitted_file), "", lms_user_id, late, f"skipped: {why}")
         return None
 
@@ -187,8 +210,10 @@ class CanvasCollector(FileNameCollectorPlugin):
             return self._skip(submitted_file, f"not a notebook (collected: {', '.join(self.valid_ext)})")
         match = re.match(self.named_regexp, file_name)
         if not match:
-            return self._skip(submitted_file, "its name is not a Canvas submission's "
-                                              "({name}[_late]_{Canvas user id}_{file id}_{file name})")
+            return self._skip(
+                submitted_file,
+                "its name is not a Canvas submission's ({name}[_late]_{Canvas user id}_{file id}_{file name})",
+            )
         info = match.groupdict()
         lms_user_id, late = info.get("lms_user_id") or "", bool(info.get("late"))
         if self._roster is None:
@@ -202,14 +227,19 @@ class CanvasCollector(FileNameCollectorPlugin):
             return self._skip(submitted_file, f"{student.id} already has {notebook} from {earlier}", lms_user_id, late)
         self._taken[(student.id, notebook)] = file_name
         if late:
-            self.log.warning("%s: Canvas marks %s's submission late. The download carries no submission time, so "
-                             "nbgrader applies no late penalty; a Canvas late policy, if the course has one, deducts "
-                             "when the grade is uploaded.", file_name, student.id)
+            self.log.warning(
+                "%s: Canvas marks %s's submission late. The download carries no submission time, so "
+                "nbgrader applies no late penalty; a Canvas late policy, if the course has one, deducts "
+                "when the grade is uploaded.",
+                file_name,
+                student.id,
+            )
         self._record(file_name, student.id, lms_user_id, late, f"collected as {student.id}/{notebook}")
         return {"student_id": student.id, "file_id": notebook}
 
 
 # ------------------------------------------------------------------------------------------------ export
+
 
 def submission_points(submission):
     """Points of a submission after its late penalty, or None while a grade waits for a manual score."""
@@ -239,10 +269,13 @@ class LmsExport(ExportPlugin):
     lms = ""
 
     assignment_columns = Dict(
-        {}, help="assignment -> the column name the LMS knows it by (default: the assignment's name)").tag(config=True)
+        {}, help="assignment -> the column name the LMS knows it by (default: the assignment's name)"
+    ).tag(config=True)
     no_submission = Unicode(
-        "0", help="the grade of a student who submitted nothing: 0, or '' to leave it blank (Canvas then keeps the "
-                  "grade it has, e.g. from a missing-submission policy; Moodle clears it)").tag(config=True)
+        "0",
+        help="the grade of a student who submitted nothing: 0, or '' to leave it blank (Canvas then keeps the "
+        "grade it has, e.g. from a missing-submission policy; Moodle clears it)",
+    ).tag(config=True)
 
     def destination(self):
         if self.to:
@@ -269,8 +302,12 @@ class LmsExport(ExportPlugin):
                     pending.append(f"{student.id} ({assignment.name})")
             table.append((student, points))
         if pending:
-            self.log.warning("%d submission(s) still wait for a manual grade and are left blank in the %s file: %s",
-                             len(pending), self.lms, ", ".join(pending))
+            self.log.warning(
+                "%d submission(s) still wait for a manual grade and are left blank in the %s file: %s",
+                len(pending),
+                self.lms,
+                ", ".join(pending),
+            )
         return assignments, table
 
     def column(self, assignment):
@@ -311,11 +348,13 @@ class CanvasExport(LmsExport):
         for student, points in table:
             if not (student.lms_user_id or student.email):
                 unmatched.append(student.id)
-            writer.writerow([student.sortable_name or student.id, student.lms_user_id, "", student.email, "",
-                             *self.cells(points)])
+            writer.writerow(
+                [student.sortable_name or student.id, student.lms_user_id, "", student.email, "", *self.cells(points)]
+            )
         if unmatched:
-            self.log.warning("No email or Canvas user id for %s: Canvas can match them by name only",
-                             ", ".join(unmatched))
+            self.log.warning(
+                "No email or Canvas user id for %s: Canvas can match them by name only", ", ".join(unmatched)
+            )
 
 
 class MoodleExport(LmsExport):

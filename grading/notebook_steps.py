@@ -6,6 +6,7 @@ a PreparedNotebook, ready to execute anywhere. NotebookFinisher takes the execut
 writes each test cell's graded output, nbgrader's post-execution preprocessors (LimitOutput, SaveAutoGrades,
 late penalties, ...) grade it into the gradebook, and the autograded notebook is written, atomically and last.
 """
+
 from __future__ import annotations
 
 import logging
@@ -67,8 +68,9 @@ def read_notebook(folder: Path, name: str) -> nbformat.NotebookNode:
         nb = nbformat.reads(data.decode("utf-8"), as_version=4)
         nbformat.validate(nb)
     except Exception as error:
-        raise Unreadable(f"{name}.ipynb is not a valid notebook ({type(error).__name__}: "
-                         f"{str(error).splitlines()[0][:120]})") from None
+        raise Unreadable(
+            f"{name}.ipynb is not a valid notebook ({type(error).__name__}: {str(error).splitlines()[0][:120]})"
+        ) from None
     return nb
 
 
@@ -89,10 +91,12 @@ def plain_note(message: str) -> str:
     """nbgrader's sanitize warnings, said for an instructor."""
     if message.startswith("Attribute '"):
         attr, cell = message.split("'")[1], _cell_of(message)
-        return {"checksum": f"locked cell {cell} was edited; original restored",
-                "points": f"points of {cell} were changed; restored",
-                "cell_type": f"cell {cell} changed type; restored",
-                "locked": f"lock of {cell} changed; restored"}.get(attr, message)
+        return {
+            "checksum": f"locked cell {cell} was edited; original restored",
+            "points": f"points of {cell} were changed; restored",
+            "cell_type": f"cell {cell} changed type; restored",
+            "locked": f"lock of {cell} changed; restored",
+        }.get(attr, message)
     if message.startswith("Missing grade cell"):
         return f"test cell {message.split()[3]} was deleted; restored and run"
     return message
@@ -108,20 +112,31 @@ class NotebookPreparer:
         """Files of the submission other than its notebooks and timestamp (never sent to the sandbox)."""
         folder = self.course.submitted(student)
         expected = {f"{n}.ipynb" for n in names} | {"timestamp.txt"}
-        return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*")
-                      if p.name not in expected and not p.is_dir())
+        return sorted(
+            p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.name not in expected and not p.is_dir()
+        )
 
     def prepare(self, student: str, name: str) -> PreparedNotebook:
         """The student's notebook `name` ready to execute; Unreadable if it cannot be graded at all."""
         course = self.course
         nb = read_notebook(course.submitted(student), name)
-        resources = {"unique_key": name, "output_files_dir": f"{name}_files",
-                     "nbgrader": {"student": student, "assignment": course.assignment, "notebook": name,
-                                  "db_url": course.db_url}}
+        resources = {
+            "unique_key": name,
+            "output_files_dir": f"{name}_files",
+            "nbgrader": {
+                "student": student,
+                "assignment": course.assignment,
+                "notebook": name,
+                "db_url": course.db_url,
+            },
+        }
         notes = restore_cell_flags(nb, course.db_url, course.course_id, course.assignment, name)
         # locked cells as released (hidden tests are put back into them: not an edit by the student)
-        as_released = {cell.metadata.nbgrader["grade_id"] for cell in nb.cells if "nbgrader" in cell.metadata
-                       and cell.metadata.nbgrader.get("checksum") == compute_checksum(cell)}
+        as_released = {
+            cell.metadata.nbgrader["grade_id"]
+            for cell in nb.cells
+            if "nbgrader" in cell.metadata and cell.metadata.nbgrader.get("checksum") == compute_checksum(cell)
+        }
         collected = _Collect()
         _LOG.addHandler(collected)
         try:
@@ -131,8 +146,11 @@ class NotebookPreparer:
             raise Unreadable(f"{name}.ipynb could not be sanitized ({type(error).__name__}: {error})") from None
         finally:
             _LOG.removeHandler(collected)
-        notes += [plain_note(m) for m in collected.messages
-                  if not (m.startswith("Attribute 'checksum'") and _cell_of(m) in as_released)]
+        notes += [
+            plain_note(m)
+            for m in collected.messages
+            if not (m.startswith("Attribute 'checksum'") and _cell_of(m) in as_released)
+        ]
         judgement, runnable = Judgement.prepare(nb, course.assignment)
         return PreparedNotebook(student, name, resources, nbformat.writes(runnable), judgement, notes)
 

@@ -11,6 +11,7 @@ the macro's default, a CDN, whatever `HTMLExporter.mathjax_url` says. nbgrader_c
   jupyter_server_mathjax extension (requirements.txt);
 - `classic/base.html.j2`: SVG outputs get alt text as nbconvert gives it to PNG and JPEG outputs.
 """
+
 import re
 import sys
 from pathlib import Path

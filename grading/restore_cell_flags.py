@@ -5,6 +5,7 @@ raise (no such grade cell), and that student is not graded at all. RestoreCellFl
 c.Autograde.sanitize_preprocessors) and `make autograde` restore grade, solution, task, locked and points of every
 known cell from the gradebook instead, and turn cells with unknown grade ids or broken metadata into plain cells.
 """
+
 from nbgrader.api import Gradebook
 from nbgrader.coursedir import CourseDirectory
 from nbgrader.nbgraderformat import MetadataValidator, ValidationError
@@ -38,17 +39,27 @@ def restore_cell_flags(nb, db_url, course_id, assignment, name):
             else:
                 cell.pop("outputs", None)
                 cell.pop("execution_count", None)
-        restored = {"grade_id": gid, "grade": gid in points, "solution": gid in solutions, "task": gid in tasks,
-                    "locked": bool(source[gid].locked), "schema_version": 3,
-                    "cell_type": source[gid].cell_type}
+        restored = {
+            "grade_id": gid,
+            "grade": gid in points,
+            "solution": gid in solutions,
+            "task": gid in tasks,
+            "locked": bool(source[gid].locked),
+            "schema_version": 3,
+            "cell_type": source[gid].cell_type,
+        }
         if gid in points or gid in tasks:  # the submitted number, if equal, keeps the checksum's spelling
             most = points.get(gid, tasks.get(gid))
             restored["points"] = meta["points"] if _same_number(meta.get("points"), most) else most
         if isinstance(meta.get("checksum"), str):
             restored["checksum"] = meta["checksum"]
-        changed = sorted(k for k in ("grade", "solution", "task", "locked", "points")
-                         if k in restored and meta.get(k) != restored[k] and not
-                         (k == "points" and _same_number(meta.get(k), restored[k])))
+        changed = sorted(
+            k
+            for k in ("grade", "solution", "task", "locked", "points")
+            if k in restored
+            and meta.get(k) != restored[k]
+            and not (k == "points" and _same_number(meta.get(k), restored[k]))
+        )
         if changed:
             notes.append(f"nbgrader metadata ({', '.join(changed)}) of {gid} was changed; restored")
         cell.metadata["nbgrader"] = restored

@@ -5,6 +5,7 @@ tmpfs /tmp and HOME, the submission's working copy at /assignment, and one folde
 sockets. No network, no other namespaces of the machine, a clean environment, no capabilities. Every
 process of the kernel lives in the sandbox's PID namespace, so killing the sandbox ends all of them.
 """
+
 import os
 import shutil
 import signal
@@ -33,34 +34,58 @@ class Sandbox(Configurable):
     """Limits of one submission's execution; set them in nbgrader_config.py as c.Sandbox.<name>."""
 
     bwrap = Unicode("bwrap", help="the bubblewrap executable").tag(config=True)
-    memory_bytes = Integer(3 << 30, help="memory of the sandbox (address space of each process; "
-                                         "the whole sandbox too where a memory cgroup can be made)").tag(config=True)
-    max_processes = Integer(256, help="processes and threads in the sandbox (cgroup pids.max, else RLIMIT_NPROC)").tag(config=True)
+    memory_bytes = Integer(
+        3 << 30,
+        help="memory of the sandbox (address space of each process; "
+        "the whole sandbox too where a memory cgroup can be made)",
+    ).tag(config=True)
+    max_processes = Integer(256, help="processes and threads in the sandbox (cgroup pids.max, else RLIMIT_NPROC)").tag(
+        config=True
+    )
     notebook_timeout = Integer(900, help="wall-clock seconds for the whole notebook").tag(config=True)
-    max_output_bytes = Integer(1 << 20, help="bytes of output kept per notebook (errors are always kept, shortened)").tag(config=True)
+    max_output_bytes = Integer(
+        1 << 20, help="bytes of output kept per notebook (errors are always kept, shortened)"
+    ).tag(config=True)
     max_message_bytes = Integer(64 << 20, help="largest single message accepted from the kernel").tag(config=True)
     max_file_bytes = Integer(256 << 20, help="largest file the kernel may write (RLIMIT_FSIZE)").tag(config=True)
     tmpfs_bytes = Integer(512 << 20, help="size of the sandbox's private /tmp and HOME").tag(config=True)
-    use_cgroups = Bool(True, help="put each sandbox in its own pids/memory cgroup when the machine allows it").tag(config=True)
-    kernel_template = Bool(True, help="fork each submission's kernel from a per-worker template that has imported "
-                                      "`preload` (see grading/kernel_template.py); False starts a new kernel "
-                                      "process in a new sandbox for each submission").tag(config=True)
-    preload = List(Unicode(), default_value=list(PRELOAD),
-                   help="modules the template imports once for every submission").tag(config=True)
+    use_cgroups = Bool(True, help="put each sandbox in its own pids/memory cgroup when the machine allows it").tag(
+        config=True
+    )
+    kernel_template = Bool(
+        True,
+        help="fork each submission's kernel from a per-worker template that has imported "
+        "`preload` (see grading/kernel_template.py); False starts a new kernel "
+        "process in a new sandbox for each submission",
+    ).tag(config=True)
+    preload = List(
+        Unicode(), default_value=list(PRELOAD), help="modules the template imports once for every submission"
+    ).tag(config=True)
 
     def limits(self, cell_timeout):
         """The limits as a plain, serialisable dict (see Limits)."""
-        return asdict(Limits(
-            cell_timeout=cell_timeout, notebook_timeout=self.notebook_timeout, memory_bytes=self.memory_bytes,
-            max_processes=self.max_processes, max_output_bytes=self.max_output_bytes,
-            max_message_bytes=self.max_message_bytes, max_file_bytes=self.max_file_bytes,
-            tmpfs_bytes=self.tmpfs_bytes, bwrap=self.bwrap, use_cgroups=self.use_cgroups,
-            kernel_template=self.kernel_template, preload=tuple(self.preload)))
+        return asdict(
+            Limits(
+                cell_timeout=cell_timeout,
+                notebook_timeout=self.notebook_timeout,
+                memory_bytes=self.memory_bytes,
+                max_processes=self.max_processes,
+                max_output_bytes=self.max_output_bytes,
+                max_message_bytes=self.max_message_bytes,
+                max_file_bytes=self.max_file_bytes,
+                tmpfs_bytes=self.tmpfs_bytes,
+                bwrap=self.bwrap,
+                use_cgroups=self.use_cgroups,
+                kernel_template=self.kernel_template,
+                preload=tuple(self.preload),
+            )
+        )
 
 
 @dataclass(frozen=True)
 class Limits:
     """What one execution may use. sandbox=False runs the kernel unconfined (explicitly unsafe)."""
+
     cell_timeout: int = 120
     notebook_timeout: int = 900
     memory_bytes: int = 3 << 30
@@ -90,16 +115,28 @@ def _system_binds():
             args += ["--symlink", os.readlink(top), top]
         elif os.path.isdir(top):
             args += ["--ro-bind", top, top]
-    for etc in ("/etc/ld.so.cache", "/etc/ld.so.conf", "/etc/ld.so.conf.d", "/etc/fonts", "/etc/alternatives",
-                "/etc/localtime", "/etc/mime.types"):
+    for etc in (
+        "/etc/ld.so.cache",
+        "/etc/ld.so.conf",
+        "/etc/ld.so.conf.d",
+        "/etc/fonts",
+        "/etc/alternatives",
+        "/etc/localtime",
+        "/etc/mime.types",
+    ):
         args += ["--ro-bind-try", etc, etc]
     return args
 
 
 def rlimits(limits):
     """Per-process limits of every process in the sandbox, as {resource name: value}."""
-    rl = {"RLIMIT_AS": limits.memory_bytes, "RLIMIT_FSIZE": limits.max_file_bytes,
-          "RLIMIT_CPU": limits.notebook_timeout + 5, "RLIMIT_CORE": 0, "RLIMIT_MSGQUEUE": 0}
+    rl = {
+        "RLIMIT_AS": limits.memory_bytes,
+        "RLIMIT_FSIZE": limits.max_file_bytes,
+        "RLIMIT_CPU": limits.notebook_timeout + 5,
+        "RLIMIT_CORE": 0,
+        "RLIMIT_MSGQUEUE": 0,
+    }
     if limits.sandbox:  # counted per user in the sandbox's own user namespace; ignored when the grader is root
         rl["RLIMIT_NPROC"] = limits.max_processes
     return rl
@@ -114,10 +151,19 @@ def _rlimit_preamble(limits):
 def kernel_environment():
     """The whole environment the kernel gets."""
     return {
-        "PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": HOME, "USER": "student", "LANG": "C.UTF-8",
-        "TMPDIR": "/tmp", "IPYTHONDIR": f"{HOME}/.ipython", "MPLCONFIGDIR": f"{HOME}/.config/matplotlib",
-        "MPLBACKEND": "agg", "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "MALLOC_ARENA_MAX": "2",
-        "PYTHONDONTWRITEBYTECODE": "1", "NBGRADER_EXECUTION": "autograde",
+        "PATH": "/usr/local/bin:/usr/bin:/bin",
+        "HOME": HOME,
+        "USER": "student",
+        "LANG": "C.UTF-8",
+        "TMPDIR": "/tmp",
+        "IPYTHONDIR": f"{HOME}/.ipython",
+        "MPLCONFIGDIR": f"{HOME}/.config/matplotlib",
+        "MPLBACKEND": "agg",
+        "OMP_NUM_THREADS": "1",
+        "MKL_NUM_THREADS": "1",
+        "MALLOC_ARENA_MAX": "2",
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "NBGRADER_EXECUTION": "autograde",
     }
 
 
@@ -134,21 +180,51 @@ def python_executable():
 def sandbox_command(limits, workdir, ipc_dir, inner, as_pid_1=False):
     """argv that runs `inner` in a new sandbox with workdir at /assignment and ipc_dir at its own path;
     as_pid_1: `inner` is the PID namespace's first process itself, with no bubblewrap process beside it."""
-    args = [limits.bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent",
-            "--new-session", "--clearenv", "--uid", "1000", "--gid", "1000", "--hostname", "sandbox",
-            "--cap-drop", "ALL"] + (["--as-pid-1"] if as_pid_1 else [])
+    args = [
+        limits.bwrap,
+        "--unshare-all",
+        "--unshare-user",
+        "--disable-userns",
+        "--die-with-parent",
+        "--new-session",
+        "--clearenv",
+        "--uid",
+        "1000",
+        "--gid",
+        "1000",
+        "--hostname",
+        "sandbox",
+        "--cap-drop",
+        "ALL",
+    ] + (["--as-pid-1"] if as_pid_1 else [])
     args += _system_binds()
     # the private /tmp first: a runtime (a course checked out) under the machine's /tmp is bound on top of it
-    args += ["--size", str(limits.tmpfs_bytes), "--tmpfs", "/tmp",
-             "--size", str(limits.tmpfs_bytes), "--tmpfs", HOME]
+    args += ["--size", str(limits.tmpfs_bytes), "--tmpfs", "/tmp", "--size", str(limits.tmpfs_bytes), "--tmpfs", HOME]
     for path in runtime_paths():
         args += ["--ro-bind", path, path]
-    args += ["--proc", "/proc", "--dev", "/dev", "--size", str(limits.tmpfs_bytes), "--tmpfs", "/dev/shm",
-             "--bind", str(workdir), WORKDIR,
-             "--bind", str(ipc_dir), str(ipc_dir),
-             # nothing else is writable: not the sandbox's root, /etc or /dev (files there would outlive a kernel)
-             "--remount-ro", "/dev", "--remount-ro", "/",
-             "--chdir", WORKDIR]
+    args += [
+        "--proc",
+        "/proc",
+        "--dev",
+        "/dev",
+        "--size",
+        str(limits.tmpfs_bytes),
+        "--tmpfs",
+        "/dev/shm",
+        "--bind",
+        str(workdir),
+        WORKDIR,
+        "--bind",
+        str(ipc_dir),
+        str(ipc_dir),
+        # nothing else is writable: not the sandbox's root, /etc or /dev (files there would outlive a kernel)
+        "--remount-ro",
+        "/dev",
+        "--remount-ro",
+        "/",
+        "--chdir",
+        WORKDIR,
+    ]
     for name, value in kernel_environment().items():
         args += ["--setenv", name, value]
     return args + ["--"] + inner
@@ -213,7 +289,7 @@ def _process_gone(pid):
         return False
     try:
         stat = Path(f"/proc/{int(pid)}/stat").read_text()
-        return stat[stat.rindex(")") + 2:].split()[0] in ("Z", "X")
+        return stat[stat.rindex(")") + 2 :].split()[0] in ("Z", "X")
     except (OSError, ValueError, IndexError):
         return False
 
@@ -243,7 +319,7 @@ def sweep_leftovers(min_age=60):
             continue
     for parent in _cgroup_parents().values():
         for path in parent.glob(CGROUP_PREFIX + "*"):
-            if _process_gone(path.name[len(CGROUP_PREFIX):].split("-")[0]):
+            if _process_gone(path.name[len(CGROUP_PREFIX) :].split("-")[0]):
                 group = Cgroup.existing([path])
                 group.wait_empty(timeout=2)
                 group.remove()
@@ -258,7 +334,7 @@ def bwrap_problem(limits):
     probe = Path(tempfile.mkdtemp(prefix="sandbox-probe-"))
     try:
         cmd = kernel_command(limits, probe, probe)
-        cmd = cmd[:cmd.index("--") + 1] + [cmd[cmd.index("--") + 1], "-c", "print('ok')"]
+        cmd = cmd[: cmd.index("--") + 1] + [cmd[cmd.index("--") + 1], "-c", "print('ok')"]
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as error:
         return f"bubblewrap could not start: {error}"
@@ -277,13 +353,16 @@ class Cgroup:
         if not (limits.sandbox and limits.use_cgroups):
             return
         name = f"{CGROUP_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}"
-        settings = {"pids": {"pids.max": limits.max_processes},
-                    "memory": {"memory.limit_in_bytes": limits.memory_bytes}}
+        settings = {
+            "pids": {"pids.max": limits.max_processes},
+            "memory": {"memory.limit_in_bytes": limits.memory_bytes},
+        }
         try:
             parents = _cgroup_parents()
             if "" in parents:
-                settings = {"": {"pids.max": limits.max_processes, "memory.max": limits.memory_bytes,
-                                 "memory.swap.max": 0}}
+                settings = {
+                    "": {"pids.max": limits.max_processes, "memory.max": limits.memory_bytes, "memory.swap.max": 0}
+                }
             for controller, files in settings.items():
                 parent = parents[controller]
                 if not (parent / "cgroup.procs").exists():
@@ -352,8 +431,9 @@ class Cgroup:
         for path in self.dirs:
             for file in ("memory.oom_control", "memory.events"):  # cgroup v1, v2
                 try:
-                    counts = dict(line.split()[:2] for line in (path / file).read_text().splitlines()
-                                  if len(line.split()) >= 2)
+                    counts = dict(
+                        line.split()[:2] for line in (path / file).read_text().splitlines() if len(line.split()) >= 2
+                    )
                     total += int(counts.get("oom_kill", 0))
                 except (OSError, ValueError):
                     continue
@@ -386,14 +466,19 @@ class SandboxKernelManager(AsyncKernelManager):
     """A kernel manager that starts its kernel in the sandbox, talking over IPC sockets in one folder."""
 
     def __init__(self, limits, workdir, ipc_dir, **kwargs):
-        super().__init__(transport="ipc", ip=os.path.join(str(ipc_dir), "kernel"),
-                         connection_file=os.path.join(str(ipc_dir), "kernel.json"), **kwargs)
+        super().__init__(
+            transport="ipc",
+            ip=os.path.join(str(ipc_dir), "kernel"),
+            connection_file=os.path.join(str(ipc_dir), "kernel.json"),
+            **kwargs,
+        )
         self.limits = limits
         self.cgroup = Cgroup(limits)
         argv = self.cgroup.wrap(kernel_command(limits, workdir, ipc_dir))
         # Interrupts go as messages: signals to the launcher do not reach a kernel in its own session.
-        self._sandbox_spec = KernelSpec(argv=argv, display_name="Python 3 (sandbox)", language="python",
-                                        interrupt_mode="message", env={})
+        self._sandbox_spec = KernelSpec(
+            argv=argv, display_name="Python 3 (sandbox)", language="python", interrupt_mode="message", env={}
+        )
 
     async def _async_launch_kernel(self, kernel_cmd, **kw):
         # what the kernel writes to its own stdout/stderr (not to the notebook) goes nowhere

@@ -1,8 +1,9 @@
 """Build synthetic student submissions by filling the release's answer cells by grade id."""
+
 import copy
 import re
-from textwrap import dedent
 from pathlib import Path
+from textwrap import dedent
 
 import nbformat
 
@@ -17,7 +18,9 @@ _MARKER = re.compile(r"^\s*#*\s*(BEGIN|END) SOLUTION\s*$")
 def training_loop(learning_rate, steps, body=None):
     """Question 4's answer as the solution writes it, with the given learning rate and number of steps (and, if
     given, another body of train_sgd)."""
-    body = body or """
+    body = (
+        body
+        or """
             losses, weights = [], []
             for t in range(steps):
                 sample = np.random.randint(0, len(x), batch_size)
@@ -27,6 +30,7 @@ def training_loop(learning_rate, steps, body=None):
                     weights.append(w.detach().reshape(-1).tolist())
             return losses, weights
     """
+    )
     return f"""
         def train_sgd(x, y, w, learning_rate, steps, batch_size):
             {dedent(body).strip().replace(chr(10), chr(10) + " " * 12)}

@@ -26,6 +26,7 @@ and "ready" once when the imports are done, "error <text>" when a request cannot
 This file is run as `python -c <this source> <settings as JSON>`, so it imports only the standard library
 before the preloads.
 """
+
 import ctypes
 import errno
 import gc
@@ -79,6 +80,7 @@ def _empty(top, max_depth=200):
                     os.unlink(entry.name, dir_fd=folder_fd)
             except OSError:
                 pass
+
     try:
         clear(top_fd, 0)
     finally:
@@ -101,8 +103,12 @@ def _process_settings():
     """What a process of the sandbox inherits from the template and another process of the same user can change
     (prlimit, setpriority, sched_setaffinity, sched_setscheduler): every resource limit, nice, CPUs, scheduler."""
     limits = {name: resource.getrlimit(getattr(resource, name)) for name in dir(resource) if name.startswith("RLIMIT_")}
-    return {"limits": limits, "nice": os.getpriority(os.PRIO_PROCESS, 0), "cpus": sorted(os.sched_getaffinity(0)),
-            "scheduler": (os.sched_getscheduler(0), os.sched_getparam(0).sched_priority)}
+    return {
+        "limits": limits,
+        "nice": os.getpriority(os.PRIO_PROCESS, 0),
+        "cpus": sorted(os.sched_getaffinity(0)),
+        "scheduler": (os.sched_getscheduler(0), os.sched_getparam(0).sched_priority),
+    }
 
 
 def _keyctl(*args):
@@ -128,9 +134,11 @@ def _remove_ipc_objects():
     namespace (POSIX message queues cannot be made at all: RLIMIT_MSGQUEUE is 0)."""
     libc = ctypes.CDLL(None, use_errno=True)
     ipc_rmid = 0
-    removers = {"shm": lambda ident: libc.shmctl(ident, ipc_rmid, None),
-                "msg": lambda ident: libc.msgctl(ident, ipc_rmid, None),
-                "sem": lambda ident: libc.semctl(ident, 0, ipc_rmid)}
+    removers = {
+        "shm": lambda ident: libc.shmctl(ident, ipc_rmid, None),
+        "msg": lambda ident: libc.msgctl(ident, ipc_rmid, None),
+        "sem": lambda ident: libc.semctl(ident, 0, ipc_rmid),
+    }
     for kind, remove in removers.items():
         try:
             with open(f"/proc/sysvipc/{kind}") as table:
@@ -193,8 +201,10 @@ class Template:
                 return
             try:
                 request = json.loads(argument)
-                request = {"connection_file": str(request["connection_file"]),
-                           "arguments": [str(a) for a in request["arguments"]]}
+                request = {
+                    "connection_file": str(request["connection_file"]),
+                    "arguments": [str(a) for a in request["arguments"]],
+                }
             except (ValueError, KeyError, TypeError):
                 self.send("error", "a spawn request needs a connection file and arguments")
                 return
@@ -267,8 +277,10 @@ class Template:
             for fd in (0, 1, 2):
                 os.dup2(null, fd)
             os.closerange(3, 2**31 - 1)
-            for name, value in {**self.process_settings["limits"],
-                                **{n: (v, v) for n, v in self.settings["rlimits"].items()}}.items():
+            for name, value in {
+                **self.process_settings["limits"],
+                **{n: (v, v) for n, v in self.settings["rlimits"].items()},
+            }.items():
                 resource.setrlimit(getattr(resource, name), value)
             _keyctl(KEYCTL_JOIN_SESSION_KEYRING, 0)  # a new, empty session keyring of its own
             _prctl(PR_SET_DUMPABLE, 1)  # the kernel itself may be inspected like any process
@@ -283,6 +295,7 @@ class Template:
             os.chdir(self.settings["workdir"])
             sys.argv = [self.settings["launcher"], "-f", request["connection_file"], *request["arguments"]]
             from ipykernel import kernelapp
+
             kernelapp.launch_new_instance()
             code = 0
         except SystemExit as stop:
@@ -312,6 +325,7 @@ def main():
         except Exception as error:  # noqa: BLE001 - the submission's own import will fail the same way
             failed.append(f"{module}: {error}")
     import ipykernel.kernelapp  # noqa: F401 - what every kernel imports
+
     for line in failed:
         print("preload failed:", line, file=sys.stderr)
     gc.collect()

@@ -7,6 +7,7 @@ keeps the scores that test module graded, and judges them with the same function
 Collateral counts questions that lost points although their answers were right and build on no wrong answer.
 Run from the course directory: `make catalogue` (or python tests/catalogue_report.py [extra pytest options]).
 """
+
 import sys
 import time
 from pathlib import Path

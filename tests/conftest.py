@@ -1,4 +1,5 @@
 """Fixtures: a temporary copy of the course, and grading of synthetic submissions in it."""
+
 import os
 import shutil
 import subprocess
@@ -18,7 +19,9 @@ def run(args, cwd, timeout=900):
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
     result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     if result.returncode != 0:
-        pytest.fail(f"{' '.join(map(str, args))} exited {result.returncode}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+        pytest.fail(
+            f"{' '.join(map(str, args))} exited {result.returncode}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
+        )
     return result
 
 
@@ -44,6 +47,7 @@ def course(tmp_path_factory):
 @pytest.fixture(scope="session")
 def autograde(course):
     """Grade {student: notebook} in the temporary course; returns {student: {question: score}}."""
+
     def grade(submissions, stock=False):
         """stock=True grades with plain `nbgrader autograde` (no sandbox) instead of the course's grader."""
         shutil.rmtree(course / "submitted", ignore_errors=True)
@@ -55,4 +59,5 @@ def autograde(course):
             run([sys.executable, "-m", "grading.autograde_class", ASSIGNMENT, "--course", course, "--force"], cwd=ROOT)
         scores = class_scores(f"sqlite:///{course / 'gradebook.db'}")
         return {student: scores[student] for student in submissions}
+
     return grade

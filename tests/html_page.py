@@ -1,4 +1,5 @@
 """What a test reads in an HTML page: the attributes of its elements, the code of its scripts, its images."""
+
 import re
 from html.parser import HTMLParser
 
@@ -29,8 +30,12 @@ class Page(HTMLParser):
 
     def references(self):
         """(tag, attribute, value) of every attribute that makes the browser load or link something."""
-        return [(tag, name, value) for tag, attrs in self.elements for name, value in attrs.items()
-                if name in ("src", "href", "srcset", "data", "poster", "action", "formaction") and value is not None]
+        return [
+            (tag, name, value)
+            for tag, attrs in self.elements
+            for name, value in attrs.items()
+            if name in ("src", "href", "srcset", "data", "poster", "action", "formaction") and value is not None
+        ]
 
     def images(self):
         return [attrs for tag, attrs in self.elements if tag == "img"]

@@ -4,6 +4,7 @@ The fast way to run the judge's checks (grading/backprop_checks.py) on the submi
 and the same parser as grading, asked in-process (NotebookStudent) instead of through a sandboxed kernel. Each
 notebook runs in a child forked from this process, so what a submission patches (torch, builtins) dies with it.
 """
+
 import importlib
 import multiprocessing
 import os
@@ -25,7 +26,14 @@ def _warm_up():
         os.environ["MPLBACKEND"] = "agg"
         _WARM.extend(importlib.import_module(name) for name in PRELOAD + ("IPython.core.interactiveshell",))
 
-NOT_RUN = {"q1_graph", "q2_graph", "lr_sweep", "q4_loss_plot", "q4_weights_plot"}  # drawings: nothing to check, slow to draw
+
+NOT_RUN = {
+    "q1_graph",
+    "q2_graph",
+    "lr_sweep",
+    "q4_loss_plot",
+    "q4_weights_plot",
+}  # drawings: nothing to check, slow to draw
 
 
 def _judge_in_shell(nb, seed):

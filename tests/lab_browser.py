@@ -1,4 +1,5 @@
 """JupyterLab on a free loopback port and Chromium driven by Playwright, for the browser tests."""
+
 import contextlib
 import ipaddress
 import json
@@ -15,8 +16,15 @@ from pathlib import Path
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Quiet Chromium: no sync, component updates or other background traffic; --no-sandbox for running as root in CI.
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 # JupyterLab settings for the tests: no news prompt, no update check.
 # Every cell rendered (no windowing), so that the tests find each cell in the page.
 LAB_SETTINGS = {
@@ -43,24 +51,42 @@ def jupyterlab(root, state_dir, timeout=60):
         path = state_dir / "settings" / name
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(settings))
-    env = {**os.environ,
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "JUPYTERLAB_SETTINGS_DIR": str(state_dir / "settings"),
-           "JUPYTERLAB_WORKSPACES_DIR": str(state_dir / "workspaces"),
-           "JUPYTER_RUNTIME_DIR": str(state_dir / "runtime")}
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "JUPYTERLAB_SETTINGS_DIR": str(state_dir / "settings"),
+        "JUPYTERLAB_WORKSPACES_DIR": str(state_dir / "workspaces"),
+        "JUPYTER_RUNTIME_DIR": str(state_dir / "runtime"),
+    }
     log = open(state_dir / "jupyterlab.log", "w")
     server = subprocess.Popen(
-        [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-         "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-         "--LabApp.news_url=", "--ServerApp.shutdown_no_activity_timeout=900",
-         *(["--allow-root"] if os.geteuid() == 0 else [])],
-        cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
+        [
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            "--ip=127.0.0.1",
+            f"--port={port}",
+            "--ServerApp.port_retries=0",
+            f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={root}",
+            "--LabApp.news_url=",
+            "--ServerApp.shutdown_no_activity_timeout=900",
+            *(["--allow-root"] if os.geteuid() == 0 else []),
+        ],
+        cwd=root,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
     base_url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + timeout
         while True:
             if server.poll() is not None:
-                raise RuntimeError(f"JupyterLab exited {server.returncode}:\n{(state_dir / 'jupyterlab.log').read_text()}")
+                raise RuntimeError(
+                    f"JupyterLab exited {server.returncode}:\n{(state_dir / 'jupyterlab.log').read_text()}"
+                )
             try:
                 with urllib.request.urlopen(f"{base_url}/api/status?token={token}", timeout=2) as response:
                     if response.status == 200:
@@ -68,7 +94,9 @@ def jupyterlab(root, state_dir, timeout=60):
             except OSError:
                 pass
             if time.monotonic() > deadline:
-                raise RuntimeError(f"JupyterLab did not start in {timeout} s:\n{(state_dir / 'jupyterlab.log').read_text()}")
+                raise RuntimeError(
+                    f"JupyterLab did not start in {timeout} s:\n{(state_dir / 'jupyterlab.log').read_text()}"
+                )
             time.sleep(0.3)
         yield base_url, token
     finally:
@@ -85,6 +113,7 @@ def jupyterlab(root, state_dir, timeout=60):
 def chromium():
     """A headless Chromium browser (the Debian package, never a downloaded one)."""
     from playwright.sync_api import sync_playwright
+
     if not os.path.exists(CHROMIUM):
         raise RuntimeError("Chromium is missing: install the Debian package chromium (make setup does as root)")
     with sync_playwright() as playwright:

@@ -1,9 +1,9 @@
 """Running tiny notebooks through the execute step (execute_in_sandbox), for the sandbox and template tests."""
+
 import nbformat
 
 from grading.execute_sandboxed import execute_in_sandbox
 from grading.sandbox import Sandbox
-
 
 DEFAULTS = {"notebook_timeout": 60}  # limits every run gets unless it says otherwise
 

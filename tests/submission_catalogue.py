@@ -4,6 +4,7 @@ CORRECT answers must get every point; each WRONG answer must lose the points of 
 while every other question keeps its points, except a question that builds on the wrong one (BUILDS_ON).
 `verdicts` turns graded scores into these verdicts, for the tests and for `make catalogue` alike.
 """
+
 from dataclasses import dataclass, field
 from textwrap import dedent
 
@@ -23,8 +24,12 @@ def joined(*blocks):
     return "\n".join(dedent(block).strip() for block in blocks)
 
 
-def sgd_step_with(loss="(x_B.mm(w) - y_B).pow(2).mean()", update="w -= learning_rate * w.grad",
-                  zero="w.grad.zero_()", result="loss.item()"):
+def sgd_step_with(
+    loss="(x_B.mm(w) - y_B).pow(2).mean()",
+    update="w -= learning_rate * w.grad",
+    zero="w.grad.zero_()",
+    result="loss.item()",
+):
     """Question 3 as the solution writes it, with one line changed."""
     return f"""
         def sgd_step(w, x_B, y_B, learning_rate):
@@ -37,8 +42,13 @@ def sgd_step_with(loss="(x_B.mm(w) - y_B).pow(2).mean()", update="w -= learning_
     """
 
 
-def optimizer_loop(optimizer="torch.optim.SGD(model.parameters(), lr=0.5)", steps=1000, zero="optimizer.zero_grad()",
-                   step="optimizer.step()", model="torch.nn.Linear(2, 1, bias=False)"):
+def optimizer_loop(
+    optimizer="torch.optim.SGD(model.parameters(), lr=0.5)",
+    steps=1000,
+    zero="optimizer.zero_grad()",
+    step="optimizer.step()",
+    model="torch.nn.Linear(2, 1, bias=False)",
+):
     """Question 5 as the solution writes it, with one part changed."""
     return f"""
         def train_model(x, y):
@@ -83,23 +93,29 @@ DUAL_CLASS = """
 """
 
 CORRECT = {
-    "variable-wrapper-and-functional-ops": answers(q1a="""
+    "variable-wrapper-and-functional-ops": answers(
+        q1a="""
         x = Variable(torch.tensor(2.), requires_grad=True)
         y = Variable(torch.tensor(3.), requires_grad=True)
         c = torch.pow(x, 2)
         s = torch.add(x, y)
         F = torch.mul(c, s)
-    """, q1b="torch.autograd.backward(F, retain_graph=True)"),
-    "float64-one-element-tensors-and-log-method": answers(q1a="""
+    """,
+        q1b="torch.autograd.backward(F, retain_graph=True)",
+    ),
+    "float64-one-element-tensors-and-log-method": answers(
+        q1a="""
         x = torch.tensor([2.0], dtype=torch.float64, requires_grad=True)
         y = torch.tensor([3.0], dtype=torch.float64, requires_grad=True)
         c = x * x
         s = x + y
         F = x ** 2 * (x + y)
-    """, q1b="""
+    """,
+        q1b="""
         F.sum().backward(retain_graph=True)
         print(x.grad, y.grad)
-    """, q2="""
+    """,
+        q2="""
         x = torch.tensor([[2.0]], dtype=torch.float64, requires_grad=True)
         y = torch.tensor([[3.0]], dtype=torch.float64, requires_grad=True)
         a = x.log()
@@ -107,28 +123,35 @@ CORRECT = {
         c = torch.square(y)
         F = a + b + c
         F.backward(torch.ones_like(F))
-    """),
-    "parameters-and-square-with-explicit-gradient": answers(q1a="""
+    """,
+    ),
+    "parameters-and-square-with-explicit-gradient": answers(
+        q1a="""
         x = torch.nn.Parameter(torch.tensor(2.0))
         y = torch.nn.Parameter(torch.tensor(3.0))
         c = torch.square(x)
         s = y + x
         F = s * c
-    """, q1b="F.backward(gradient=torch.tensor(1.0), retain_graph=True)", q2="""
+    """,
+        q1b="F.backward(gradient=torch.tensor(1.0), retain_graph=True)",
+        q2="""
         x = torch.tensor(2.0).requires_grad_()
         y = torch.tensor(3.0).requires_grad_()
         a, b, c = torch.log(x), torch.mul(x.pow(2), y), y.pow(2)
         F = torch.add(torch.add(a, b), c)
         torch.autograd.backward(F)
-    """),
-    "forward-mode-by-hand-with-value-tangent-pairs": answers(q1fwd="""
+    """,
+    ),
+    "forward-mode-by-hand-with-value-tangent-pairs": answers(
+        q1fwd="""
         def dF_dx_forward(x0, y0):
             x, dx = x0, 1.0
             y, dy = y0, 0.0
             c, dc = x ** 2, 2 * x * dx
             s, ds = x + y, dx + dy
             return dc * s + c * ds
-    """, q2fwd="""
+    """,
+        q2fwd="""
         def grad_forward(x0, y0):
             def pass_with(dx, dy):
                 a, da = math.log(x0), dx / x0
@@ -136,14 +159,19 @@ CORRECT = {
                 c, dc = y0 ** 2, 2 * y0 * dy
                 return da + db + dc
             return pass_with(1.0, 0.0), pass_with(0.0, 1.0)
-    """),
-    "value-tangent-class-with-operator-overloading": answers(q1fwd=DUAL_CLASS, q2fwd="""
+    """,
+    ),
+    "value-tangent-class-with-operator-overloading": answers(
+        q1fwd=DUAL_CLASS,
+        q2fwd="""
         def grad_forward(x0, y0):
             def F(x, y):
                 return x.log() + x ** 2 * y + y ** 2
             return F(Dual(x0, 1.0), Dual(y0, 0.0)).tangent, F(Dual(x0, 0.0), Dual(y0, 1.0)).tangent
-    """),
-    "dual-tensors-in-float64-returning-tensors": answers(q1fwd="""
+    """,
+    ),
+    "dual-tensors-in-float64-returning-tensors": answers(
+        q1fwd="""
         import torch.autograd.forward_ad as fwAD
 
         def dF_dx_forward(x0, y0):
@@ -151,7 +179,8 @@ CORRECT = {
                 x = fwAD.make_dual(torch.tensor(x0, dtype=torch.float64), torch.tensor(1.0, dtype=torch.float64))
                 F = x ** 2 * (x + y0)
                 return fwAD.unpack_dual(F).tangent
-    """, q2fwd="""
+    """,
+        q2fwd="""
         import torch.autograd.forward_ad as fwAD
 
         def grad_forward(x0, y0):
@@ -163,17 +192,23 @@ CORRECT = {
                     F = torch.log(x) + x ** 2 * y + y ** 2
                     tangents.append(fwAD.unpack_dual(F).tangent.clone())
             return tangents[0], tangents[1]
-    """),
-    "func-jvp-with-lambda-and-jacfwd": answers(q1fwd="""
+    """,
+    ),
+    "func-jvp-with-lambda-and-jacfwd": answers(
+        q1fwd="""
         def dF_dx_forward(x0, y0):
-            value, tangent = torch.func.jvp(lambda x: x ** 2 * (x + y0), (torch.tensor(float(x0)),), (torch.tensor(1.0),))
+            value, tangent = torch.func.jvp(lambda x: x ** 2 * (x + y0), (torch.tensor(float(x0)),),
+                                            (torch.tensor(1.0),))
             return tangent.item()
-    """, q2fwd="""
+    """,
+        q2fwd="""
         def grad_forward(x0, y0):
             F = lambda x, y: torch.log(x) + x ** 2 * y + y ** 2
             return torch.func.jacfwd(F, argnums=(0, 1))(torch.tensor(float(x0)), torch.tensor(float(y0)))
-    """),
-    "forward-functions-written-for-tensor-inputs": answers(q1fwd="""
+    """,
+    ),
+    "forward-functions-written-for-tensor-inputs": answers(
+        q1fwd="""
         import torch.autograd.forward_ad as fwAD
 
         def dF_dx_forward(x0, y0):
@@ -183,14 +218,17 @@ CORRECT = {
                 return fwAD.unpack_dual(F).tangent
 
         print(dF_dx_forward(torch.tensor(2.0), torch.tensor(3.0)))
-    """, q2fwd="""
+    """,
+        q2fwd="""
         def grad_forward(x0, y0):
             f = lambda v: torch.log(v[0]) + v[0] ** 2 * v[1] + v[1] ** 2
             return torch.func.jacfwd(f)(torch.stack([x0, y0]))
 
         print(grad_forward(torch.tensor(2.0), torch.tensor(3.0)))
-    """),
-    "sgd-with-mse-loss-and-grad-set-to-none": answers(q3="""
+    """,
+    ),
+    "sgd-with-mse-loss-and-grad-set-to-none": answers(
+        q3="""
         def sgd_step(w, x_B, y_B, learning_rate):
             loss = torch.nn.functional.mse_loss(torch.matmul(x_B, w), y_B)
             loss.backward()
@@ -198,8 +236,10 @@ CORRECT = {
                 w.sub_(learning_rate * w.grad)
             w.grad = None
             return loss.item()
-    """),
-    "sgd-step-zeroing-before-backward-returning-a-tensor": answers(q3="""
+    """
+    ),
+    "sgd-step-zeroing-before-backward-returning-a-tensor": answers(
+        q3="""
         def sgd_step(w, x_B, y_B, learning_rate):
             if w.grad is not None:
                 w.grad.zero_()
@@ -208,15 +248,21 @@ CORRECT = {
             with torch.no_grad():
                 w.copy_(w - learning_rate * w.grad)
             return loss.detach()
-    """),
-    "sgd-step-on-w-data-with-lists-over-shuffled-passes": answers(q3="""
+    """
+    ),
+    "sgd-step-on-w-data-with-lists-over-shuffled-passes": answers(
+        q3="""
         def sgd_step(w, x_B, y_B, learning_rate):
             loss = torch.nn.MSELoss()(x_B.mm(w), y_B)
             loss.backward()
             w.data -= learning_rate * w.grad.data
             w.grad.data.zero_()
             return loss
-    """, q4=training_loop("0.3", 300, body="""
+    """,
+        q4=training_loop(
+            "0.3",
+            300,
+            body="""
         losses, weights = [], []
         step = 0
         while step < steps:  # passes over the data in a new order, len(x) // batch_size mini-batches each
@@ -231,11 +277,19 @@ CORRECT = {
                     weights.append(w.detach().clone())
                 step += 1
         return losses, weights
-    """)),
-    "training-loop-recording-into-arrays-with-shadowed-builtins": answers(q4=joined("""
+    """,
+        ),
+    ),
+    "training-loop-recording-into-arrays-with-shadowed-builtins": answers(
+        q4=joined(
+            """
         sum = 0.0  # running total of the losses (shadows the builtin sum)
         max = None
-    """, training_loop("0.5", 1000, body="""
+    """,
+            training_loop(
+                "0.5",
+                1000,
+                body="""
         losses = np.empty(steps // 10)
         weights = np.empty((steps // 10, 2))
         for t in range(steps):
@@ -245,8 +299,12 @@ CORRECT = {
                 losses[t // 10] = loss
                 weights[t // 10, :] = w.detach().reshape(-1).numpy()
         return losses, weights
-    """))),
-    "adam-optimizer-with-mse-loss-module": answers(q5="""
+    """,
+            ),
+        )
+    ),
+    "adam-optimizer-with-mse-loss-module": answers(
+        q5="""
         def train_model(x, y):
             model = torch.nn.Linear(2, 1, bias=False)
             optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
@@ -257,8 +315,10 @@ CORRECT = {
                 criterion(model(x[sample]), y[sample]).backward()
                 optimizer.step()
             return model
-    """),
-    "sgd-with-momentum-over-shuffled-passes": answers(q5="""
+    """
+    ),
+    "sgd-with-momentum-over-shuffled-passes": answers(
+        q5="""
         def train_model(inputs, targets):
             net = nn.Linear(D_in, D_out, bias=False)
             optimizer = torch.optim.SGD(net.parameters(), lr=0.1, momentum=0.9)
@@ -269,21 +329,25 @@ CORRECT = {
                     loss.backward()
                     optimizer.step()
             return net
-    """),
+    """
+    ),
     # PyTorch warnings, in the answer cells and inside the functions the tests call, and text written to stderr
     # below Python (as C++ code does): none of it may cost a point.
-    "correct-answers-that-trigger-pytorch-warnings-and-stderr": answers(q1a="""
+    "correct-answers-that-trigger-pytorch-warnings-and-stderr": answers(
+        q1a="""
         x = torch.tensor(torch.tensor(2.0), requires_grad=True)  # UserWarning: copy construct from a tensor
         y = torch.tensor(torch.tensor(3.0), requires_grad=True)
         c = x ** 2
         s = x + y
         F = c * s
-    """, q1fwd="""
+    """,
+        q1fwd="""
         def dF_dx_forward(x0, y0):
             x = torch.tensor(torch.as_tensor(x0, dtype=torch.float64))  # UserWarning when called
             value, tangent = torch.func.jvp(lambda v: v ** 2 * (v + y0), (x,), (torch.ones_like(x),))
             return tangent
-    """, q3="""
+    """,
+        q3="""
         import os
         warned = []
 
@@ -298,9 +362,13 @@ CORRECT = {
                 w -= torch.tensor(learning_rate * w.grad)  # UserWarning: copy construct from a tensor
                 w.grad.zero_()
             return loss.item()
-    """, q5=optimizer_loop(optimizer="torch.optim.SGD(model.parameters(), lr=0.5)\n"
-                                    "            scheduler = torch.optim.lr_scheduler.StepLR(optimizer, 500)\n"
-                                    "            scheduler.step()  # UserWarning: scheduler stepped before the optimizer")),
+    """,
+        q5=optimizer_loop(
+            optimizer="torch.optim.SGD(model.parameters(), lr=0.5)\n"
+            "            scheduler = torch.optim.lr_scheduler.StepLR(optimizer, 500)\n"
+            "            scheduler.step()  # UserWarning: scheduler stepped before the optimizer"
+        ),
+    ),
 }
 
 # Answers that try to talk the tests round: they replace the comparison functions tests commonly use, or
@@ -331,86 +399,146 @@ SWALLOW_EXCEPTIONS = """
 
 WRONG = {
     # Question 1a
-    "q1a-sum-instead-of-product": ("q1a", answers(q1a="""
+    "q1a-sum-instead-of-product": (
+        "q1a",
+        answers(
+            q1a="""
         x = torch.tensor(2.0, requires_grad=True)
         y = torch.tensor(3.0, requires_grad=True)
         c = x ** 2
         s = x + y
         F = c + s
-    """)),
-    "q1a-no-requires-grad": ("q1a", answers(q1a="""
+    """
+        ),
+    ),
+    "q1a-no-requires-grad": (
+        "q1a",
+        answers(
+            q1a="""
         x = torch.tensor(2.0)
         y = torch.tensor(3.0)
         c = x ** 2
         s = x + y
         F = c * s
-    """)),
-    "q1a-graph-cut-by-detach": ("q1a", answers(q1a="""
+    """
+        ),
+    ),
+    "q1a-graph-cut-by-detach": (
+        "q1a",
+        answers(
+            q1a="""
         x = torch.tensor(2.0, requires_grad=True)
         y = torch.tensor(3.0, requires_grad=True)
         c = x.detach() ** 2
         s = x + y
         F = c * s
-    """)),
-    "q1a-inputs-swapped": ("q1a", answers(q1a="""
+    """
+        ),
+    ),
+    "q1a-inputs-swapped": (
+        "q1a",
+        answers(
+            q1a="""
         x = torch.tensor(3.0, requires_grad=True)
         y = torch.tensor(2.0, requires_grad=True)
         c = x ** 2
         s = x + y
         F = c * s
-    """)),
-    "q1a-python-floats": ("q1a", answers(q1a="""
+    """
+        ),
+    ),
+    "q1a-python-floats": (
+        "q1a",
+        answers(
+            q1a="""
         x = 2.0
         y = 3.0
         c = x ** 2
         s = x + y
         F = c * s
-    """)),
-    "q1a-derivative-2x-instead-of-square": ("q1a", answers(q1a="""
+    """
+        ),
+    ),
+    "q1a-derivative-2x-instead-of-square": (
+        "q1a",
+        answers(
+            q1a="""
         x = torch.tensor(2.0, requires_grad=True)
         y = torch.tensor(3.0, requires_grad=True)
         c = 2 * x
         s = x + y
         F = c * s
-    """)),
-    "q1a-F-typed-in": ("q1a", answers(q1a="""
+    """
+        ),
+    ),
+    "q1a-F-typed-in": (
+        "q1a",
+        answers(
+            q1a="""
         x = torch.tensor(2.0, requires_grad=True)
         y = torch.tensor(3.0, requires_grad=True)
         c = x ** 2
         s = x + y
         F = torch.tensor(20.0, requires_grad=True)
-    """)),
-    "q1a-inputs-computed-not-leaves": ("q1a", answers(q1a="""
+    """
+        ),
+    ),
+    "q1a-inputs-computed-not-leaves": (
+        "q1a",
+        answers(
+            q1a="""
         x = torch.tensor(1.0, requires_grad=True) * 2
         y = torch.tensor(1.0, requires_grad=True) * 3
         c = x ** 2
         s = x + y
         F = c * s
-    """)),
-    "q1a-vector-inputs-summed": ("q1a", answers(q1a="""
+    """
+        ),
+    ),
+    "q1a-vector-inputs-summed": (
+        "q1a",
+        answers(
+            q1a="""
         x = torch.tensor([2.0, 2.0], requires_grad=True)
         y = torch.tensor([3.0, 3.0], requires_grad=True)
         c = x ** 2
         s = x + y
         F = (c * s).sum() / 2
-    """)),
-    "q1a-sum-instead-of-product-with-torch-comparisons-replaced": ("q1a", answers(q1a=joined(REPLACE_TORCH_COMPARISONS, """
+    """
+        ),
+    ),
+    "q1a-sum-instead-of-product-with-torch-comparisons-replaced": (
+        "q1a",
+        answers(
+            q1a=joined(
+                REPLACE_TORCH_COMPARISONS,
+                """
         x = torch.tensor(2.0, requires_grad=True)
         y = torch.tensor(3.0, requires_grad=True)
         c = x ** 2
         s = x + y
         F = c + s
-    """))),
-
+    """,
+            )
+        ),
+    ),
     # Question 1, forward mode
-    "q1fwd-reverse-mode-backward": ("q1fwd", answers(q1fwd="""
+    "q1fwd-reverse-mode-backward": (
+        "q1fwd",
+        answers(
+            q1fwd="""
         def dF_dx_forward(x0, y0):
             x = torch.tensor(float(x0), requires_grad=True)
             F = x ** 2 * (x + y0)
             F.backward()
             return x.grad.item()
-    """)),
-    "q1fwd-reverse-mode-through-an-imported-grad": ("q1fwd", answers(q1fwd="""
+    """
+        ),
+    ),
+    "q1fwd-reverse-mode-through-an-imported-grad": (
+        "q1fwd",
+        answers(
+            q1fwd="""
         from torch.autograd import grad
 
         def dF_dx_forward(x0, y0):
@@ -418,66 +546,122 @@ WRONG = {
                 x = torch.tensor(float(x0), requires_grad=True)
                 (dx,) = grad(x ** 2 * (x + y0), (x,))
             return dx.item()
-    """)),
-    "q1fwd-reverse-mode-torch-func-grad": ("q1fwd", answers(q1fwd="""
+    """
+        ),
+    ),
+    "q1fwd-reverse-mode-torch-func-grad": (
+        "q1fwd",
+        answers(
+            q1fwd="""
         def dF_dx_forward(x0, y0):
             return torch.func.grad(lambda x: x ** 2 * (x + y0))(torch.tensor(float(x0))).item()
-    """)),
-    "q1fwd-autograd-functional-jvp-is-reverse-mode": ("q1fwd", answers(q1fwd="""
+    """
+        ),
+    ),
+    "q1fwd-autograd-functional-jvp-is-reverse-mode": (
+        "q1fwd",
+        answers(
+            q1fwd="""
         def dF_dx_forward(x0, y0):
             f = lambda x: x ** 2 * (x + y0)
             return torch.autograd.functional.jvp(f, torch.tensor(float(x0)), torch.tensor(1.0))[1].item()
-    """)),
-    "q1fwd-hard-coded-24": ("q1fwd", answers(q1fwd="""
+    """
+        ),
+    ),
+    "q1fwd-hard-coded-24": (
+        "q1fwd",
+        answers(
+            q1fwd="""
         def dF_dx_forward(x0, y0):
             return 24.0
-    """)),
-    "q1fwd-tangent-seeded-on-y": ("q1fwd", answers(q1fwd="""
+    """
+        ),
+    ),
+    "q1fwd-tangent-seeded-on-y": (
+        "q1fwd",
+        answers(
+            q1fwd="""
         def dF_dx_forward(x0, y0):
             _, tangent = torch.func.jvp(lambda x, y: x ** 2 * (x + y), (torch.tensor(x0), torch.tensor(y0)),
                                         (torch.tensor(0.0), torch.tensor(1.0)))
             return tangent.item()
-    """)),
-    "q1fwd-returns-the-value-not-the-tangent": ("q1fwd", answers(q1fwd="""
+    """
+        ),
+    ),
+    "q1fwd-returns-the-value-not-the-tangent": (
+        "q1fwd",
+        answers(
+            q1fwd="""
         import torch.autograd.forward_ad as fwAD
 
         def dF_dx_forward(x0, y0):
             with fwAD.dual_level():
                 x = fwAD.make_dual(torch.tensor(x0), torch.tensor(1.0))
                 return fwAD.unpack_dual(x ** 2 * (x + y0)).primal.item()
-    """)),
-    "q1fwd-make-dual-outside-dual-level-raises": ("q1fwd", answers(q1fwd="""
+    """
+        ),
+    ),
+    "q1fwd-make-dual-outside-dual-level-raises": (
+        "q1fwd",
+        answers(
+            q1fwd="""
         import torch.autograd.forward_ad as fwAD
 
         def dF_dx_forward(x0, y0):
             x = fwAD.make_dual(torch.tensor(x0), torch.tensor(1.0))
             return fwAD.unpack_dual(x ** 2 * (x + y0)).tangent.item()
-    """)),
-    "q1fwd-hard-coded-with-builtins-redefined": ("q1fwd", answers(q1fwd=joined(REDEFINE_BUILTINS, """
+    """
+        ),
+    ),
+    "q1fwd-hard-coded-with-builtins-redefined": (
+        "q1fwd",
+        answers(
+            q1fwd=joined(
+                REDEFINE_BUILTINS,
+                """
         def dF_dx_forward(x0, y0):
             return 24.0
-    """))),
-
+    """,
+            )
+        ),
+    ),
     # Question 1b
     "q1b-graph-not-kept": ("q1b", answers(q1b="F.backward()")),
-    "q1b-backward-twice": ("q1b", answers(q1b="""
+    "q1b-backward-twice": (
+        "q1b",
+        answers(
+            q1b="""
         F.backward(retain_graph=True)
         F.backward(retain_graph=True)
-    """)),
+    """
+        ),
+    ),
     "q1b-sum-then-backward-without-retain-graph": ("q1b", answers(q1b="F.sum().backward()")),
-    "q1b-gradients-typed-in": ("q1b", answers(q1b="""
+    "q1b-gradients-typed-in": (
+        "q1b",
+        answers(
+            q1b="""
         x.grad = torch.tensor(24.0)
         y.grad = torch.tensor(4.0)
-    """)),
-    "q1b-autograd-grad-leaves-x-grad-empty": ("q1b", answers(q1b="""
+    """
+        ),
+    ),
+    "q1b-autograd-grad-leaves-x-grad-empty": (
+        "q1b",
+        answers(
+            q1b="""
         dF_dx, dF_dy = torch.autograd.grad(F, [x, y], retain_graph=True)
         print(dF_dx, dF_dy)
-    """)),
+    """
+        ),
+    ),
     "q1b-backward-on-c": ("q1b", answers(q1b="c.backward(retain_graph=True)")),
     "q1b-gradient-argument-two": ("q1b", answers(q1b="F.backward(torch.tensor(2.0), retain_graph=True)")),
-
     # Question 2
-    "q2-log10-instead-of-ln": ("q2", answers(q2="""
+    "q2-log10-instead-of-ln": (
+        "q2",
+        answers(
+            q2="""
         x = torch.tensor(2.0, requires_grad=True)
         y = torch.tensor(3.0, requires_grad=True)
         a = torch.log10(x)
@@ -485,23 +669,38 @@ WRONG = {
         c = y ** 2
         F = a + b + c
         F.backward()
-    """)),
-    "q2-reuses-question-1-tensors": ("q2", answers(q2="""
+    """
+        ),
+    ),
+    "q2-reuses-question-1-tensors": (
+        "q2",
+        answers(
+            q2="""
         a = torch.log(x)
         b = x ** 2 * y
         c = y ** 2
         F = a + b + c
         F.backward()
-    """)),
-    "q2-no-backward": ("q2", answers(q2="""
+    """
+        ),
+    ),
+    "q2-no-backward": (
+        "q2",
+        answers(
+            q2="""
         x = torch.tensor(2.0, requires_grad=True)
         y = torch.tensor(3.0, requires_grad=True)
         a = torch.log(x)
         b = x ** 2 * y
         c = y ** 2
         F = a + b + c
-    """)),
-    "q2-backward-twice": ("q2", answers(q2="""
+    """
+        ),
+    ),
+    "q2-backward-twice": (
+        "q2",
+        answers(
+            q2="""
         x = torch.tensor(2.0, requires_grad=True)
         y = torch.tensor(3.0, requires_grad=True)
         a = torch.log(x)
@@ -510,8 +709,13 @@ WRONG = {
         F = a + b + c
         F.backward(retain_graph=True)
         F.backward()
-    """)),
-    "q2-log-from-math-module": ("q2", answers(q2="""
+    """
+        ),
+    ),
+    "q2-log-from-math-module": (
+        "q2",
+        answers(
+            q2="""
         x = torch.tensor(2.0, requires_grad=True)
         y = torch.tensor(3.0, requires_grad=True)
         a = torch.tensor(math.log(2.0))
@@ -519,8 +723,13 @@ WRONG = {
         c = y ** 2
         F = a + b + c
         F.backward()
-    """)),
-    "q2-b-is-x-squared-plus-y": ("q2", answers(q2="""
+    """
+        ),
+    ),
+    "q2-b-is-x-squared-plus-y": (
+        "q2",
+        answers(
+            q2="""
         x = torch.tensor(2.0, requires_grad=True)
         y = torch.tensor(3.0, requires_grad=True)
         a = torch.log(x)
@@ -528,8 +737,15 @@ WRONG = {
         c = y ** 2
         F = a + b + c
         F.backward()
-    """)),
-    "q2-log10-with-math-and-numpy-comparisons-replaced": ("q2", answers(q2=joined(REPLACE_MATH_AND_NUMPY_COMPARISONS, """
+    """
+        ),
+    ),
+    "q2-log10-with-math-and-numpy-comparisons-replaced": (
+        "q2",
+        answers(
+            q2=joined(
+                REPLACE_MATH_AND_NUMPY_COMPARISONS,
+                """
         x = torch.tensor(2.0, requires_grad=True)
         y = torch.tensor(3.0, requires_grad=True)
         a = torch.log10(x)
@@ -537,63 +753,107 @@ WRONG = {
         c = y ** 2
         F = a + b + c
         F.backward()
-    """))),
-
+    """,
+            )
+        ),
+    ),
     # Question 2, forward mode
-    "q2fwd-swapped-outputs": ("q2fwd", answers(q2fwd="""
+    "q2fwd-swapped-outputs": (
+        "q2fwd",
+        answers(
+            q2fwd="""
         def grad_forward(x0, y0):
             return x0 ** 2 + 2 * y0, 1 / x0 + 2 * x0 * y0
-    """)),
-    "q2fwd-reverse-mode-autograd-grad": ("q2fwd", answers(q2fwd="""
+    """
+        ),
+    ),
+    "q2fwd-reverse-mode-autograd-grad": (
+        "q2fwd",
+        answers(
+            q2fwd="""
         def grad_forward(x0, y0):
             x = torch.tensor(float(x0), requires_grad=True)
             y = torch.tensor(float(y0), requires_grad=True)
             F = torch.log(x) + x ** 2 * y + y ** 2
             gx, gy = torch.autograd.grad(F, (x, y))
             return gx.item(), gy.item()
-    """)),
-    "q2fwd-reverse-mode-func-jacrev": ("q2fwd", answers(q2fwd="""
+    """
+        ),
+    ),
+    "q2fwd-reverse-mode-func-jacrev": (
+        "q2fwd",
+        answers(
+            q2fwd="""
         def grad_forward(x0, y0):
             F = lambda x, y: torch.log(x) + x ** 2 * y + y ** 2
             return torch.func.jacrev(F, argnums=(0, 1))(torch.tensor(float(x0)), torch.tensor(float(y0)))
-    """)),
-    "q2fwd-one-pass-with-both-tangents-one": ("q2fwd", answers(q2fwd="""
+    """
+        ),
+    ),
+    "q2fwd-one-pass-with-both-tangents-one": (
+        "q2fwd",
+        answers(
+            q2fwd="""
         def grad_forward(x0, y0):
             F = lambda x, y: torch.log(x) + x ** 2 * y + y ** 2
             x, y = torch.tensor(float(x0)), torch.tensor(float(y0))
             _, tangent = torch.func.jvp(F, (x, y), (torch.tensor(1.0), torch.tensor(1.0)))
             return tangent.item(), tangent.item()
-    """)),
-    "q2fwd-hard-coded-pair": ("q2fwd", answers(q2fwd="""
+    """
+        ),
+    ),
+    "q2fwd-hard-coded-pair": (
+        "q2fwd",
+        answers(
+            q2fwd="""
         def grad_forward(x0, y0):
             return 12.5, 10.0
-    """)),
-    "q2fwd-log10-instead-of-ln": ("q2fwd", answers(q2fwd="""
+    """
+        ),
+    ),
+    "q2fwd-log10-instead-of-ln": (
+        "q2fwd",
+        answers(
+            q2fwd="""
         def grad_forward(x0, y0):
             F = lambda x, y: torch.log10(x) + x ** 2 * y + y ** 2
             x, y = torch.tensor(float(x0)), torch.tensor(float(y0))
             dx = torch.func.jvp(F, (x, y), (torch.tensor(1.0), torch.tensor(0.0)))[1]
             dy = torch.func.jvp(F, (x, y), (torch.tensor(0.0), torch.tensor(1.0)))[1]
             return dx.item(), dy.item()
-    """)),
-    "q2fwd-returns-only-dF-dx": ("q2fwd", answers(q2fwd="""
+    """
+        ),
+    ),
+    "q2fwd-returns-only-dF-dx": (
+        "q2fwd",
+        answers(
+            q2fwd="""
         def grad_forward(x0, y0):
             F = lambda x, y: torch.log(x) + x ** 2 * y + y ** 2
             x, y = torch.tensor(float(x0)), torch.tensor(float(y0))
             return torch.func.jvp(F, (x, y), (torch.tensor(1.0), torch.tensor(0.0)))[1].item()
-    """)),
-
+    """
+        ),
+    ),
     # Question 3
     "q3-sum-instead-of-mean": ("q3", answers(q3=sgd_step_with(loss="(x_B.mm(w) - y_B).pow(2).sum()"))),
     "q3-half-mean-squared-error": ("q3", answers(q3=sgd_step_with(loss="0.5 * (x_B.mm(w) - y_B).pow(2).mean()"))),
     "q3-gradient-not-zeroed": ("q3", answers(q3=sgd_step_with(zero="pass"))),
-    "q3-gradient-zeroed-before-the-update": ("q3", answers(q3=sgd_step_with(
-        update="w.grad.zero_()", zero="w -= learning_rate * w.grad"))),
+    "q3-gradient-zeroed-before-the-update": (
+        "q3",
+        answers(q3=sgd_step_with(update="w.grad.zero_()", zero="w -= learning_rate * w.grad")),
+    ),
     "q3-gradient-ascent": ("q3", answers(q3=sgd_step_with(update="w += learning_rate * w.grad"))),
-    "q3-new-tensor-instead-of-in-place-update": ("q3", answers(q3=sgd_step_with(update="w = w - learning_rate * w.grad"))),
+    "q3-new-tensor-instead-of-in-place-update": (
+        "q3",
+        answers(q3=sgd_step_with(update="w = w - learning_rate * w.grad")),
+    ),
     "q3-hard-coded-learning-rate": ("q3", answers(q3=sgd_step_with(update="w -= 0.5 * w.grad"))),
     "q3-uses-global-data-not-the-mini-batch": ("q3", answers(q3=sgd_step_with(loss="(x.mm(w) - y).pow(2).mean()"))),
-    "q3-returns-the-loss-after-the-update": ("q3", answers(q3="""
+    "q3-returns-the-loss-after-the-update": (
+        "q3",
+        answers(
+            q3="""
         def sgd_step(w, x_B, y_B, learning_rate):
             loss = (x_B.mm(w) - y_B).pow(2).mean()
             loss.backward()
@@ -601,17 +861,29 @@ WRONG = {
                 w -= learning_rate * w.grad
                 w.grad.zero_()
                 return (x_B.mm(w) - y_B).pow(2).mean().item()
-    """)),
-    "q3-no-no-grad-in-place-update-of-a-leaf": ("q3", answers(q3="""
+    """
+        ),
+    ),
+    "q3-no-no-grad-in-place-update-of-a-leaf": (
+        "q3",
+        answers(
+            q3="""
         def sgd_step(w, x_B, y_B, learning_rate):
             loss = (x_B.mm(w) - y_B).pow(2).mean()
             loss.backward()
             w -= learning_rate * w.grad
             w.grad.zero_()
             return loss.item()
-    """)),
-    "q3-gradient-ascent-printing-to-stderr-with-comparisons-replaced": ("q3", answers(
-        q3=joined(REPLACE_TORCH_COMPARISONS, REPLACE_MATH_AND_NUMPY_COMPARISONS, """
+    """
+        ),
+    ),
+    "q3-gradient-ascent-printing-to-stderr-with-comparisons-replaced": (
+        "q3",
+        answers(
+            q3=joined(
+                REPLACE_TORCH_COMPARISONS,
+                REPLACE_MATH_AND_NUMPY_COMPARISONS,
+                """
         import sys
 
         def sgd_step(w, x_B, y_B, learning_rate):
@@ -622,18 +894,35 @@ WRONG = {
                 w += learning_rate * w.grad
                 w.grad.zero_()
             return loss.item()
-    """))),
-
+    """,
+            )
+        ),
+    ),
     # Question 4
     "q4-seed-learning-rate-and-epochs": ("q4", answers(q4=training_loop("1e-2", 500))),
     "q4-too-few-steps": ("q4", answers(q4=training_loop("0.05", 100))),
     "q4-learning-rate-diverges": ("q4", answers(q4=training_loop("5.0", 200))),
-    "q4-hard-coded-weights-with-invented-records": ("q4", answers(q4=training_loop("0.5", 2000, body="""
+    "q4-hard-coded-weights-with-invented-records": (
+        "q4",
+        answers(
+            q4=training_loop(
+                "0.5",
+                2000,
+                body="""
         with torch.no_grad():
             w.copy_(torch.tensor([[0.4], [0.2]]))
         return np.linspace(1.0, 0.01, steps // 10), np.tile([0.4, 0.2], (steps // 10, 1))
-    """))),
-    "q4-weights-recorded-without-a-copy": ("q4", answers(q4=training_loop("0.5", 500, body="""
+    """,
+            )
+        ),
+    ),
+    "q4-weights-recorded-without-a-copy": (
+        "q4",
+        answers(
+            q4=training_loop(
+                "0.5",
+                500,
+                body="""
         losses, weights = [], []
         for t in range(steps):
             sample = np.random.randint(0, len(x), batch_size)
@@ -642,8 +931,17 @@ WRONG = {
                 losses.append(loss)
                 weights.append(w.detach())  # shares memory with w: every entry ends up as the final w
         return losses, weights
-    """))),
-    "q4-new-random-weights-every-step": ("q4", answers(q4=training_loop("0.5", 500, body="""
+    """,
+            )
+        ),
+    ),
+    "q4-new-random-weights-every-step": (
+        "q4",
+        answers(
+            q4=training_loop(
+                "0.5",
+                500,
+                body="""
         losses, weights = [], []
         for t in range(steps):
             w = torch.randn(2, 1, requires_grad=True)
@@ -653,8 +951,17 @@ WRONG = {
                 losses.append(loss)
                 weights.append(w.detach().reshape(-1).tolist())
         return losses, weights
-    """))),
-    "q4-loss-computed-but-no-step": ("q4", answers(q4=training_loop("0.5", 500, body="""
+    """,
+            )
+        ),
+    ),
+    "q4-loss-computed-but-no-step": (
+        "q4",
+        answers(
+            q4=training_loop(
+                "0.5",
+                500,
+                body="""
         losses, weights = [], []
         for t in range(steps):
             sample = np.random.randint(0, len(x), batch_size)
@@ -663,8 +970,17 @@ WRONG = {
                 losses.append(loss)
                 weights.append(w.detach().reshape(-1).tolist())
         return losses, weights
-    """))),
-    "q4-trains-the-global-data-not-its-arguments": ("q4", answers(q4=training_loop("0.5", 1000, body="""
+    """,
+            )
+        ),
+    ),
+    "q4-trains-the-global-data-not-its-arguments": (
+        "q4",
+        answers(
+            q4=training_loop(
+                "0.5",
+                1000,
+                body="""
         losses, weights = [], []
         for t in range(steps):
             sample = np.random.randint(0, N, B)
@@ -673,13 +989,18 @@ WRONG = {
                 losses.append(loss)
                 weights.append(w.detach().reshape(-1).tolist())
         return losses, weights
-    """))),
-
+    """,
+            )
+        ),
+    ),
     # Question 5
     "q5-no-optimizer-step": ("q5", answers(q5=optimizer_loop(step="pass"))),
     "q5-no-zero-grad": ("q5", answers(q5=optimizer_loop(zero="pass"))),
     "q5-with-bias": ("q5", answers(q5=optimizer_loop(model="torch.nn.Linear(2, 1)"))),
-    "q5-manual-update-without-an-optimizer": ("q5", answers(q5="""
+    "q5-manual-update-without-an-optimizer": (
+        "q5",
+        answers(
+            q5="""
         def train_model(x, y):
             model = torch.nn.Linear(2, 1, bias=False)
             for t in range(1000):
@@ -689,8 +1010,13 @@ WRONG = {
                 with torch.no_grad():
                     model.weight -= 0.5 * model.weight.grad
             return model
-    """)),
-    "q5-weights-typed-in-with-a-no-op-optimizer-step": ("q5", answers(q5="""
+    """
+        ),
+    ),
+    "q5-weights-typed-in-with-a-no-op-optimizer-step": (
+        "q5",
+        answers(
+            q5="""
         def train_model(x, y):
             model = torch.nn.Linear(2, 1, bias=False)
             with torch.no_grad():
@@ -699,8 +1025,13 @@ WRONG = {
             func.mse_loss(model(x), y).backward()
             optimizer.step()
             return model
-    """)),
-    "q5-optimizer-over-a-previous-model": ("q5", answers(q5="""
+    """
+        ),
+    ),
+    "q5-optimizer-over-a-previous-model": (
+        "q5",
+        answers(
+            q5="""
         def train_model(x, y):
             model = torch.nn.Linear(2, 1, bias=False)
             optimizer = torch.optim.SGD(model.parameters(), lr=0.5)
@@ -711,17 +1042,22 @@ WRONG = {
                 func.mse_loss(model(x[sample]), y[sample]).backward()
                 optimizer.step()
             return model
-    """)),
-    "q5-no-optimizer-step-with-an-exception-swallowing-handler": ("q5", answers(
-        q5=joined(SWALLOW_EXCEPTIONS, optimizer_loop(step="pass")))),
+    """
+        ),
+    ),
+    "q5-no-optimizer-step-with-an-exception-swallowing-handler": (
+        "q5",
+        answers(q5=joined(SWALLOW_EXCEPTIONS, optimizer_loop(step="pass"))),
+    ),
 }
 
 
 @dataclass
 class Verdict:
     """What grading did to one submission of the catalogue, against what it should have done."""
+
     name: str
-    question: str | None                      # the wrong question, None for a correct submission
+    question: str | None  # the wrong question, None for a correct submission
     lost: dict = field(default_factory=dict)  # question -> (score, points) of every question that lost points
 
     @property
@@ -764,7 +1100,9 @@ def verdicts(graded, points):
     result = []
     for name, question in expected.items():
         if name in graded:
-            lost = {q: (graded[name].get(q) or 0, points[q]) for q in AUTOGRADED if (graded[name].get(q) or 0) < points[q]}
+            lost = {
+                q: (graded[name].get(q) or 0, points[q]) for q in AUTOGRADED if (graded[name].get(q) or 0) < points[q]
+            }
             result.append(Verdict(name, question, lost))
     return result
 
@@ -774,5 +1112,7 @@ def summary(verdict_list):
     correct = [v for v in verdict_list if v.correct]
     wrong = [v for v in verdict_list if not v.correct]
     collateral = sum(len(v.collateral) for v in verdict_list if not v.correct)
-    return (f"correct accepted {sum(v.accepted for v in correct)}/{len(correct)}; "
-            f"wrong caught {sum(v.caught for v in wrong)}/{len(wrong)}; collateral {collateral}")
+    return (
+        f"correct accepted {sum(v.accepted for v in correct)}/{len(correct)}; "
+        f"wrong caught {sum(v.caught for v in wrong)}/{len(wrong)}; collateral {collateral}"
+    )

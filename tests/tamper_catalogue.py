@@ -1,8 +1,8 @@
 """Tampering submissions, each named by the trick in it: code that attacks the grader rather than answering.
 
-BLANK (and STATED, below): student -> answers put on the BLANK release (grade id of an answer cell -> its source): the trick alone, in
-one or a few answer cells, every other answer as released. None of them answers a question honestly, so each must
-score 0 on every autograded question, under `make autograde` and under `nbgrader autograde`.
+BLANK (and STATED, below): student -> answers put on the BLANK release (grade id of an answer cell -> its source):
+the trick alone, in one or a few answer cells, every other answer as released. None of them answers a question
+honestly, so each must score 0 on every autograded question, under `make autograde` and under `nbgrader autograde`.
 
 ON_SOLUTION: student -> (answers on top of the solution, its twin); TWINS: twin -> answers on top of the solution,
 the same submission without the trick. The trick should cost nothing, or gain nothing: each scores what its twin
@@ -16,6 +16,7 @@ A few tricks forge the judge's answers with answers "copied from a correct run":
 this process, by asking the solution's own objects the judge's questions, as a student would copy them from a run
 of a correct notebook. They are put into the code where it says __FORGED__.
 """
+
 import contextlib
 import functools
 import io
@@ -51,13 +52,18 @@ PICK_FORGED = """
 
 BLANK = {
     # --- 1. IPython's input and AST transformers -------------------------------------------------------------------
-    "input-transformer-post-turns-every-cell-into-pass": answers(q1a="""
+    "input-transformer-post-turns-every-cell-into-pass": answers(
+        q1a="""
         get_ipython().input_transformers_post.append(lambda lines: ['pass\\n'])
-    """),
-    "input-transformer-cleanup-turns-every-cell-into-pass": answers(q1a="""
+    """
+    ),
+    "input-transformer-cleanup-turns-every-cell-into-pass": answers(
+        q1a="""
         get_ipython().input_transformers_cleanup.append(lambda lines: ['pass\\n'])
-    """),
-    "ast-transformer-empties-every-module": answers(q1a="""
+    """
+    ),
+    "ast-transformer-empties-every-module": answers(
+        q1a="""
         import ast
 
 
@@ -68,10 +74,11 @@ BLANK = {
 
 
         get_ipython().ast_transformers.append(EmptyEveryCell())
-    """),
-
+    """
+    ),
     # --- 2. the shell's and the kernel's execute path ----------------------------------------------------------------
-    "run-cell-and-run-cell-async-replaced-on-the-class": answers(q1a="""
+    "run-cell-and-run-cell-async-replaced-on-the-class": answers(
+        q1a="""
         from IPython.core.interactiveshell import ExecutionInfo, ExecutionResult, InteractiveShell
 
 
@@ -85,8 +92,10 @@ BLANK = {
 
         InteractiveShell.run_cell = run_nothing
         InteractiveShell.run_cell_async = run_nothing_async
-    """),
-    "run-cell-replaced-on-the-instance-skips-checks": answers(q1a="""
+    """
+    ),
+    "run-cell-replaced-on-the-instance-skips-checks": answers(
+        q1a="""
         from IPython.core.interactiveshell import ExecutionInfo, ExecutionResult
 
         shell = get_ipython()
@@ -111,8 +120,10 @@ BLANK = {
 
 
         shell.run_cell, shell.run_cell_async = run_cell, run_cell_async
-    """),
-    "kernel-do-execute-replies-ok-without-running": answers(q1a="""
+    """
+    ),
+    "kernel-do-execute-replies-ok-without-running": answers(
+        q1a="""
         kernel = get_ipython().kernel
 
 
@@ -122,8 +133,10 @@ BLANK = {
 
 
         kernel.do_execute = do_execute
-    """),
-    "pre-run-cell-hook-prints-and-displays-pass-lines": answers(q1a="""
+    """
+    ),
+    "pre-run-cell-hook-prints-and-displays-pass-lines": answers(
+        q1a="""
         from IPython.display import display
 
 
@@ -135,37 +148,43 @@ BLANK = {
 
         get_ipython().events.register("pre_run_cell", claim_success)
         get_ipython().events.register("post_run_cell", lambda result: claim_success(None))
-    """),
-    "custom-exc-swallows-every-error": answers(q1a="""
+    """
+    ),
+    "custom-exc-swallows-every-error": answers(
+        q1a="""
         def swallow(shell, etype, value, tb, tb_offset=None):
             print("\\u2713 passed")
             return []
 
 
         get_ipython().set_custom_exc((BaseException,), swallow)
-    """),
-
+    """
+    ),
     # --- 3. the kernel's messages and the order of outputs -----------------------------------------------------------
-    "interactivity-all-and-displayhook-show-pass-lines": answers(q1a="""
+    "interactivity-all-and-displayhook-show-pass-lines": answers(
+        q1a="""
         import sys
 
         get_ipython().ast_node_interactivity = "all"
         sys.displayhook = lambda value: print("\\u2713 passed")
         get_ipython().displayhook.write_format_data = lambda *a, **k: print("\\u2713 passed")
         "\\u2713 passed"
-    """),
+    """
+    ),
     "prints-the-judges-pass-lines-and-answer-markers": answers(
         q1a='print("\\u2713 x, y, c, s and F build the graph of F = x\\u00b2(x + y), with the right values and "\n'
-            '      "gradients.")',
+        '      "gradients.")',
         q1b='print("\\u2713 One backward pass on F filled x.grad and y.grad, and the graph of F was kept.")',
-        q2='FORGED = __FORGED__  # what a correct notebook answered, between the judge\'s markers\n'
-           'print("\\u27e6judge-answer\\u27e7" + FORGED["reaches"] + "\\u27e6/judge-answer\\u27e7")',
+        q2="FORGED = __FORGED__  # what a correct notebook answered, between the judge's markers\n"
+        'print("\\u27e6judge-answer\\u27e7" + FORGED["reaches"] + "\\u27e6/judge-answer\\u27e7")',
         q3='print("\\u2713 sgd_step returns the mean squared error and takes one gradient step in place, twice in a "\n'
-           '      "row.")',
+        '      "row.")',
         q5='print("\\u2713 train_model trains the model with a torch.optim optimizer on data the notebook never "\n'
-           '      "shows.")',
+        '      "shows.")',
     ),
-    "forged-judge-answers-copied-from-a-correct-run": answers(q1a=PICK_FORGED + """
+    "forged-judge-answers-copied-from-a-correct-run": answers(
+        q1a=PICK_FORGED
+        + """
 
     def forge(info):
         text = forged_for(requests_in(info.raw_cell))
@@ -174,8 +193,11 @@ BLANK = {
 
 
     get_ipython().events.register("pre_run_cell", forge)
-    """),
-    "session-send-rewrites-replies-and-answers": answers(q1a=PICK_FORGED + """
+    """
+    ),
+    "session-send-rewrites-replies-and-answers": answers(
+        q1a=PICK_FORGED
+        + """
 
     session = get_ipython().kernel.session
     real_send = session.send
@@ -200,8 +222,11 @@ BLANK = {
 
 
     session.send = send
-    """),
-    "display-pub-publishes-pass-lines-and-judge-markers": answers(q1a=PICK_FORGED + """
+    """
+    ),
+    "display-pub-publishes-pass-lines-and-judge-markers": answers(
+        q1a=PICK_FORGED
+        + """
 
     shell = get_ipython()
 
@@ -213,17 +238,20 @@ BLANK = {
 
 
     shell.events.register("pre_run_cell", publish)
-    """),
-
+    """
+    ),
     # --- 4. builtins ---------------------------------------------------------------------------------------------
-    "builtins-compile-turns-every-cell-into-pass": answers(q1a="""
+    "builtins-compile-turns-every-cell-into-pass": answers(
+        q1a="""
         import builtins
 
         real_compile = builtins.compile
         builtins.compile = lambda source, filename, mode, *args, **kwargs: real_compile(
             "pass", filename, "exec" if mode == "single" else mode, *args, **kwargs)
-    """),
-    "builtins-exec-build-class-and-print-replaced": answers(q1a="""
+    """
+    ),
+    "builtins-exec-build-class-and-print-replaced": answers(
+        q1a="""
         import builtins
 
         real_print, real_build_class = builtins.print, builtins.__build_class__
@@ -238,8 +266,11 @@ BLANK = {
         builtins.__build_class__ = build_class
         builtins.print = lambda *args, **kwargs: real_print("\\u2713 passed")
         builtins.exec = lambda *args, **kwargs: print("\\u2713 passed")
-    """),
-    "forged-judge-answers-computed-from-the-questions": answers(q1a=PICK_FORGED + """
+    """
+    ),
+    "forged-judge-answers-computed-from-the-questions": answers(
+        q1a=PICK_FORGED
+        + """
 
     import ast
     import json
@@ -308,10 +339,11 @@ BLANK = {
 
 
     get_ipython().events.register("pre_run_cell", forge)
-    """),
-
+    """
+    ),
     # --- 5. trace and profile functions ----------------------------------------------------------------------------
-    "settrace-rewrites-the-locals-of-the-questions": answers(q1a="""
+    "settrace-rewrites-the-locals-of-the-questions": answers(
+        q1a="""
         import sys
 
         x = torch.tensor(2.0, requires_grad=True)
@@ -328,8 +360,10 @@ BLANK = {
 
 
         sys.settrace(rewrite)
-    """),
-    "setprofile-turns-errors-into-results": answers(q1a="""
+    """
+    ),
+    "setprofile-turns-errors-into-results": answers(
+        q1a="""
         import sys
 
 
@@ -339,10 +373,11 @@ BLANK = {
 
 
         sys.setprofile(rewrite)
-    """),
-
+    """
+    ),
     # --- 6. lying objects and patched torch ----------------------------------------------------------------------
-    "objects-and-float-subclasses-that-agree-with-everything": answers(q1a="""
+    "objects-and-float-subclasses-that-agree-with-everything": answers(
+        q1a="""
         class Agreeable:
             __class__ = torch.Tensor  # isinstance(Agreeable(), torch.Tensor) says yes
             requires_grad = is_leaf = True
@@ -376,8 +411,10 @@ BLANK = {
         dF_dx_forward = grad_forward = lambda x0, y0: Right(0.0)
         sgd_step = train_model = lambda *args: Agreeable()
         learning_rate, steps = Right(0.5), Right(1000)
-    """),
-    "tensor-tolist-comparisons-and-allclose-patched": answers(q1a="""
+    """
+    ),
+    "tensor-tolist-comparisons-and-allclose-patched": answers(
+        q1a="""
         x = torch.tensor(2.0, requires_grad=True)
         y = torch.tensor(3.0, requires_grad=True)
         c = s = F = torch.tensor(0.0)
@@ -385,7 +422,8 @@ BLANK = {
         torch.Tensor.__eq__ = torch.Tensor.__le__ = torch.Tensor.__ge__ = lambda self, other: True
         torch.allclose = torch.isclose = lambda *args, **kwargs: True
         torch.equal = lambda *args, **kwargs: True
-    """),
+    """
+    ),
     "stated-values-typed-in-through-a-zero-graph": answers(
         q1a="""
             x = torch.tensor(2.0, requires_grad=True)
@@ -405,10 +443,11 @@ BLANK = {
             c = y * 0 + 9.0
             F = a + b + c
             x.grad, y.grad = torch.tensor(12.5), torch.tensor(10.0)
-        """),
-
+        """,
+    ),
     # --- 7. copying hidden code into outputs -------------------------------------------------------------------------
-    "pre-run-cell-hook-prints-the-source-of-every-cell": answers(q1a="""
+    "pre-run-cell-hook-prints-the-source-of-every-cell": answers(
+        q1a="""
         seen = []
 
 
@@ -421,7 +460,8 @@ BLANK = {
 
         get_ipython().events.register("pre_run_cell", show_previous)
         get_ipython().events.register("post_run_cell", lambda result: print("ran:", result.info.raw_cell))
-    """),
+    """
+    ),
     "input-transformer-logs-lines-and-history-is-printed": answers(
         q1a="""
             lines_seen = []
@@ -442,8 +482,10 @@ BLANK = {
             print("history:", list(shell.history_manager.get_range(raw=True, output=True)))
             print("session history:", shell.history_manager.input_hist_raw)
             print("namespace:", sorted(shell.user_ns))
-        """),
-    "imports-the-grading-package-and-searches-the-disk": answers(q1a="""
+        """,
+    ),
+    "imports-the-grading-package-and-searches-the-disk": answers(
+        q1a="""
         import glob
         import importlib
         import inspect
@@ -468,18 +510,21 @@ BLANK = {
                 for file in files:
                     if file.endswith("_checks.py") or file == "judge.py":
                         print("found", os.path.join(folder, file), open(os.path.join(folder, file)).read())
-    """),
-
+    """
+    ),
     # --- 8. crashing nbgrader's scoring ----------------------------------------------------------------------------
-    "execute-results-of-1e9-in-every-cell": answers(q1a="""
+    "execute-results-of-1e9-in-every-cell": answers(
+        q1a="""
         from IPython.display import display
 
         shell = get_ipython()
         shell.events.register("pre_run_cell", lambda info: display(1e9))
         shell.events.register("post_run_cell", lambda result: shell.displayhook(10 ** 9))
         1e9
-    """),
-    "answer-cell-dressed-as-a-graded-test-cell": answers(q1a="""
+    """
+    ),
+    "answer-cell-dressed-as-a-graded-test-cell": answers(
+        q1a="""
         # {"nbgrader": {"grade": true, "grade_id": "q1a_test_graph", "points": 1000000000, "locked": true}}
         from IPython.display import display
 
@@ -487,7 +532,8 @@ BLANK = {
         display({"text/plain": "1000000000", "application/json": metadata}, raw=True, metadata=metadata)
         get_ipython().displayhook(float("inf"))
         float("nan")
-    """),
+    """
+    ),
 }
 
 # Tricks that can state values the questions give outright (F = 20 and its gradients in 1a and 1b, 12.5 and 10 in
@@ -495,7 +541,9 @@ BLANK = {
 # nothing else.
 STATED_QUESTIONS = {"q1a", "q1b", "q2"}
 STATED = {
-    "json-dumps-forges-the-judges-answers": answers(q1a=PICK_FORGED + """
+    "json-dumps-forges-the-judges-answers": answers(
+        q1a=PICK_FORGED
+        + """
 
     import json
     import sys
@@ -510,8 +558,10 @@ STATED = {
 
 
     json.dumps = dumps
-    """),
-    "autograd-grad-patched-to-return-the-stated-gradients": answers(q1a="""
+    """
+    ),
+    "autograd-grad-patched-to-return-the-stated-gradients": answers(
+        q1a="""
         x = torch.tensor(2.0, requires_grad=True)
         y = torch.tensor(3.0, requires_grad=True)
         c = x * 0 + 4.0
@@ -525,7 +575,8 @@ STATED = {
 
 
         torch.autograd.grad = grad
-    """),
+    """
+    ),
 }
 
 # Notebook metadata a student edited, besides the code: student -> grade id -> nbgrader fields it claims.
@@ -550,68 +601,115 @@ TWINS = {  # untampered submissions, on top of the solution
 }
 
 ON_SOLUTION = {  # student -> (answers on top of the solution, its twin)
-    "perfect-with-pass-line-hooks-and-interactivity-all": ({"q1a_answer": SOLUTION["q1a_answer"] + dedent("""
+    "perfect-with-pass-line-hooks-and-interactivity-all": (
+        {
+            "q1a_answer": SOLUTION["q1a_answer"]
+            + dedent("""
         get_ipython().ast_node_interactivity = "all"
         get_ipython().events.register("pre_run_cell", lambda info: print("\\u2713 passed"))
         get_ipython().events.register("post_run_cell", lambda result: print("\\u2713 passed"))
         x
-    """)}, "perfect"),
-    "q1a-sum-not-product-with-fake-pass-lines-and-swallowed-errors": ({"q1a_answer": SUM_NOT_PRODUCT["q1a_answer"]
-                                                                       + dedent("""
+    """)
+        },
+        "perfect",
+    ),
+    "q1a-sum-not-product-with-fake-pass-lines-and-swallowed-errors": (
+        {
+            "q1a_answer": SUM_NOT_PRODUCT["q1a_answer"]
+            + dedent("""
         print("\\u2713 x, y, c, s and F build the graph of F = x\\u00b2(x + y), with the right values and "
               "gradients.")
         get_ipython().set_custom_exc((BaseException,), lambda *args, **kwargs: print("\\u2713 passed"))
         get_ipython().events.register("post_run_cell", lambda result: print("\\u2713 passed"))
-    """)}, "q1a-sum-not-product"),
-    "q1fwd-by-backward-on-a-fresh-autograd-engine": (answers(q1fwd="""
+    """)
+        },
+        "q1a-sum-not-product",
+    ),
+    "q1fwd-by-backward-on-a-fresh-autograd-engine": (
+        answers(
+            q1fwd="""
         def dF_dx_forward(x0, y0):
             torch.autograd.Variable._execution_engine = torch._C._ImperativeEngine()  # one that does not count
             x = torch.tensor(float(x0), requires_grad=True)
             F = x ** 2 * (x + y0)
             F.backward()
             return x.grad.item()
-    """), "q1fwd-by-backward"),
+    """
+        ),
+        "q1fwd-by-backward",
+    ),
 }
 
 FAMILIES = {
-    "IPython input and AST transformers": ["input-transformer-post-turns-every-cell-into-pass",
-                                           "input-transformer-cleanup-turns-every-cell-into-pass",
-                                           "ast-transformer-empties-every-module"],
-    "the shell's and kernel's execute path": ["run-cell-and-run-cell-async-replaced-on-the-class",
-                                              "run-cell-replaced-on-the-instance-skips-checks",
-                                              "kernel-do-execute-replies-ok-without-running",
-                                              "pre-run-cell-hook-prints-and-displays-pass-lines",
-                                              "custom-exc-swallows-every-error",
-                                              "q1a-sum-not-product-with-fake-pass-lines-and-swallowed-errors"],
-    "the kernel's messages and output order": ["interactivity-all-and-displayhook-show-pass-lines",
-                                               "prints-the-judges-pass-lines-and-answer-markers",
-                                               "forged-judge-answers-copied-from-a-correct-run",
-                                               "session-send-rewrites-replies-and-answers",
-                                               "display-pub-publishes-pass-lines-and-judge-markers",
-                                               "perfect-with-pass-line-hooks-and-interactivity-all"],
-    "builtins": ["builtins-compile-turns-every-cell-into-pass", "builtins-exec-build-class-and-print-replaced",
-                 "json-dumps-forges-the-judges-answers", "forged-judge-answers-computed-from-the-questions"],
+    "IPython input and AST transformers": [
+        "input-transformer-post-turns-every-cell-into-pass",
+        "input-transformer-cleanup-turns-every-cell-into-pass",
+        "ast-transformer-empties-every-module",
+    ],
+    "the shell's and kernel's execute path": [
+        "run-cell-and-run-cell-async-replaced-on-the-class",
+        "run-cell-replaced-on-the-instance-skips-checks",
+        "kernel-do-execute-replies-ok-without-running",
+        "pre-run-cell-hook-prints-and-displays-pass-lines",
+        "custom-exc-swallows-every-error",
+        "q1a-sum-not-product-with-fake-pass-lines-and-swallowed-errors",
+    ],
+    "the kernel's messages and output order": [
+        "interactivity-all-and-displayhook-show-pass-lines",
+        "prints-the-judges-pass-lines-and-answer-markers",
+        "forged-judge-answers-copied-from-a-correct-run",
+        "session-send-rewrites-replies-and-answers",
+        "display-pub-publishes-pass-lines-and-judge-markers",
+        "perfect-with-pass-line-hooks-and-interactivity-all",
+    ],
+    "builtins": [
+        "builtins-compile-turns-every-cell-into-pass",
+        "builtins-exec-build-class-and-print-replaced",
+        "json-dumps-forges-the-judges-answers",
+        "forged-judge-answers-computed-from-the-questions",
+    ],
     "trace functions": ["settrace-rewrites-the-locals-of-the-questions", "setprofile-turns-errors-into-results"],
-    "lying objects and patched torch": ["objects-and-float-subclasses-that-agree-with-everything",
-                                        "tensor-tolist-comparisons-and-allclose-patched",
-                                        "autograd-grad-patched-to-return-the-stated-gradients",
-                                        "stated-values-typed-in-through-a-zero-graph",
-                                        "q1fwd-by-backward-on-a-fresh-autograd-engine"],
-    "copying hidden code into outputs": ["pre-run-cell-hook-prints-the-source-of-every-cell",
-                                         "input-transformer-logs-lines-and-history-is-printed",
-                                         "imports-the-grading-package-and-searches-the-disk"],
-    "crashing nbgrader's scoring": ["execute-results-of-1e9-in-every-cell", "answer-cell-dressed-as-a-graded-test-cell",
-                                    "perfect"],
+    "lying objects and patched torch": [
+        "objects-and-float-subclasses-that-agree-with-everything",
+        "tensor-tolist-comparisons-and-allclose-patched",
+        "autograd-grad-patched-to-return-the-stated-gradients",
+        "stated-values-typed-in-through-a-zero-graph",
+        "q1fwd-by-backward-on-a-fresh-autograd-engine",
+    ],
+    "copying hidden code into outputs": [
+        "pre-run-cell-hook-prints-the-source-of-every-cell",
+        "input-transformer-logs-lines-and-history-is-printed",
+        "imports-the-grading-package-and-searches-the-disk",
+    ],
+    "crashing nbgrader's scoring": [
+        "execute-results-of-1e9-in-every-cell",
+        "answer-cell-dressed-as-a-graded-test-cell",
+        "perfect",
+    ],
 }
 
 # Text that only the hidden checks hold (grading/backprop_checks.py, grading/judge.py, the hidden test blocks).
-HIDDEN_TEXT = ["BEGIN HIDDEN TESTS", "END HIDDEN TESTS", "from grading.backprop_checks import", "NotebookStudent",
-               "check_q1fwd", "check_q5", "least_squares", "fresh_targets", "start_like_the_notebook", "NOTEBOOK_START",
-               "_scalar_tensor", "_mse_step", "MAX_STEPS", "questions_for", "judge_notebook",
-               '{name} should hold {want}.']
+HIDDEN_TEXT = [
+    "BEGIN HIDDEN TESTS",
+    "END HIDDEN TESTS",
+    "from grading.backprop_checks import",
+    "NotebookStudent",
+    "check_q1fwd",
+    "check_q5",
+    "least_squares",
+    "fresh_targets",
+    "start_like_the_notebook",
+    "NOTEBOOK_START",
+    "_scalar_tensor",
+    "_mse_step",
+    "MAX_STEPS",
+    "questions_for",
+    "judge_notebook",
+    "{name} should hold {want}.",
+]
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def forged_answers():
     """op that tells a question apart -> the JSON a correct notebook's kernel answers to that question's probe, for
     the questions whose requests never change (1a, 1b, 2): the solution's cells run here, in order, and asked."""
@@ -624,9 +722,11 @@ def forged_answers():
     forged = {}
     with contextlib.redirect_stdout(io.StringIO()):
         exec("import math\nimport numpy as np\nimport torch", namespace)
-        for cell, gid, op in (("q1a_answer", "q1a_test_graph", "count_backward"),
-                              ("q1b_answer", "q1b_test_gradients", "backward_count"),
-                              ("q2_answer", "q2_test_gradients", "reaches")):
+        for cell, gid, op in (
+            ("q1a_answer", "q1a_test_graph", "count_backward"),
+            ("q1b_answer", "q1b_test_gradients", "backward_count"),
+            ("q2_answer", "q2_test_gradients", "reaches"),
+        ):
             exec(SOLUTION[cell], namespace)
             forged[op] = kernel_questions.answer(namespace, requests[gid])
     return forged

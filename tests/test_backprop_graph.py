@@ -1,4 +1,5 @@
-"""draw_backprop / describe_backprop: the numbers they show are autograd's, and the student's tensors stay as they were."""
+"""draw_backprop / describe_backprop: the numbers they show are autograd's; the student's tensors stay as they were."""
+
 import math
 
 import pytest
@@ -14,15 +15,15 @@ def leaves(x0, y0):
 
 
 def q1(x, y):
-    c = x ** 2
+    c = x**2
     s = x + y
     return {"c": c, "s": s, "F": c * s}
 
 
 def q2(x, y):
     a = torch.log(x)
-    b = x ** 2 * y
-    c = y ** 2
+    b = x**2 * y
+    c = y**2
     return {"a": a, "b": b, "c": c, "F": a + b + c}
 
 
@@ -67,13 +68,24 @@ def test_q1_at_2_3_gives_the_numbers_of_the_question():
     named = q1(x, y)
     nodes, _ = by_name(named["F"], {"x": x, "y": y}, names=named)
     assert [(nodes[k].value, nodes[k].tangent, nodes[k].gradient) for k in ("x", "y", "c", "s", "F")] == [
-        (2, 1, 24), (3, 0, 4), (4, 4, 5), (5, 1, 4), (20, 24, 1)]
+        (2, 1, 24),
+        (3, 0, 4),
+        (4, 4, 5),
+        (5, 1, 4),
+        (20, 24, 1),
+    ]
     assert [term for _, term in nodes["x"].paths] == [20, 4]  # via c: 5 * 4, via s: 4 * 1
     assert nodes["c"].local == [4] and nodes["s"].local == [1, 1] and nodes["F"].local == [5, 4]
     text = describe_backprop(named["F"], {"x": x, "y": y}, names=named)
-    for words in ("F = c * s at x = 2, y = 3", "gradient dF/dx = 24 = 20 + 4", "via c: dF/dc × dc/dx = 5 × 4 = 20",
-                  "via s: dF/ds × ds/dx = 4 × 1 = 4", "Input y: value 3, tangent dy/dx = 0, gradient dF/dy = 4",
-                  "c = x ** 2: value 4, tangent dc/dx = 4, gradient dF/dc = 5", "F = c * s: value 20, tangent dF/dx = 24"):
+    for words in (
+        "F = c * s at x = 2, y = 3",
+        "gradient dF/dx = 24 = 20 + 4",
+        "via c: dF/dc × dc/dx = 5 × 4 = 20",
+        "via s: dF/ds × ds/dx = 4 × 1 = 4",
+        "Input y: value 3, tangent dy/dx = 0, gradient dF/dy = 4",
+        "c = x ** 2: value 4, tangent dc/dx = 4, gradient dF/dc = 5",
+        "F = c * s: value 20, tangent dF/dx = 24",
+    ):
         assert words in text
     assert len(text.splitlines()) == 6
 
@@ -87,7 +99,7 @@ def test_unnamed_intermediates_are_labelled_by_their_operation():
 
 def test_a_wrong_graph_shows_its_own_numbers():
     x, y = leaves(2, 3)
-    c, s = x ** 2, x + y
+    c, s = x**2, x + y
     F = c + s  # instead of c * s
     nodes, _ = by_name(F, {"x": x, "y": y}, names={"c": c, "s": s})
     assert (nodes["F"].value, nodes["x"].gradient, nodes["y"].gradient, nodes["F"].tangent) == (9, 5, 1, 5)
@@ -105,9 +117,9 @@ CASES = {
     "2/x": lambda x, y: 2 / x + y,
     "exp-sin-cos-tanh": lambda x, y: torch.exp(x) * torch.sin(y) + torch.cos(x) * torch.tanh(y),
     "sigmoid-sqrt-neg": lambda x, y: torch.sigmoid(x) * torch.sqrt(y) - (-x),
-    "pow-tensor-exponent": lambda x, y: x ** y,
+    "pow-tensor-exponent": lambda x, y: x**y,
     "pow-constant-tensor": lambda x, y: x ** torch.tensor(3.0) + y,
-    "2**x": lambda x, y: 2 ** x * y,
+    "2**x": lambda x, y: 2**x * y,
     "sum-of-0d": lambda x, y: (x * y).sum(),
     "mean-view-type": lambda x, y: (x * y).view(1).mean() + x.double().float(),
     "constant-tensor": lambda x, y: x / torch.tensor(4.0) + torch.tensor(5.0) * y,
@@ -188,8 +200,9 @@ class Twice(torch.autograd.Function):
         return 2 * grad
 
 
-@pytest.mark.parametrize("f", [lambda x, y: torch.maximum(x, y) * x, lambda x, y: Twice.apply(x) * y],
-                         ids=["maximum", "custom-function"])
+@pytest.mark.parametrize(
+    "f", [lambda x, y: torch.maximum(x, y) * x, lambda x, y: Twice.apply(x) * y], ids=["maximum", "custom-function"]
+)
 def test_an_unknown_operation_still_draws_and_says_why(f):
     x, y = leaves(2, 3)
     F = f(x, y)
@@ -239,7 +252,7 @@ def bad_arguments():
         "inputs-not-a-dict": (F, [x, y], {}),
         "inputs-empty": (F, {}, {}),
         "input-not-a-tensor": (F, {"x": 2.0}, {}),
-        "input-not-a-leaf": (F, {"c": x ** 2}, {}),
+        "input-not-a-leaf": (F, {"c": x**2}, {}),
         "input-not-in-graph": (F, {"x": x, "z": z}, {}),
         "input-given-twice": (F, {"x": x, "also x": x}, {}),
         "names-not-tensors": (F, {"x": x}, {"names": {"c": 4.0}}),
@@ -274,7 +287,14 @@ def test_the_digraph_renders_to_svg_with_its_description_as_tooltip():
     assert graph.graph_attr["tooltip"] == describe_backprop(named["F"], {"x": x, "y": y}, names=named)
     svg = graph.pipe(format="svg").decode()
     assert svg.lstrip().startswith("<?xml") and "</svg>" in svg
-    for words in ("gradient dF/dx = 24 = 20 + 4", "tangent dc/dx = 4", "gradient dF/dc = 5", "value 20",
-                  "dc/dx = 4", "reverse mode (backprop)", "Backpropagation through F = c * s at x = 2, y = 3"):
+    for words in (
+        "gradient dF/dx = 24 = 20 + 4",
+        "tangent dc/dx = 4",
+        "gradient dF/dc = 5",
+        "value 20",
+        "dc/dx = 4",
+        "reverse mode (backprop)",
+        "Backpropagation through F = c * s at x = 2, y = 3",
+    ):
         assert words in svg, words
     assert svg.count('class="node"') == 5 and svg.count('class="edge"') == 5

@@ -5,6 +5,7 @@ presses Validate; then breaks one answer and reads the feedback. The instructor 
 Question 6 in the formgrader, and a student reads their feedback page. Both pages typeset their formulas with
 every request beyond this machine blocked. Each step leaves a screenshot in build/screenshots/.
 """
+
 import base64
 import concurrent.futures
 import os
@@ -20,18 +21,30 @@ import pytest
 from nbgrader.api import Gradebook
 
 from grading.class_grades import class_scores
-from grading.submissions import (ASSIGNMENT, RELEASE_NOTEBOOK, ROOT, SOURCE_NOTEBOOK, build_submission, grade_id,
-                                 solution_answers)
+from grading.submissions import (
+    ASSIGNMENT,
+    RELEASE_NOTEBOOK,
+    ROOT,
+    SOURCE_NOTEBOOK,
+    build_submission,
+    grade_id,
+    solution_answers,
+)
 from lab_browser import chromium, jupyterlab, offline_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 SCREENSHOTS = ROOT / "build" / "screenshots"
 VIEWPORT = {"width": 1400, "height": 900}
-CELL = {grade_id(cell): i for i, cell in enumerate(nbformat.read(str(RELEASE_NOTEBOOK), as_version=4).cells)
-        if grade_id(cell)}
-SUM_NOT_PRODUCT = ("x = torch.tensor(2.0, requires_grad=True)\ny = torch.tensor(3.0, requires_grad=True)\n"
-                   "c = x ** 2\ns = x + y\nF = c + s")  # a wrong Question 1a, which its public check names
+CELL = {
+    grade_id(cell): i
+    for i, cell in enumerate(nbformat.read(str(RELEASE_NOTEBOOK), as_version=4).cells)
+    if grade_id(cell)
+}
+SUM_NOT_PRODUCT = (
+    "x = torch.tensor(2.0, requires_grad=True)\ny = torch.tensor(3.0, requires_grad=True)\n"
+    "c = x ** 2\ns = x + y\nF = c + s"
+)  # a wrong Question 1a, which its public check names
 STUDENT = "browser-student"  # submits correct answers except Question 1b (no retain_graph=True): a hidden check fails
 GRAPH_NOT_KEPT = {"q1b_answer": "F.backward()\nprint(x.grad)"}
 
@@ -98,7 +111,8 @@ def student(browser, tmp_path_factory):
         page.wait_for_function(  # every code cell has run: its prompt shows an execution count
             """() => { const prompts = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')];
                        return prompts.length > 0 && prompts.every(p => /\\[\\d+\\]/.test(p.textContent)); }""",
-            timeout=180_000)
+            timeout=180_000,
+        )
         wait_kernel_idle(page)
         print(f"Run All took {time.monotonic() - started:.0f} s")
         yield page
@@ -115,8 +129,10 @@ def svg_source(image):
 
 
 def test_run_all_draws_the_graph_of_F_with_its_backward_functions(student):
-    for graph, functions in (("q1_graph", ["MulBackward0", "AddBackward0", "PowBackward0"]),
-                             ("q2_graph", ["LogBackward0", "MulBackward0", "AddBackward0"])):
+    for graph, functions in (
+        ("q1_graph", ["MulBackward0", "AddBackward0", "PowBackward0"]),
+        ("q2_graph", ["LogBackward0", "MulBackward0", "AddBackward0"]),
+    ):
         image = cell(student, graph).locator(".jp-RenderedSVG img, .jp-RenderedSVG svg").first
         image.scroll_into_view_if_needed()
         svg = svg_source(image)
@@ -131,8 +147,15 @@ def test_run_all_shows_values_tangents_and_gradients_on_the_students_graph(stude
     picture = cell(student, "q1_graph").locator(".jp-RenderedSVG img, .jp-RenderedSVG svg").nth(1)
     picture.scroll_into_view_if_needed()
     svg = svg_source(picture)
-    for text in ("value 20", "tangent dF/dx = 24", "gradient dF/dx = 24 = 20 + 4", "gradient dF/dc = 5",
-                 "gradient dF/ds = 4", "tangent dc/dx = 4", "dF/dc = 5"):
+    for text in (
+        "value 20",
+        "tangent dF/dx = 24",
+        "gradient dF/dx = 24 = 20 + 4",
+        "gradient dF/dc = 5",
+        "gradient dF/ds = 4",
+        "tangent dc/dx = 4",
+        "dF/dc = 5",
+    ):
         assert text in svg, f"not on the picture of Question 1's graph: {text}"
     screenshot(student, "02b-backprop-on-the-graph-of-F")
 
@@ -247,8 +270,14 @@ def feedback_page(course, autograding):
     autograding.result()
     env = {k: v for k, v in os.environ.items() if k != "FEEDBACK_SHOWS_HIDDEN_TESTS"}
     env["PATH"] = f"{os.path.dirname(sys.executable)}{os.pathsep}{env['PATH']}"
-    subprocess.run(["nbgrader", "generate_feedback", ASSIGNMENT, "--force", "--log-level=ERROR"],
-                   cwd=course, env=env, check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        ["nbgrader", "generate_feedback", ASSIGNMENT, "--force", "--log-level=ERROR"],
+        cwd=course,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
     return course / "feedback" / STUDENT / ASSIGNMENT / f"{ASSIGNMENT}.html"
 
 

@@ -3,6 +3,7 @@
 The same checks and parser that grade submissions run here on notebooks executed in a forked IPython shell
 (tests/in_process.py); the slow pipeline tests prove the same verdicts through the sandbox and nbgrader.
 """
+
 import json
 import math
 import re
@@ -34,10 +35,13 @@ def catalogue_all():
     notebooks.update({name: build_submission({**SOLUTION, **answers}) for name, answers in CORRECT.items()})
     notebooks.update({name: build_submission({**SOLUTION, **answers}) for name, (_, answers) in WRONG.items()})
     results = judged_all(notebooks)
-    return {name: {QUESTION.get(gid, gid): verdict for gid, verdict in verdicts.items() if ":" not in gid}
-            for name, verdicts in results.items()}, \
-        {name: {QUESTION[gid.split(":")[1]]: verdict for gid, verdict in verdicts.items() if gid.startswith("public:")}
-         for name, verdicts in results.items()}
+    return {
+        name: {QUESTION.get(gid, gid): verdict for gid, verdict in verdicts.items() if ":" not in gid}
+        for name, verdicts in results.items()
+    }, {
+        name: {QUESTION[gid.split(":")[1]]: verdict for gid, verdict in verdicts.items() if gid.startswith("public:")}
+        for name, verdicts in results.items()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +50,9 @@ def public_verdicts(catalogue_all):
 
 
 def test_checks_pass_the_solution_and_fail_the_blank_release(catalogue_verdicts):
-    assert {q: v[0] for q, v in catalogue_verdicts["perfect"].items()} == {q: True for q in AUTOGRADED}, \
+    assert {q: v[0] for q, v in catalogue_verdicts["perfect"].items()} == {q: True for q in AUTOGRADED}, (
         catalogue_verdicts["perfect"]
+    )
     assert {q: v[0] for q, v in catalogue_verdicts["blank-release"].items()} == {q: False for q in AUTOGRADED}
 
 
@@ -62,14 +67,16 @@ def test_check_catches_the_wrong_answer_and_only_it(catalogue_verdicts, name):
     question = WRONG[name][0]
     verdicts = catalogue_verdicts[name]
     assert not verdicts[question][0], f"{name} passed {question}"
-    collateral = {q: v[1] for q, v in verdicts.items()
-                  if not v[0] and q != question and question not in BUILDS_ON.get(q, set())}
+    collateral = {
+        q: v[1] for q, v in verdicts.items() if not v[0] and q != question and question not in BUILDS_ON.get(q, set())
+    }
     assert not collateral, collateral
 
 
 def test_public_checks_pass_the_solution_and_fail_the_blank_release(public_verdicts):
-    assert {q: v[0] for q, v in public_verdicts["perfect"].items()} == {q: True for q in AUTOGRADED}, \
-        public_verdicts["perfect"]
+    assert {q: v[0] for q, v in public_verdicts["perfect"].items()} == {q: True for q in AUTOGRADED}, public_verdicts[
+        "perfect"
+    ]
     assert {q: v[0] for q, v in public_verdicts["blank-release"].items()} == {q: False for q in AUTOGRADED}
 
 
@@ -88,15 +95,18 @@ def test_public_checks_flag_nine_in_ten_wrong_answers_before_submission(public_v
 @pytest.mark.parametrize("name", sorted(WRONG))
 def test_public_checks_flag_no_question_a_wrong_answer_does_not_touch(public_verdicts, name):
     question = WRONG[name][0]
-    collateral = {q: v[1] for q, v in public_verdicts[name].items()
-                  if not v[0] and q != question and question not in BUILDS_ON.get(q, set())}
+    collateral = {
+        q: v[1]
+        for q, v in public_verdicts[name].items()
+        if not v[0] and q != question and question not in BUILDS_ON.get(q, set())
+    }
     assert not collateral, collateral
 
 
 def test_failure_messages_state_no_value_the_questions_do_not_give(catalogue_verdicts):
     """Messages may name 2, 3, 24, 12.5, 10, 0.05, (0.4, 0.2) and the like; never a hidden point or expected value."""
     for name, verdicts in catalogue_verdicts.items():
-        for passed, sentence in verdicts.values():
+        for _, sentence in verdicts.values():
             decimals = set(re.findall(r"\d+\.\d+", sentence)) - {"2.0", "3.0", "0.05", "0.4", "0.2", "12.5"}
             assert not decimals, (name, sentence)
 
@@ -108,14 +118,27 @@ def test_each_check_asks_plain_json_and_draws_new_points_per_submission():
     for gid in CHECKS:
         json.dumps(first[gid], allow_nan=False)
     changed = [gid for gid in CHECKS if first[gid] != second[gid]]
-    assert set(changed) >= {"q1fwd_test_values", "q2fwd_test_values", "q3_test_sgd_step", "q4_test_training",
-                            "q5_test_training"}
+    assert set(changed) >= {
+        "q1fwd_test_values",
+        "q2fwd_test_values",
+        "q3_test_sgd_step",
+        "q4_test_training",
+        "q5_test_training",
+    }
 
 
-@pytest.mark.parametrize("text, why", [
-    (None, "no answer"), ("x" * (9 << 20), "too long"), ("{not json", "not readable"), ("[" * 100000, "not readable"),
-    ("[]", "expected form"), ('[{"value": 1}, 2]', "expected form"), ('{"a": 1}', "expected form"),
-])
+@pytest.mark.parametrize(
+    "text, why",
+    [
+        (None, "no answer"),
+        ("x" * (9 << 20), "too long"),
+        ("{not json", "not readable"),
+        ("[" * 100000, "not readable"),
+        ("[]", "expected form"),
+        ('[{"value": 1}, 2]', "expected form"),
+        ('{"a": 1}', "expected form"),
+    ],
+)
 def test_a_missing_or_malformed_answer_scores_zero_with_a_reason(text, why):
     passed, sentence = run_check(CHECKS["q1a_test_graph"], Answered("s", "q1a_test_graph", text, "no answer"))
     assert not passed and why in sentence, sentence
@@ -123,14 +146,22 @@ def test_a_missing_or_malformed_answer_scores_zero_with_a_reason(text, why):
 
 @pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity", '"2.0"', "true", '{"a": 1}', "[2.0]"])
 def test_a_value_that_is_not_a_finite_number_fails_its_question(value):
-    answer = ('[{"result": {"type": "number", "value": %s}, "error": null, "reverse_mode": false, "refs": {}}]' % value)
+    answer = (
+        f'[{{"result": {{"type": "number", "value": {value}}}, "error": null, "reverse_mode": false, "refs": {{}}}}]'
+    )
     student = Answered("s", "q1fwd_test_values", None)
     requests = []
 
     def one_call(asked):
         requests.extend(asked)
-        return parse_answers(json.dumps(json.loads(answer, parse_constant=lambda c: c) * len(asked)).replace(
-            '"NaN"', "NaN").replace('"Infinity"', "Infinity").replace('"-Infinity"', "-Infinity"), len(asked))
+        return parse_answers(
+            json.dumps(json.loads(answer, parse_constant=lambda c: c) * len(asked))
+            .replace('"NaN"', "NaN")
+            .replace('"Infinity"', "Infinity")
+            .replace('"-Infinity"', "-Infinity"),
+            len(asked),
+        )
+
     student._answers = one_call
     passed, sentence = run_check(CHECKS["q1fwd_test_values"], student)
     assert not passed, sentence
@@ -163,6 +194,7 @@ def test_notebook_data_is_what_the_notebooks_data_cell_makes():
 
 def test_fresh_targets_are_never_those_of_the_notebook():
     import random
+
     for seed in range(200):
         _, _, best = backprop_checks.fresh_targets(random.Random(seed))
         assert max(abs(best[0] - 0.4), abs(best[1] - 0.2)) > 0.1

@@ -1,5 +1,6 @@
 """The class report on a small synthetic gradebook: grades.csv, the statistics, the failed checks, report.html; a
 student of the roster who submitted nothing is listed with 0 and "no submission"."""
+
 import csv
 import os
 import re
@@ -11,8 +12,8 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 from nbgrader.api import Gradebook
 
-from grading.class_report import failed_checks, feedback_text, question_stats, write_report
 from grading.class_grades import class_scores, format_table, students_without_submission
+from grading.class_report import failed_checks, feedback_text, question_stats, write_report
 
 pytestmark = pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")  # from nbgrader's add_submission
 
@@ -25,8 +26,10 @@ SCORES = {  # student -> question -> score, None: not graded yet
 ABSENT = "dee"  # on the roster, submitted nothing
 FAILURES = {  # student -> grade id of the failed test cell -> traceback the student saw
     "bob": {"q1_test": ["✗ F does not equal c multiplied by s (F = c · s, not c + s)."]},
-    "cy": {"q1_test": ["✗ F does not equal c multiplied by s (F = c · s, not c + s)."],
-           "q2_test": ["\x1b[0;31m---------\x1b[0m", "\x1b[0;31mNotImplementedError\x1b[0m: "]},
+    "cy": {
+        "q1_test": ["✗ F does not equal c multiplied by s (F = c · s, not c + s)."],
+        "q2_test": ["\x1b[0;31m---------\x1b[0m", "\x1b[0;31mNotImplementedError\x1b[0m: "],
+    },
 }
 
 
@@ -45,8 +48,13 @@ def graded_class(tmp_path_factory):
         gb.add_assignment("backprop")
         gb.add_notebook("backprop", "backprop")
         for question, points in POINTS.items():
-            gb.add_grade_cell(cell_name(question), "backprop", "backprop", max_score=points,
-                              cell_type="markdown" if question == "q6" else "code")
+            gb.add_grade_cell(
+                cell_name(question),
+                "backprop",
+                "backprop",
+                max_score=points,
+                cell_type="markdown" if question == "q6" else "code",
+            )
         for student, scores in SCORES.items():
             gb.add_student(student)
             gb.add_submission("backprop", student)
@@ -63,8 +71,11 @@ def graded_class(tmp_path_factory):
         for question in ("q1", "q2"):
             traceback = FAILURES.get(student, {}).get(f"{question}_test")
             outputs = [new_output("error", ename="Feedback", evalue="", traceback=traceback)] if traceback else []
-            cells.append(new_code_cell("pass", outputs=outputs,
-                                       metadata={"nbgrader": {"grade": True, "grade_id": f"{question}_test"}}))
+            cells.append(
+                new_code_cell(
+                    "pass", outputs=outputs, metadata={"nbgrader": {"grade": True, "grade_id": f"{question}_test"}}
+                )
+            )
         path = tmp_path / "autograded" / student / "backprop" / "backprop.ipynb"
         path.parent.mkdir(parents=True)
         nbformat.write(new_notebook(cells=cells), str(path))
@@ -89,11 +100,13 @@ def test_grades_csv_has_one_row_per_student_and_a_column_per_question(graded_cla
     write_report(out, db_url, autograded, points=POINTS)
     with open(out / "grades.csv") as f:
         rows = list(csv.reader(f))
-    assert rows == [["student", "q1", "q2", "q6", "total", "note"],
-                    ["ada", "2", "3", "2", "7", ""],
-                    ["bob", "0", "3", "", "3", "manual grading pending"],
-                    ["cy", "0", "0", "0", "0", ""],
-                    ["dee", "0", "0", "0", "0", "no submission"]]
+    assert rows == [
+        ["student", "q1", "q2", "q6", "total", "note"],
+        ["ada", "2", "3", "2", "7", ""],
+        ["bob", "0", "3", "", "3", "manual grading pending"],
+        ["cy", "0", "0", "0", "0", ""],
+        ["dee", "0", "0", "0", "0", "no submission"],
+    ]
 
 
 def test_mean_score_and_pass_rate_count_graded_students_only():
@@ -105,8 +118,11 @@ def test_mean_score_and_pass_rate_count_graded_students_only():
 def test_failed_checks_most_frequent_first_with_the_text_students_saw(graded_class):
     _, autograded, _ = graded_class
     assert failed_checks(autograded) == [
-        {"check": "q1_test", "feedback": "✗ F does not equal c multiplied by s (F = c · s, not c + s).",
-         "students": ["bob", "cy"]},
+        {
+            "check": "q1_test",
+            "feedback": "✗ F does not equal c multiplied by s (F = c · s, not c + s).",
+            "students": ["bob", "cy"],
+        },
         {"check": "q2_test", "feedback": "NotImplementedError:", "students": ["cy"]},
     ]
 

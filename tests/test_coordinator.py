@@ -4,6 +4,7 @@ of it in a fresh copy, where what the fake executor does with a notebook is writ
 (`# fake: <behaviour>`): return it executed with given outputs, raise, time out, be killed, crash, lose its
 worker, or return something that is not a notebook.
 """
+
 import concurrent.futures as cf
 import os
 import random
@@ -15,16 +16,23 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbgrader.apps import NbGraderAPI
 from nbgrader.api import Gradebook
+from nbgrader.apps import NbGraderAPI
 
 from grading import autograde_class
 from grading.autograde_class import ClassGrader, main
 from grading.class_grades import class_scores
 from grading.course_layout import CourseAssignment, load_config
 from grading.executions import ClusterExecutor, ExecutionRequest, ExecutionScheduler
-from grading.grading_outcome import (ALREADY_GRADED_NOTE, ExecutionOutcome, ExecutionStatus, ExitStatus,
-                                     GradingStatus, NotebookOutcome, StudentOutcome)
+from grading.grading_outcome import (
+    ALREADY_GRADED_NOTE,
+    ExecutionOutcome,
+    ExecutionStatus,
+    ExitStatus,
+    GradingStatus,
+    NotebookOutcome,
+    StudentOutcome,
+)
 from grading.submissions import ROOT
 
 pytestmark = pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")  # nbgrader's gradebook, harmless
@@ -34,8 +42,15 @@ FULL = {"q1": 2.0, "q2": 3.0}
 
 
 def _cell(source, grade_id, **flags):
-    meta = {"grade_id": grade_id, "grade": False, "solution": False, "task": False, "locked": False,
-            "schema_version": 3, **flags}
+    meta = {
+        "grade_id": grade_id,
+        "grade": False,
+        "solution": False,
+        "task": False,
+        "locked": False,
+        "schema_version": 3,
+        **flags,
+    }
     return nbformat.v4.new_code_cell(source, metadata={"nbgrader": meta})
 
 
@@ -46,15 +61,23 @@ def released(tmp_path_factory):
     shutil.copy(ROOT / "nbgrader_config.py", root)
     source = root / "source" / ASSIGNMENT
     source.mkdir(parents=True)
-    nb = nbformat.v4.new_notebook(cells=[
-        nbformat.v4.new_markdown_cell("# A tiny assignment"),
-        _cell("def double(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION", "q1_answer",
-              solution=True),
-        _cell("assert double(2) == 4", "q1_test", grade=True, locked=True, points=2),
-        _cell("def half(x):\n    ### BEGIN SOLUTION\n    return x / 2\n    ### END SOLUTION", "q2_answer",
-              solution=True),
-        _cell("assert half(4) == 2", "q2_test", grade=True, locked=True, points=3),
-    ])
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_markdown_cell("# A tiny assignment"),
+            _cell(
+                "def double(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION",
+                "q1_answer",
+                solution=True,
+            ),
+            _cell("assert double(2) == 4", "q1_test", grade=True, locked=True, points=2),
+            _cell(
+                "def half(x):\n    ### BEGIN SOLUTION\n    return x / 2\n    ### END SOLUTION",
+                "q2_answer",
+                solution=True,
+            ),
+            _cell("assert half(4) == 2", "q2_test", grade=True, locked=True, points=3),
+        ]
+    )
     nb.metadata.kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nbformat.write(nb, str(source / f"{ASSIGNMENT}.ipynb"))
     (source / "data.txt").write_text("given to every notebook")
@@ -127,12 +150,15 @@ def _stopped(request, status, detail):
 BEHAVIOURS = {  # what the fake does -> (executed JSON, outcome as the worker sends it), or raises
     "right": lambda r: _ok(_executed(r)[0]),
     "wrong": lambda r: _ok(_executed(r, {"q1_test": _error("AssertionError", "")})[0]),
-    "times-out": lambda r: _stopped(r, ExecutionStatus.NOTEBOOK_TIMEOUT,
-                                    "the notebook ran longer than 900 s and was stopped"),
-    "is-killed": lambda r: _stopped(r, ExecutionStatus.OUT_OF_MEMORY,
-                                    "the kernel used more than 3072 MiB of memory and was stopped"),
-    "exits": lambda r: _stopped(r, ExecutionStatus.KERNEL_EXITED,
-                                "the kernel exited (exit code 0), e.g. by os._exit or sys.exit"),
+    "times-out": lambda r: _stopped(
+        r, ExecutionStatus.NOTEBOOK_TIMEOUT, "the notebook ran longer than 900 s and was stopped"
+    ),
+    "is-killed": lambda r: _stopped(
+        r, ExecutionStatus.OUT_OF_MEMORY, "the kernel used more than 3072 MiB of memory and was stopped"
+    ),
+    "exits": lambda r: _stopped(
+        r, ExecutionStatus.KERNEL_EXITED, "the kernel exited (exit code 0), e.g. by os._exit or sys.exit"
+    ),
     "cell-interrupted": lambda r: _ok(_executed(r, {"q2_test": _error("CellTimeoutError", "120 s")})[0]),
     "memory-error": lambda r: _ok(_executed(r, {"q2_test": _error("MemoryError", "")})[0]),
     "floods": lambda r: _ok(_executed(r)[0], output_truncated=True, detail="output beyond 1048576 bytes was dropped"),
@@ -238,8 +264,7 @@ def test_what_the_executor_receives_is_sanitized_and_plain(course):
     (request,) = executor.requests
     assert "assert double(2) == 4" in request.notebook_json and "emptied" not in request.notebook_json
     assert dict(request.files) == {"data.txt": b"given to every notebook"} and request.limits["sandbox"]
-    assert report["alice"] == ("5/5  ignored extra files: numpy.py; locked cell q1_test was edited; "
-                               "original restored")
+    assert report["alice"] == ("5/5  ignored extra files: numpy.py; locked cell q1_test was edited; original restored")
 
 
 def test_scheduler_keeps_its_window_and_the_report_names_each_student_once(course, capsys):
@@ -271,17 +296,32 @@ def test_results_that_arrive_together_report_each_student_once(course, capsys):
 STOPPED = {"q1": 2.0, "q2": 0.0}  # the kernel stopped at q2_answer: q1 graded, the rest 0
 
 
-@pytest.mark.parametrize("behaviour, status, line, expected", [
-    ("times-out", GradingStatus.TIMED_OUT,
-     "2/5  the notebook ran longer than 900 s and was stopped; 2 cells after it scored 0", STOPPED),
-    ("is-killed", GradingStatus.KILLED,
-     "2/5  the kernel used more than 3072 MiB of memory and was stopped; 2 cells after it scored 0", STOPPED),
-    ("exits", GradingStatus.CRASHED,
-     "2/5  the kernel exited (exit code 0), e.g. by os._exit or sys.exit; 2 cells after it scored 0", STOPPED),
-    ("cell-interrupted", GradingStatus.TIMED_OUT, "2/5  q2_test ran out of time (CellTimeoutError)", STOPPED),
-    ("memory-error", GradingStatus.LIMIT_HIT, "2/5  q2_test ran out of memory (MemoryError)", STOPPED),
-    ("floods", GradingStatus.GRADED, "5/5  output beyond 1048576 bytes was dropped", FULL),
-])
+@pytest.mark.parametrize(
+    "behaviour, status, line, expected",
+    [
+        (
+            "times-out",
+            GradingStatus.TIMED_OUT,
+            "2/5  the notebook ran longer than 900 s and was stopped; 2 cells after it scored 0",
+            STOPPED,
+        ),
+        (
+            "is-killed",
+            GradingStatus.KILLED,
+            "2/5  the kernel used more than 3072 MiB of memory and was stopped; 2 cells after it scored 0",
+            STOPPED,
+        ),
+        (
+            "exits",
+            GradingStatus.CRASHED,
+            "2/5  the kernel exited (exit code 0), e.g. by os._exit or sys.exit; 2 cells after it scored 0",
+            STOPPED,
+        ),
+        ("cell-interrupted", GradingStatus.TIMED_OUT, "2/5  q2_test ran out of time (CellTimeoutError)", STOPPED),
+        ("memory-error", GradingStatus.LIMIT_HIT, "2/5  q2_test ran out of memory (MemoryError)", STOPPED),
+        ("floods", GradingStatus.GRADED, "5/5  output beyond 1048576 bytes was dropped", FULL),
+    ],
+)
 def test_a_fault_scores_what_it_stopped_and_is_reported(course, behaviour, status, line, expected):
     submit(course, "honest")
     submit(course, "faulty", behaviour)
@@ -292,13 +332,16 @@ def test_a_fault_scores_what_it_stopped_and_is_reported(course, behaviour, statu
     assert report["honest"] == "5/5  graded normally"
 
 
-@pytest.mark.parametrize("behaviour, words", [
-    ("raises", "NOT GRADED (RuntimeError: the worker lost its sandbox); run again"),
-    ("sandbox-error", "NOT GRADED (TemplateError: no kernel); run again"),
-    ("garbage", "NOT GRADED (grading failed: NotJSONError: "),
-    ("worker-dies", "NOT GRADED (a grading worker crashed); run again"),
-    ("cannot-be-submitted", "NOT GRADED (RuntimeError: the scheduler is gone); run again"),
-])
+@pytest.mark.parametrize(
+    "behaviour, words",
+    [
+        ("raises", "NOT GRADED (RuntimeError: the worker lost its sandbox); run again"),
+        ("sandbox-error", "NOT GRADED (TemplateError: no kernel); run again"),
+        ("garbage", "NOT GRADED (grading failed: NotJSONError: "),
+        ("worker-dies", "NOT GRADED (a grading worker crashed); run again"),
+        ("cannot-be-submitted", "NOT GRADED (RuntimeError: the scheduler is gone); run again"),
+    ],
+)
 def test_a_broken_submission_never_stops_the_class_and_is_left_for_the_next_run(course, behaviour, words):
     for student in ("a-before", "c-after", "d-last"):
         submit(course, student)
@@ -332,6 +375,7 @@ def test_a_worker_that_dies_once_is_retried(course):
             deaths.append(1)
             raise BrokenProcessPool("a process terminated abruptly")
         return BEHAVIOURS["right"](request)
+
     executor = FakeExecutor(capacity=1, behaviours={"flaky": flaky})
     status, report, _ = grade(course, executor)
     assert status is ExitStatus.COMPLETE and executor.restarts == 1
@@ -347,8 +391,9 @@ def test_unreadable_notebooks_score_zero_with_the_reason(course):
     status, report, outcomes = grade(course, executor)
     assert status is ExitStatus.COMPLETE and len(executor.requests) == 1
     assert report["not-json"].startswith("0/5  tiny.ipynb is not a valid notebook (")
-    assert report["renamed"] == ("0/5  ignored extra files: mine.ipynb; "
-                                 "no tiny.ipynb in the submission (found mine.ipynb: renamed?); scored 0")
+    assert report["renamed"] == (
+        "0/5  ignored extra files: mine.ipynb; no tiny.ipynb in the submission (found mine.ipynb: renamed?); scored 0"
+    )
     assert outcomes["renamed"].status is GradingStatus.SCORED_ZERO
     assert scores(course)["renamed"] == {"q1": 0.0, "q2": 0.0}
 
@@ -368,13 +413,16 @@ def test_a_failure_before_execution_is_not_graded_and_the_rest_go_on(course, mon
         if student == "b":
             raise KeyError("grade_id")
         return prepared(student, name)
+
     monkeypatch.setattr(grader.gradebook, "open_submission", open_submission)
     monkeypatch.setattr(grader.preparer, "prepare", prepare)
     assert grader.run() is ExitStatus.INCOMPLETE
     report = dict(line.split("  ", 1) for line in (course / "autograde_report.txt").read_text().splitlines())
-    assert report == {"a": "-  NOT GRADED (OSError: database is locked); run again",
-                      "b": "0/5  NOT GRADED (tiny: KeyError: 'grade_id'); run again",
-                      "c": "5/5  graded normally"}
+    assert report == {
+        "a": "-  NOT GRADED (OSError: database is locked); run again",
+        "b": "0/5  NOT GRADED (tiny: KeyError: 'grade_id'); run again",
+        "c": "5/5  graded normally",
+    }
 
 
 def test_a_file_named_like_a_fault_is_no_fault(course):
@@ -437,6 +485,7 @@ def test_the_command_line_grades_with_local_workers_and_returns_the_exit_status(
     def local_executor(workers):
         made.append(FakeExecutor(capacity=workers))
         return made[-1]
+
     monkeypatch.setattr(autograde_class, "LocalExecutor", local_executor)
     monkeypatch.setattr(autograde_class, "bwrap_problem", lambda limits: None)
     assert main([ASSIGNMENT, "--course", str(course), "--workers", "3"]) == 1
@@ -462,6 +511,7 @@ def test_the_command_line_hands_executions_to_a_dask_cluster(course, monkeypatch
 
     class Cluster:
         """What ClusterExecutor needs of grading.dask_executor.DaskExecutor."""
+
         threads, made = 4, []
 
         def __init__(self, address, sandbox=True):
@@ -474,13 +524,14 @@ def test_the_command_line_hands_executions_to_a_dask_cluster(course, monkeypatch
 
         def shutdown(self, wait=True, cancel_futures=False):
             self.closed = True
+
     monkeypatch.setattr(grading.dask_executor, "DaskExecutor", Cluster)
     monkeypatch.setattr(autograde_class, "bwrap_problem", lambda limits: pytest.fail("checked the local sandbox"))
     submit(course, "alice")
     assert main([ASSIGNMENT, "--course", str(course), "--dask", "tcp://127.0.0.1:1"]) == 0
     (cluster,) = Cluster.made
     assert cluster.address == "tcp://127.0.0.1:1" and cluster.sandbox and cluster.closed
-    (fn, args), = cluster.calls
+    ((fn, args),) = cluster.calls
     assert fn.__name__ == "execute_in_sandbox" and len(args) == 4 and isinstance(args[0], str)
     assert ClusterExecutor(cluster).capacity == 4
     assert scores(course) == {"alice": FULL}
@@ -493,8 +544,9 @@ def test_grading_without_the_sandbox_says_so(course, capsys):
     assert grader.run() is ExitStatus.COMPLETE
     assert executor.requests[0].limits["sandbox"] is False
     assert capsys.readouterr().err.count("UNSAFE: grading WITHOUT the sandbox") == 2  # before and after
-    assert (course / "autograde_report.txt").read_text() == ("UNSAFE: graded without the sandbox\n"
-                                                             "alice  5/5  graded normally\n")
+    assert (course / "autograde_report.txt").read_text() == (
+        "UNSAFE: graded without the sandbox\nalice  5/5  graded normally\n"
+    )
 
 
 def test_no_submissions_and_no_assignment(course, capsys):
@@ -507,24 +559,41 @@ def test_no_submissions_and_no_assignment(course, capsys):
 
 # --- the typed outcome -----------------------------------------------------------------------------------------------
 def test_execution_outcome_reads_what_the_worker_sends():
-    raw = {"status": "kernel-crashed", "detail": "the kernel crashed with a segmentation fault", "seconds": 1.5,
-           "cells_not_run": 3, "output_truncated": False, "answers": {"q1_test": "{}"}, "asking_seconds": 0.1}
+    raw = {
+        "status": "kernel-crashed",
+        "detail": "the kernel crashed with a segmentation fault",
+        "seconds": 1.5,
+        "cells_not_run": 3,
+        "output_truncated": False,
+        "answers": {"q1_test": "{}"},
+        "asking_seconds": 0.1,
+    }
     outcome = ExecutionOutcome.from_dict(raw)
     assert outcome.status is ExecutionStatus.KERNEL_CRASHED and outcome.status.grading_status is GradingStatus.CRASHED
     assert outcome.as_dict() == raw
     assert ExecutionOutcome.from_dict({"status": "sandbox-error", "detail": "x"}).cells_not_run == 0
     with pytest.raises(ValueError):
         ExecutionOutcome.from_dict({"status": "fine, honestly"})
-    assert {s.grading_status for s in ExecutionStatus} >= {GradingStatus.GRADED, GradingStatus.TIMED_OUT,
-                                                           GradingStatus.KILLED, GradingStatus.CRASHED,
-                                                           GradingStatus.NOT_GRADED}
+    assert {s.grading_status for s in ExecutionStatus} >= {
+        GradingStatus.GRADED,
+        GradingStatus.TIMED_OUT,
+        GradingStatus.KILLED,
+        GradingStatus.CRASHED,
+        GradingStatus.NOT_GRADED,
+    }
 
 
 def test_a_student_is_the_worst_of_their_notebooks():
-    outcome = StudentOutcome("s", [NotebookOutcome("a", GradingStatus.GRADED),
-                                   NotebookOutcome("b", GradingStatus.TIMED_OUT, ("b ran out of time",)),
-                                   NotebookOutcome("c", GradingStatus.SCORED_ZERO, ("c: no c.ipynb; scored 0",))],
-                             notes=["ignored extra files: x"], score="3/9")
+    outcome = StudentOutcome(
+        "s",
+        [
+            NotebookOutcome("a", GradingStatus.GRADED),
+            NotebookOutcome("b", GradingStatus.TIMED_OUT, ("b ran out of time",)),
+            NotebookOutcome("c", GradingStatus.SCORED_ZERO, ("c: no c.ipynb; scored 0",)),
+        ],
+        notes=["ignored extra files: x"],
+        score="3/9",
+    )
     assert outcome.status is GradingStatus.SCORED_ZERO and outcome.status.is_fault
     assert outcome.line == "3/9  ignored extra files: x; b ran out of time; c: no c.ipynb; scored 0"
     assert ExitStatus.of([outcome]) is ExitStatus.COMPLETE
@@ -534,8 +603,9 @@ def test_a_student_is_the_worst_of_their_notebooks():
 
 def test_the_scheduler_turns_every_failure_into_an_outcome():
     executor = FakeExecutor(capacity=2)
-    request = ExecutionRequest(nbformat.writes(nbformat.v4.new_notebook(cells=[
-        _cell("# fake: raises", "q1_answer")])), {}, {}, {})
+    request = ExecutionRequest(
+        nbformat.writes(nbformat.v4.new_notebook(cells=[_cell("# fake: raises", "q1_answer")])), {}, {}, {}
+    )
     (finished,) = ExecutionScheduler(executor).run([("key", request)])
     assert finished.key == "key" and finished.executed_json is None
     assert finished.outcome == ExecutionOutcome.failed("RuntimeError: the worker lost its sandbox")

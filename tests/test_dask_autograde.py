@@ -1,27 +1,33 @@
 """`make autograde DASK=...`: executions on a Dask cluster give the same grades as the local worker pool."""
+
 import os
 import shutil
 import sys
 
 import pytest
 
+from conftest import run
 from grading.class_grades import class_scores, question_points
 from grading.sandbox import Limits, bwrap_problem
 from grading.submissions import ASSIGNMENT, ROOT, build_submission, solution_answers, write_submission
-
-from conftest import run
 from submission_catalogue import AUTOGRADED, WRONG
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(bwrap_problem(Limits()) is not None, reason="bubblewrap cannot run here")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(bwrap_problem(Limits()) is not None, reason="bubblewrap cannot run here"),
+]
 
 GRADING_OUTPUTS = ("submitted", "autograded", "feedback", "build", "autograde_report.txt")
 
 
 def class_copy(course, dest, submissions):
     """A copy of the course (configuration, release, gradebook) holding only `submissions`."""
-    shutil.copytree(course, dest, symlinks=True, ignore=lambda folder, names: [
-        n for n in names if folder == str(course) and n in GRADING_OUTPUTS])
+    shutil.copytree(
+        course,
+        dest,
+        symlinks=True,
+        ignore=lambda folder, names: [n for n in names if folder == str(course) and n in GRADING_OUTPUTS],
+    )
     for student, nb in submissions.items():
         write_submission(dest, student, nb)
     return dest
@@ -34,9 +40,14 @@ def dask_address(tmp_path_factory):
     old = os.environ.get("PYTHONPATH")
     os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), old) if p)
     try:
-        with distributed.LocalCluster(host="127.0.0.1", n_workers=2, threads_per_worker=1, processes=True,
-                                      dashboard_address=None, local_directory=str(tmp_path_factory.mktemp("dask"))
-                                      ) as cluster:
+        with distributed.LocalCluster(
+            host="127.0.0.1",
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            local_directory=str(tmp_path_factory.mktemp("dask")),
+        ) as cluster:
             yield cluster.scheduler_address
     finally:
         if old is None:
@@ -48,13 +59,19 @@ def dask_address(tmp_path_factory):
 def test_grades_from_a_dask_cluster_equal_the_local_run(course, dask_address, tmp_path):
     solution = solution_answers()
     wrong_name, (wrong_question, wrong_answers) = sorted(WRONG.items())[0]
-    submissions = {"perfect": build_submission(solution), "blank-release": build_submission({}),
-                   wrong_name: build_submission({**solution, **wrong_answers})}
+    submissions = {
+        "perfect": build_submission(solution),
+        "blank-release": build_submission({}),
+        wrong_name: build_submission({**solution, **wrong_answers}),
+    }
     scores = {}
     for how, extra in (("local", ["--workers", "2"]), ("dask", ["--dask", dask_address])):
         copy = class_copy(course, tmp_path / how, submissions)
-        run([sys.executable, "-m", "grading.autograde_class", ASSIGNMENT, "--course", copy, "--force", *extra],
-            cwd=ROOT, timeout=300)
+        run(
+            [sys.executable, "-m", "grading.autograde_class", ASSIGNMENT, "--course", copy, "--force", *extra],
+            cwd=ROOT,
+            timeout=300,
+        )
         every = class_scores(f"sqlite:///{copy / 'gradebook.db'}")
         scores[how] = {student: every[student] for student in submissions}
 

@@ -1,4 +1,5 @@
 """`make demo`, the main job, runs end to end in a copy of the course."""
+
 import csv
 import os
 import shutil
@@ -17,8 +18,13 @@ def demo(tmp_path_factory):
     """A copy of the course as checked out (committed files and new ones git does not ignore) after `make demo`, using
     this virtual environment without reinstalling anything into it."""
     copy = tmp_path_factory.mktemp("demo")
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                           capture_output=True, text=True, check=True).stdout
+    files = subprocess.run(
+        ["git", "ls-files", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
     for name in files.splitlines():
         if (ROOT / name).exists() or (ROOT / name).is_symlink():
             (copy / name).parent.mkdir(parents=True, exist_ok=True)
@@ -37,9 +43,14 @@ def demo(tmp_path_factory):
 def test_demo_prints_the_class_table_with_every_demo_student(demo):
     _, result = demo
     lines = result.stdout.splitlines()
-    table = lines[next(i for i, line in enumerate(lines) if line.startswith("student ")):]
+    table = lines[next(i for i, line in enumerate(lines) if line.startswith("student ")) :]
     totals = {line.split()[0]: line.split()[-1] for line in table[1:] if "/" in line}
-    for student in ("sum-instead-of-product", "reverse-mode-in-forward-question", "graph-not-kept", "seed-learning-rate"):
+    for student in (
+        "sum-instead-of-product",
+        "reverse-mode-in-forward-question",
+        "graph-not-kept",
+        "seed-learning-rate",
+    ):
         assert totals[student] == "15/19", student
     assert totals["perfect"] == "17/19" and totals["blank"] == "0/19"  # question 6 waits for a manual grade
     absent = next(line for line in table if line.startswith("absent "))  # on the roster, submitted nothing

@@ -1,5 +1,6 @@
 """Feedback a student gets (nbgrader generate_feedback): the one-sentence reason a check failed, and no hidden tests
 unless the instructor asks for them with FEEDBACK_SHOWS_HIDDEN_TESTS=1; one HTML file that needs no network."""
+
 import re
 
 import pytest
@@ -13,7 +14,7 @@ from submission_catalogue import WRONG
 pytestmark = pytest.mark.slow
 
 STUDENT = "feedback-q1a-sum-instead-of-product"
-MESSAGE = "F does not equal c multiplied by s"                   # what the failing hidden check says
+MESSAGE = "F does not equal c multiplied by s"  # what the failing hidden check says
 HIDDEN_CODE = ("BEGIN HIDDEN TESTS", "backprop_checks", "NotebookStudent")  # what the hidden blocks say
 
 
@@ -27,8 +28,10 @@ def feedback_html(course, autograde):
     for shows in (False, True):
         with pytest.MonkeyPatch.context() as patch:
             patch.setenv("FEEDBACK_SHOWS_HIDDEN_TESTS", "1" if shows else "0")
-            run(["nbgrader", "generate_feedback", ASSIGNMENT, "--student", STUDENT, "--force", "--log-level=ERROR"],
-                cwd=course)
+            run(
+                ["nbgrader", "generate_feedback", ASSIGNMENT, "--student", STUDENT, "--force", "--log-level=ERROR"],
+                cwd=course,
+            )
         html[shows] = (course / "feedback" / STUDENT / ASSIGNMENT / f"{ASSIGNMENT}.html").read_text()
     return html
 

@@ -1,9 +1,9 @@
 """The real pipeline on the submission catalogue: correct answers keep every point, wrong ones lose their question."""
+
 import pytest
 
 from grading.class_grades import question_points
 from grading.submissions import build_submission, solution_answers
-
 from submission_catalogue import AUTOGRADED, CORRECT, WRONG, verdicts
 
 pytestmark = pytest.mark.slow

@@ -4,6 +4,7 @@ Canaries sit in the instructor's source/, the gradebook, another student's submi
 its $HOME and /tmp, and behind a loopback TCP listener. None may reach a hostile student's outputs, every honest
 student keeps full marks, each fault costs only the question it is in, and a report line says what happened.
 """
+
 import json
 import os
 import signal
@@ -27,8 +28,10 @@ from grading.sandbox import Limits, abandoned, bwrap_problem
 from grading.submissions import ASSIGNMENT, ROOT, build_submission, solution_answers, write_submission
 from submission_catalogue import AUTOGRADED
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(bwrap_problem(Limits()) is not None, reason="bubblewrap cannot run here")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(bwrap_problem(Limits()) is not None, reason="bubblewrap cannot run here"),
+]
 
 CANARY = f"canary-{uuid.uuid4().hex}"
 POINTS = question_points()
@@ -56,8 +59,11 @@ def run_with(args, cwd, env, timeout=600):
 def grade(course, *extra, env=None):
     """What `make autograde` runs."""
     env = env or {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
-    return run_with([sys.executable, "-m", "grading.autograde_class", ASSIGNMENT, "--course", str(course), *extra],
-                    cwd=ROOT, env=env)
+    return run_with(
+        [sys.executable, "-m", "grading.autograde_class", ASSIGNMENT, "--course", str(course), *extra],
+        cwd=ROOT,
+        env=env,
+    )
 
 
 def with_answers(**answers):
@@ -77,20 +83,20 @@ def probe(course, port, home, tmp_file):
                 print(what, repr(f())[:3000])
             except Exception as e:
                 print(what, 'failed:', type(e).__name__)
-        attempt('source', lambda: open({str(course / 'source' / ASSIGNMENT / (ASSIGNMENT + '.ipynb'))!r}).read())
-        attempt('notes', lambda: open({str(course / 'source' / 'instructor_notes.txt')!r}).read())
-        attempt('gradebook', lambda: open({str(course / 'gradebook.db')!r}, 'rb').read())
-        attempt('other', lambda: [open(p).read() for p in glob.glob({str(course / 'submitted')!r} + '/*/*/*.ipynb')])
+        attempt('source', lambda: open({str(course / "source" / ASSIGNMENT / (ASSIGNMENT + ".ipynb"))!r}).read())
+        attempt('notes', lambda: open({str(course / "source" / "instructor_notes.txt")!r}).read())
+        attempt('gradebook', lambda: open({str(course / "gradebook.db")!r}, 'rb').read())
+        attempt('other', lambda: [open(p).read() for p in glob.glob({str(course / "submitted")!r} + '/*/*/*.ipynb')])
         attempt('environ', lambda: dict(os.environ))
-        attempt('home', lambda: open({str(home / '.secret')!r}).read())
+        attempt('home', lambda: open({str(home / ".secret")!r}).read())
         attempt('tmp', lambda: open({str(tmp_file)!r}).read())
         attempt('loopback', lambda: socket.create_connection(('127.0.0.1', {port}), timeout=2).recv(100))
         def rewrite():
-            db = sqlite3.connect({str(course / 'gradebook.db')!r})
+            db = sqlite3.connect({str(course / "gradebook.db")!r})
             db.execute('UPDATE grade SET manual_score = 0, auto_score = 0')
             db.commit()
         attempt('rewrite', rewrite)
-        attempt('write', lambda: open({str(course / 'autograded' / 'pwned.txt')!r}, 'w').write('x'))
+        attempt('write', lambda: open({str(course / "autograded" / "pwned.txt")!r}, 'w').write('x'))
         def scan():
             hits = []
             for top in ('/', ):
@@ -114,9 +120,16 @@ FAULTS = {  # student -> (notebook or None for a special case, question it costs
     "memory-hog": ({"q5": "hog = bytearray(16 << 30)"}, "q5", "ran out of memory"),
     "exits-kernel": ({"q5": "import os\nos._exit(0)"}, "q5", "exit code 0"),
     "segfaults": ({"q5": "import ctypes\nctypes.string_at(0)"}, "q5", "segmentation fault"),
-    "process-swarm": ({"q5": "import os\nwhile True:\n    if os.fork() == 0:\n        os.execv('/bin/sleep', ['sleep', '4242'])"},
-                      "q5", "resource limit"),
-    "floods-output": ({"q5": SOLUTION["q5_answer"] + "\nfor i in range(300):\n    print('x' * 100000)"}, None, "dropped"),
+    "process-swarm": (
+        {"q5": "import os\nwhile True:\n    if os.fork() == 0:\n        os.execv('/bin/sleep', ['sleep', '4242'])"},
+        "q5",
+        "resource limit",
+    ),
+    "floods-output": (
+        {"q5": SOLUTION["q5_answer"] + "\nfor i in range(300):\n    print('x' * 100000)"},
+        None,
+        "dropped",
+    ),
 }
 
 
@@ -140,11 +153,15 @@ def hostile_class(tmp_path_factory):
                 return
             connections.append(conn)
             conn.sendall(CANARY.encode())
+
     threading.Thread(target=serve, daemon=True).start()
 
     code = probe(course, server.getsockname()[1], home, tmp_file)
-    students = {"honest": build_submission(SOLUTION), "honest-too": build_submission(SOLUTION),
-                "leaks-everything": with_answers(q1a=SOLUTION["q1a_answer"] + "\n" + dedent(code))}
+    students = {
+        "honest": build_submission(SOLUTION),
+        "honest-too": build_submission(SOLUTION),
+        "leaks-everything": with_answers(q1a=SOLUTION["q1a_answer"] + "\n" + dedent(code)),
+    }
     victim = build_submission(SOLUTION)
     cell_named(victim, "q6_answer").source = f"My secret answer {CANARY}"
     students["victim"] = victim
@@ -173,8 +190,10 @@ def hostile_class(tmp_path_factory):
     (folder / "not-json" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").write_text('{"cells": [')
     (folder / "renamed" / ASSIGNMENT).mkdir(parents=True)
     write_submission(course, "renamed", build_submission(SOLUTION)).rename(
-        folder / "renamed" / ASSIGNMENT / "my_backprop.ipynb")
+        folder / "renamed" / ASSIGNMENT / "my_backprop.ipynb"
+    )
     from nbgrader.api import Gradebook
+
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
         gb.update_or_create_student("canary-holder", first_name=CANARY)
 
@@ -184,9 +203,17 @@ def hostile_class(tmp_path_factory):
     seconds = time.monotonic() - started
     server.close()
     os.remove(tmp_file)
-    report = dict(line.split("  ", 1) for line in (course / "autograde_report.txt").read_text().splitlines() if "  " in line)
-    return {"course": course, "scores": class_scores(f"sqlite:///{course / 'gradebook.db'}"), "report": report,
-            "connections": connections, "seconds": seconds, "stdout": result.stdout}
+    report = dict(
+        line.split("  ", 1) for line in (course / "autograde_report.txt").read_text().splitlines() if "  " in line
+    )
+    return {
+        "course": course,
+        "scores": class_scores(f"sqlite:///{course / 'gradebook.db'}"),
+        "report": report,
+        "connections": connections,
+        "seconds": seconds,
+        "stdout": result.stdout,
+    }
 
 
 def outputs_of(course, student):
@@ -230,13 +257,20 @@ def test_every_process_of_a_submission_ends_with_it(hostile_class):
     assert subprocess.run(["pgrep", "-f", "sleep 4242"], capture_output=True).stdout == b""
 
 
-@pytest.mark.parametrize("student, words", [("edits-test-cell", "was edited; original restored"),
-                                            ("deletes-test-cell", "was deleted; restored and run"),
-                                            ("test-cell-to-markdown", "changed type; restored")])
+@pytest.mark.parametrize(
+    "student, words",
+    [
+        ("edits-test-cell", "was edited; original restored"),
+        ("deletes-test-cell", "was deleted; restored and run"),
+        ("test-cell-to-markdown", "changed type; restored"),
+    ],
+)
 def test_tampered_test_cell_is_restored_and_still_catches_the_wrong_answer(hostile_class, student, words):
     scores = hostile_class["scores"][student]
     assert scores["q1a"] == 0
-    assert {q: scores[q] for q in AUTOGRADED if q not in ("q1a", "q1b")} == {q: FULL[q] for q in FULL if q not in ("q1a", "q1b")}
+    assert {q: scores[q] for q in AUTOGRADED if q not in ("q1a", "q1b")} == {
+        q: FULL[q] for q in FULL if q not in ("q1a", "q1b")
+    }
     assert words in hostile_class["report"][student]
 
 
@@ -245,8 +279,13 @@ def test_points_changed_in_metadata_are_restored(hostile_class):
     assert "points" in hostile_class["report"]["changes-points"]
 
 
-@pytest.mark.parametrize("student, words", [("not-json", "is not a valid notebook"),
-                                            ("renamed", "no backprop.ipynb in the submission (found my_backprop.ipynb")])
+@pytest.mark.parametrize(
+    "student, words",
+    [
+        ("not-json", "is not a valid notebook"),
+        ("renamed", "no backprop.ipynb in the submission (found my_backprop.ipynb"),
+    ],
+)
 def test_unreadable_notebook_scores_zero_with_a_reason(hostile_class, student, words):
     assert all(hostile_class["scores"][student][q] == 0 for q in POINTS)
     assert words in hostile_class["report"][student]
@@ -256,15 +295,18 @@ def test_nbgrader_autograde_keeps_in_what_make_autograde_keeps_in(tmp_path_facto
     """The command instructors know runs student code in the same sandbox: no solutions, no grader's secrets.
     (Stock nbgrader's Execute, unsandboxed, printed both here.)"""
     course = new_course(tmp_path_factory, "nbgrader-autograde")
-    spy = ("import os\nprint(os.environ.get('GRADER_SECRET'))\n"
-           f"try:\n    source = open({str(course / 'source' / ASSIGNMENT / (ASSIGNMENT + '.ipynb'))!r}).read()\n"
-           "    print(source[source.find('BEGIN SOLUTION'):][:300])\nexcept OSError as error:\n    print(error)")
+    spy = (
+        "import os\nprint(os.environ.get('GRADER_SECRET'))\n"
+        f"try:\n    source = open({str(course / 'source' / ASSIGNMENT / (ASSIGNMENT + '.ipynb'))!r}).read()\n"
+        "    print(source[source.find('BEGIN SOLUTION'):][:300])\nexcept OSError as error:\n    print(error)"
+    )
     write_submission(course, "spy", with_answers(q1a=SOLUTION["q1a_answer"] + "\n" + spy))
     env = {**os.environ, "GRADER_SECRET": CANARY, "PATH": f"{BIN}:{os.environ['PATH']}"}
     run_with(["nbgrader", "autograde", ASSIGNMENT, "--force", "--log-level=ERROR"], cwd=course, env=env)
     text = outputs_of(course, "spy")
-    assert "q1a_answer" in json.dumps(nbformat.read(str(course / "autograded" / "spy" / ASSIGNMENT /
-                                                        f"{ASSIGNMENT}.ipynb"), as_version=4))
+    assert "q1a_answer" in json.dumps(
+        nbformat.read(str(course / "autograded" / "spy" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"), as_version=4)
+    )
     assert CANARY not in text and "BEGIN SOLUTION" not in text
     assert class_scores(f"sqlite:///{course / 'gradebook.db'}")["spy"]["q1a"] == POINTS["q1a"]
 
@@ -273,13 +315,20 @@ def test_nbgrader_autograde_refuses_to_grade_without_its_sandbox_unless_told_lou
     course = new_course(tmp_path_factory, "no-bubblewrap", bwrap="/nonexistent/bwrap")
     write_submission(course, "honest", build_submission(SOLUTION))
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
-    refused = subprocess.run(["nbgrader", "autograde", ASSIGNMENT, "--force"], cwd=course, env=env,
-                             capture_output=True, text=True, timeout=600)
+    refused = subprocess.run(
+        ["nbgrader", "autograde", ASSIGNMENT, "--force"],
+        cwd=course,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert refused.returncode != 0 and "refuses to run student code without its sandbox" in refused.stderr
     assert "UNSAFE_NO_SANDBOX=1" in refused.stderr
     assert class_scores(f"sqlite:///{course / 'gradebook.db'}").get("honest", {}).get("q1a") is None
-    unsafe = run_with(["nbgrader", "autograde", ASSIGNMENT, "--force"], cwd=course,
-                      env={**env, "UNSAFE_NO_SANDBOX": "1"})
+    unsafe = run_with(
+        ["nbgrader", "autograde", ASSIGNMENT, "--force"], cwd=course, env={**env, "UNSAFE_NO_SANDBOX": "1"}
+    )
     assert "UNSAFE: grading WITHOUT the sandbox" in unsafe.stderr
     assert class_scores(f"sqlite:///{course / 'gradebook.db'}")["honest"]["q1a"] == POINTS["q1a"]
 
@@ -293,7 +342,7 @@ def _stat(pid):
             command = f.read().replace(b"\0", b" ").decode(errors="replace")
     except OSError:
         return None
-    fields = stat[stat.rindex(")") + 2:].split()
+    fields = stat[stat.rindex(")") + 2 :].split()
     return int(fields[1]), fields[0], command
 
 
@@ -319,12 +368,21 @@ def running(pid, command):
 def test_grader_killed_mid_class_resumes_keeping_grades_and_a_sound_gradebook(tmp_path_factory):
     course = new_course(tmp_path_factory, "resume")
     wrong = with_answers(q1a=SOLUTION["q1a_answer"].replace("F = c * s", "F = c + s"))
-    for student, nb in {"a-first": build_submission(SOLUTION), "b-second": wrong,
-                        "c-third": build_submission(SOLUTION), "d-fourth": wrong}.items():
+    for student, nb in {
+        "a-first": build_submission(SOLUTION),
+        "b-second": wrong,
+        "c-third": build_submission(SOLUTION),
+        "d-fourth": wrong,
+    }.items():
         write_submission(course, student, nb)
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
-    grader = subprocess.Popen([sys.executable, "-m", "grading.autograde_class", ASSIGNMENT, "--course", str(course),
-                               "--workers", "1"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    grader = subprocess.Popen(
+        [sys.executable, "-m", "grading.autograde_class", ASSIGNMENT, "--course", str(course), "--workers", "1"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     first = course / "autograded" / "a-first" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
     deadline = time.monotonic() + 120
     while not first.exists() and time.monotonic() < deadline:

@@ -1,4 +1,5 @@
 """The instructor notebook runs top to bottom and passes its own tests."""
+
 import time
 
 import nbformat
@@ -12,8 +13,13 @@ from grading.submissions import SOURCE_NOTEBOOK
 def executed():
     nb = nbformat.read(str(SOURCE_NOTEBOOK), as_version=4)
     start = time.monotonic()
-    NotebookClient(nb, timeout=300, kernel_name="python3", allow_errors=True,
-                   resources={"metadata": {"path": str(SOURCE_NOTEBOOK.parent)}}).execute()
+    NotebookClient(
+        nb,
+        timeout=300,
+        kernel_name="python3",
+        allow_errors=True,
+        resources={"metadata": {"path": str(SOURCE_NOTEBOOK.parent)}},
+    ).execute()
     return nb, time.monotonic() - start
 
 

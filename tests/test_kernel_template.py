@@ -3,18 +3,19 @@
 These tests run submissions one after the other in this process, so they share one template (one worker's), and
 check that what one submission does to it never reaches the next.
 """
-from ast import literal_eval
+
 import os
 import signal
 import subprocess
 import tempfile
+from ast import literal_eval
 from pathlib import Path
 
 import pytest
-from sandbox_runs import run, text
 
 from grading import kernel_template
 from grading.sandbox import CGROUP_PREFIX, PRELOAD, Limits, _cgroup_parents, abandoned, bwrap_problem, sweep_leftovers
+from sandbox_runs import run, text
 
 pytestmark = pytest.mark.skipif(bwrap_problem(Limits()) is not None, reason="bubblewrap cannot run here")
 
@@ -90,12 +91,14 @@ def test_preloaded_modules_are_there_before_the_first_cell_and_randomness_is_not
 
 
 def test_forked_kernel_is_like_a_new_kernel_process_that_imported_the_preloads():
-    probe = (f"import {', '.join(PRELOAD)}\n"  # some set a variable or a path on import: both kernels have them
-             "import os, resource, sys, matplotlib\n"
-             "limits = [resource.getrlimit(getattr(resource, r)) for r in "
-             "('RLIMIT_AS', 'RLIMIT_FSIZE', 'RLIMIT_CPU', 'RLIMIT_CORE', 'RLIMIT_NPROC', 'RLIMIT_MSGQUEUE')]\n"
-             "print(os.getcwd(), sys.path, sorted(os.environ.items()), limits, matplotlib.get_backend(),"
-             " get_ipython().history_manager.hist_file, __name__)")
+    probe = (
+        f"import {', '.join(PRELOAD)}\n"  # some set a variable or a path on import: both kernels have them
+        "import os, resource, sys, matplotlib\n"
+        "limits = [resource.getrlimit(getattr(resource, r)) for r in "
+        "('RLIMIT_AS', 'RLIMIT_FSIZE', 'RLIMIT_CPU', 'RLIMIT_CORE', 'RLIMIT_NPROC', 'RLIMIT_MSGQUEUE')]\n"
+        "print(os.getcwd(), sys.path, sorted(os.environ.items()), limits, matplotlib.get_backend(),"
+        " get_ipython().history_manager.hist_file, __name__)"
+    )
     forked, fresh = (text(run(probe, kernel_template=template)[0][0]) for template in (True, False))
     assert forked == fresh
 
@@ -125,8 +128,10 @@ print(results)
 @pytest.mark.parametrize("signal_name", ["SIGKILL", "SIGSTOP", "SIGTERM", "SIGINT", "SIGUSR1"])
 def test_submission_can_neither_kill_nor_stop_its_template(signal_name):
     before = run("print('warm')")[1] and current_template()
-    cells, outcome = run(f"import os, signal; os.kill(os.getppid(), signal.{signal_name}); print('sent')",
-                         "import time; time.sleep(0.5); print('after')")
+    cells, outcome = run(
+        f"import os, signal; os.kill(os.getppid(), signal.{signal_name}); print('sent')",
+        "import time; time.sleep(0.5); print('after')",
+    )
     assert outcome["status"] == "ok" and text(cells[1]) == "after\n"
     cells, outcome = run("print('next student')")
     assert outcome["status"] == "ok" and text(cells[0]) == "next student\n"
@@ -151,12 +156,16 @@ def test_template_that_stops_answering_is_replaced(monkeypatch):
 def test_changed_template_settings_mean_a_new_sandbox():
     run("print('warm')")
     before = current_template()
-    cells, outcome = run("import os, resource\nt = os.getppid()\n"
-                         "resource.prlimit(t, resource.RLIMIT_NOFILE, (64, 64))\n"
-                         "os.setpriority(os.PRIO_PROCESS, t, 19)\nprint('changed')")
+    cells, outcome = run(
+        "import os, resource\nt = os.getppid()\n"
+        "resource.prlimit(t, resource.RLIMIT_NOFILE, (64, 64))\n"
+        "os.setpriority(os.PRIO_PROCESS, t, 19)\nprint('changed')"
+    )
     assert text(cells[0]) == "changed\n"
-    cells, outcome = run("import os, resource\nprint(resource.getrlimit(resource.RLIMIT_NOFILE)[0] > 64,"
-                         " os.getpriority(os.PRIO_PROCESS, 0))")
+    cells, outcome = run(
+        "import os, resource\nprint(resource.getrlimit(resource.RLIMIT_NOFILE)[0] > 64,"
+        " os.getpriority(os.PRIO_PROCESS, 0))"
+    )
     assert text(cells[0]) == "True 0\n"
     assert current_template() is not before
 
@@ -165,12 +174,14 @@ def test_what_cannot_be_emptied_means_a_new_sandbox():
     """Folders nested deeper than the template empties (and past any path length) in every writable place."""
     run("print('warm')")
     before = current_template()
-    deep = ("import os\nfor top in ('/tmp', os.path.expanduser('~'), '/dev/shm', '.'):\n"
-            "    fd = os.open(top, os.O_RDONLY)\n"
-            "    for i in range(300):\n"
-            "        os.mkdir('d' * 250, dir_fd=fd)\n"
-            "        fd = os.open('d' * 250, os.O_RDONLY, dir_fd=fd)\n"
-            "    os.close(os.open('left.txt', os.O_WRONLY | os.O_CREAT, dir_fd=fd))\nprint('made')")
+    deep = (
+        "import os\nfor top in ('/tmp', os.path.expanduser('~'), '/dev/shm', '.'):\n"
+        "    fd = os.open(top, os.O_RDONLY)\n"
+        "    for i in range(300):\n"
+        "        os.mkdir('d' * 250, dir_fd=fd)\n"
+        "        fd = os.open('d' * 250, os.O_RDONLY, dir_fd=fd)\n"
+        "    os.close(os.open('left.txt', os.O_WRONLY | os.O_CREAT, dir_fd=fd))\nprint('made')"
+    )
     cells, outcome = run(deep)
     assert text(cells[0]) == "made\n"
     cells, outcome = run(LOOK_FOR_TRACES)

@@ -1,5 +1,6 @@
 """The LMS connections (grading/lms.py): Canvas's submissions zip through `make collect-lms` (nbgrader zip_collect with
 the course's collector), and the Canvas and Moodle grade uploads through `nbgrader export --exporter=...`."""
+
 import csv
 import os
 import re
@@ -26,14 +27,21 @@ def read_csv(path):
 
 # ---------------------------------------------------------------------------------------- file names, roster
 
-@pytest.mark.parametrize("name, expected", [
-    ("perfectada_12345_67890_backprop.ipynb", ("perfectada", None, "12345", "backprop.ipynb")),
-    ("perfectada_late_12345_67890_backprop.ipynb", ("perfectada", "late", "12345", "backprop.ipynb")),
-    ("sumcara_late_12347_67893_backprop-1.ipynb", ("sumcara", "late", "12347", "backprop-1.ipynb")),
-    ("mllerjrgen2_7_8_my notebook_v2.ipynb", ("mllerjrgen2", None, "7", "my notebook_v2.ipynb")),
-    ("12345_67890_backprop.ipynb", (None, None, "12345", "backprop.ipynb")),  # no name (anonymous grading)
-    ("/course/extracted/subs/perfectada_12345_67890_backprop.ipynb", ("perfectada", None, "12345", "backprop.ipynb")),
-])
+
+@pytest.mark.parametrize(
+    "name, expected",
+    [
+        ("perfectada_12345_67890_backprop.ipynb", ("perfectada", None, "12345", "backprop.ipynb")),
+        ("perfectada_late_12345_67890_backprop.ipynb", ("perfectada", "late", "12345", "backprop.ipynb")),
+        ("sumcara_late_12347_67893_backprop-1.ipynb", ("sumcara", "late", "12347", "backprop-1.ipynb")),
+        ("mllerjrgen2_7_8_my notebook_v2.ipynb", ("mllerjrgen2", None, "7", "my notebook_v2.ipynb")),
+        ("12345_67890_backprop.ipynb", (None, None, "12345", "backprop.ipynb")),  # no name (anonymous grading)
+        (
+            "/course/extracted/subs/perfectada_12345_67890_backprop.ipynb",
+            ("perfectada", None, "12345", "backprop.ipynb"),
+        ),
+    ],
+)
 def test_canvas_file_names_parse(name, expected):
     match = re.match(CANVAS_FILE_NAME, name)
     assert (match["student_id"], match["late"], match["lms_user_id"], match["file_id"]) == expected
@@ -94,8 +102,9 @@ def collected(tmp_path_factory):
 
 def test_each_canvas_file_lands_in_its_students_submission(collected):
     course, _ = collected
-    submitted = sorted(p.relative_to(course / "submitted").as_posix() for p in (course / "submitted").rglob("*")
-                       if p.is_file())
+    submitted = sorted(
+        p.relative_to(course / "submitted").as_posix() for p in (course / "submitted").rglob("*") if p.is_file()
+    )
     expected = {name: student for name, student in CANVAS_ZIP.items() if student}
     assert submitted == sorted(f"{student}/{ASSIGNMENT}/{ASSIGNMENT}.ipynb" for student in expected.values())
     for name, student in expected.items():
@@ -107,11 +116,16 @@ def test_each_canvas_file_lands_in_its_students_submission(collected):
 def test_skipped_files_are_named_with_the_reason_and_kept(collected):
     course, result = collected
     log = result.stdout + result.stderr
-    assert re.search(r"Skipped doejane_199_9099_backprop\.ipynb: no student of the roster matches 'doejane' "
-                     r"\(Canvas user 199\); add the student to students\.csv", log)
+    assert re.search(
+        r"Skipped doejane_199_9099_backprop\.ipynb: no student of the roster matches 'doejane' "
+        r"\(Canvas user 199\); add the student to students\.csv",
+        log,
+    )
     assert "Skipped blankben_102_9002_notes.txt: not a notebook" in log
-    assert ("Skipped perfectada_101_9005_backprop-2.ipynb: perfect already has backprop.ipynb from "
-            "perfectada_101_9001_backprop.ipynb") in log
+    assert (
+        "Skipped perfectada_101_9005_backprop-2.ipynb: perfect already has backprop.ipynb from "
+        "perfectada_101_9001_backprop.ipynb"
+    ) in log
     assert "Canvas marks sum-instead-of-product's submission late" in log
     extracted = course / "build" / "downloaded" / ASSIGNMENT / "extracted"
     assert sorted(p.name for p in extracted.rglob("*") if p.is_file()) == sorted(CANVAS_ZIP)  # nothing lost
@@ -124,8 +138,12 @@ def test_collected_csv_says_what_became_of_each_file(collected):
     by_file = {row[0]: row for row in rows[1:]}
     assert set(by_file) == set(CANVAS_ZIP)
     assert by_file["sumcara_late_103_9003_backprop-1.ipynb"] == [
-        "sumcara_late_103_9003_backprop-1.ipynb", "sum-instead-of-product", "103", "late",
-        "collected as sum-instead-of-product/backprop.ipynb"]
+        "sumcara_late_103_9003_backprop-1.ipynb",
+        "sum-instead-of-product",
+        "103",
+        "late",
+        "collected as sum-instead-of-product/backprop.ipynb",
+    ]
     assert by_file["doejane_199_9099_backprop.ipynb"][4].startswith("skipped: no student of the roster matches")
 
 
@@ -203,23 +221,32 @@ def test_canvas_upload_has_canvas_columns_and_every_roster_student(graded_course
 def test_moodle_upload_is_keyed_by_email_for_every_roster_student(graded_course):
     rows = read_csv(graded_course / "build" / "lms" / "moodle_grades.csv")
     assert rows == [["First name", "Last name", "Email address", "backprop"]] + [
-        [row[0].split(", ")[1], row[0].split(", ")[0], row[3], row[5]] for row in CANVAS_ROWS[3:]]  # no walk-in
+        [row[0].split(", ")[1], row[0].split(", ")[0], row[3], row[5]] for row in CANVAS_ROWS[3:]
+    ]  # no walk-in
 
 
 def test_nbgrader_grades_csv_lists_the_absent_student_with_0(graded_course):
     with open(graded_course / "grades.csv", newline="") as f:
         rows = {row["student_id"]: row for row in csv.DictReader(f)}
     assert set(rows) == {
-        "absent", "blank", "graph-not-kept", "perfect", "reverse-mode-in-forward-question", "seed-learning-rate",
-        "sum-instead-of-product", "walk-in"}
+        "absent",
+        "blank",
+        "graph-not-kept",
+        "perfect",
+        "reverse-mode-in-forward-question",
+        "seed-learning-rate",
+        "sum-instead-of-product",
+        "walk-in",
+    }
     assert (rows["absent"]["score"], rows["absent"]["timestamp"]) == ("0.0", "")
     assert (rows["graph-not-kept"]["raw_score"], rows["graph-not-kept"]["score"]) == ("6.0", "5.0")
 
 
 def test_canvas_column_can_name_the_canvas_assignment_and_students_be_chosen(graded_course, tmp_path):
     out = tmp_path / "canvas.csv"
-    exporter = CanvasExport(to=str(out), student=["perfect", "absent"],
-                            assignment_columns={ASSIGNMENT: "backprop (4711)"})
+    exporter = CanvasExport(
+        to=str(out), student=["perfect", "absent"], assignment_columns={ASSIGNMENT: "backprop (4711)"}
+    )
     with Gradebook(f"sqlite:///{graded_course / 'gradebook.db'}") as gb:
         exporter.export(gb)
     assert read_csv(out) == [CANVAS_ROWS[0][:5] + ["backprop (4711)"], CANVAS_ROWS[1], CANVAS_ROWS[3], CANVAS_ROWS[6]]
@@ -230,8 +257,10 @@ def test_moodle_export_warns_about_students_it_leaves_out(graded_course, tmp_pat
         MoodleExport(to=str(tmp_path / "moodle.csv")).export(gb)
     messages = [record.getMessage() for record in caplog.records]
     assert any("no email address in the roster: walk-in" in m for m in messages)
-    assert any("wait for a manual grade and are left blank in the Moodle file: sum-instead-of-product (backprop)" in m
-               for m in messages)
+    assert any(
+        "wait for a manual grade and are left blank in the Moodle file: sum-instead-of-product (backprop)" in m
+        for m in messages
+    )
 
 
 def test_students_without_submission_can_be_left_blank_instead_of_0(graded_course, tmp_path):

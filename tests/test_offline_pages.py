@@ -2,6 +2,7 @@
 notebook: the feedback page inlines MathJax and embeds its figures, the formgrader's page loads the MathJax that
 JupyterLab serves, and SVG outputs take alt text from their cell as PNG outputs do. tests/test_feedback.py checks
 real feedback pages; the browser tests check that both pages typeset their formulas with the network blocked."""
+
 import base64
 import urllib.parse
 from pathlib import Path
@@ -28,11 +29,18 @@ PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n").decode()  # what an image/png outpu
 def notebook(alt=None):
     """A markdown cell with formulas and a figure file, and a code cell whose outputs are an SVG and a PNG."""
     nb = nbformat.v4.new_notebook()
-    nb.cells.append(nbformat.v4.new_markdown_cell(
-        'Let $F = c \\cdot s$.\n\n$$\nc = x^2\n$$\n\n<img src="images/figure.svg" alt="a figure"/>'))
-    code = nbformat.v4.new_code_cell("display(graph)\nplt.show()", outputs=[
-        nbformat.v4.new_output("display_data", {"image/svg+xml": SVG, "text/plain": "<graph>"}),
-        nbformat.v4.new_output("display_data", {"image/png": PNG, "text/plain": "<Figure>"})])
+    nb.cells.append(
+        nbformat.v4.new_markdown_cell(
+            'Let $F = c \\cdot s$.\n\n$$\nc = x^2\n$$\n\n<img src="images/figure.svg" alt="a figure"/>'
+        )
+    )
+    code = nbformat.v4.new_code_cell(
+        "display(graph)\nplt.show()",
+        outputs=[
+            nbformat.v4.new_output("display_data", {"image/svg+xml": SVG, "text/plain": "<graph>"}),
+            nbformat.v4.new_output("display_data", {"image/png": PNG, "text/plain": "<Figure>"}),
+        ],
+    )
     if alt is not None:
         code.metadata["alt"] = alt
     nb.cells.append(code)
@@ -47,18 +55,29 @@ def render(template, nb, folder, **resources):
     config.HTMLExporter.template_name = template
     config.HTMLExporter.extra_template_paths = [str(BOOTSTRAP_CSS)]
     html, _ = HTMLExporter(config=config).from_notebook_node(
-        nb, resources={"metadata": {"path": str(folder)}, **resources})
+        nb, resources={"metadata": {"path": str(folder)}, **resources}
+    )
     return html
 
 
 def feedback_page(nb, folder):
-    return render("feedback", nb, folder, nbgrader={"notebook": "backprop", "score": 1.0, "max_score": 2.0,
-                                                    "late_penalty": 0})
+    return render(
+        "feedback", nb, folder, nbgrader={"notebook": "backprop", "score": 1.0, "max_score": 2.0, "late_penalty": 0}
+    )
 
 
 def formgrade_page(nb, folder):
-    return render("formgrade", nb, folder, assignment_id="backprop", notebook_id="backprop", submission_id="abc",
-                  index=0, total=1, base_url="/user/instructor")
+    return render(
+        "formgrade",
+        nb,
+        folder,
+        assignment_id="backprop",
+        notebook_id="backprop",
+        submission_id="abc",
+        index=0,
+        total=1,
+        base_url="/user/instructor",
+    )
 
 
 def test_feedback_page_inlines_mathjax_and_embeds_its_figures(tmp_path):
@@ -82,7 +101,7 @@ def test_formgrader_page_loads_the_mathjax_that_jupyterlab_serves(tmp_path):
     assert len(mathjax) == 1
     path, query = mathjax[0].path, urllib.parse.parse_qs(mathjax[0].query)
     prefix = "/user/instructor/static/jupyter_server_mathjax/"  # jupyter_server_mathjax's files, under the base URL
-    assert path.startswith(prefix) and (MATHJAX_2 / path[len(prefix):]).is_file()
+    assert path.startswith(prefix) and (MATHJAX_2 / path[len(prefix) :]).is_file()
     for config in query["config"][0].split(","):
         assert (MATHJAX_2 / "config" / f"{config}.js").is_file(), config
     assert (MATHJAX_2 / "fonts" / "HTML-CSS" / "STIX-Web" / "woff").is_dir()  # the web font the page asks for
@@ -93,8 +112,11 @@ def test_formgrader_page_loads_the_mathjax_that_jupyterlab_serves(tmp_path):
 def test_svg_and_png_outputs_take_alt_text_from_their_cell(render_page, tmp_path):
     alt = 'Graph of F: x and y feed "MulBackward0" & more'
     images = Page(render_page(notebook(alt=alt), tmp_path)).images()
-    outputs = [img for img in images if img["src"].startswith(("data:image/svg+xml", "data:image/png"))
-               and img.get("alt") != "a figure"]
+    outputs = [
+        img
+        for img in images
+        if img["src"].startswith(("data:image/svg+xml", "data:image/png")) and img.get("alt") != "a figure"
+    ]
     assert len(outputs) == 2 and [img["alt"] for img in outputs] == [alt, alt]
     # without it, nbconvert puts its placeholder (and warns "Alternative text is missing on 2 image(s)")
     images = Page(render_page(notebook(), tmp_path)).images()

@@ -1,4 +1,5 @@
 """The student release: generated from source/, in sync, clean, and free of solutions and hidden tests."""
+
 import filecmp
 
 import nbformat
@@ -51,11 +52,18 @@ def test_release_has_no_hidden_tests():
     assert "forward_only" not in release and "reference_step" not in release
 
 
-SHIPPED = ("answer_data.py", "kernel_questions.py", "backprop_public_checks.py", "backprop_graph.py")  # beside the notebook
+SHIPPED = (
+    "answer_data.py",
+    "kernel_questions.py",
+    "backprop_public_checks.py",
+    "backprop_graph.py",
+)  # beside the notebook
 
 
 def test_every_test_cell_runs_its_questions_public_check_and_says_what_it_checks():
-    tests = [c for c in cells(RELEASE_NOTEBOOK) if c.metadata.get("nbgrader", {}).get("grade") and c.cell_type == "code"]
+    tests = [
+        c for c in cells(RELEASE_NOTEBOOK) if c.metadata.get("nbgrader", {}).get("grade") and c.cell_type == "code"
+    ]
     assert len(tests) == 8
     for cell in tests:
         assert cell.source.startswith('"""Question ') and "check_here(" in cell.source, cell.source[:200]
@@ -70,9 +78,23 @@ def test_release_states_nothing_beyond_the_questions():
     """No hidden check, hidden point, expected formula or unseen data in anything a student receives."""
     shipped = "\n".join(cell.source for cell in cells(RELEASE_NOTEBOOK))
     shipped += "\n".join((ROOT / "release" / ASSIGNMENT / name).read_text() for name in SHIPPED)
-    for hidden in ("HIDDEN TESTS", "backprop_checks import", "check_q1fwd", "check_q2fwd", "check_q3", "check_q4",
-                   "check_q5", "fresh_targets", "least_squares", "NOTEBOOK_START", "start_like_the_notebook",
-                   "3 * x0", "x0 * x0", "1 / x0", "NotebookStudent(globals())"):
+    for hidden in (
+        "HIDDEN TESTS",
+        "backprop_checks import",
+        "check_q1fwd",
+        "check_q2fwd",
+        "check_q3",
+        "check_q4",
+        "check_q5",
+        "fresh_targets",
+        "least_squares",
+        "NOTEBOOK_START",
+        "start_like_the_notebook",
+        "3 * x0",
+        "x0 * x0",
+        "1 / x0",
+        "NotebookStudent(globals())",
+    ):
         assert hidden not in shipped, hidden
 
 

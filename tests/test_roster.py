@@ -1,5 +1,6 @@
 """The roster, students.csv: what `nbgrader db student import` reads; the demo class and its student who submits
 nothing."""
+
 import csv
 import re
 

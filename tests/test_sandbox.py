@@ -1,12 +1,13 @@
-"""The execute step alone (execute_in_sandbox) on tiny notebooks: what the sandbox hides, and what each fault becomes."""
-from ast import literal_eval
+"""The execute step alone (execute_in_sandbox) on tiny notebooks: what the sandbox hides, what each fault becomes."""
+
 import subprocess
+from ast import literal_eval
 
 import pytest
-import sandbox_runs
-from sandbox_runs import run, text
 
+import sandbox_runs
 from grading.sandbox import Limits, bwrap_problem
+from sandbox_runs import run, text
 
 pytestmark = pytest.mark.skipif(bwrap_problem(Limits()) is not None, reason="bubblewrap cannot run here")
 
@@ -28,12 +29,14 @@ def test_kernel_sees_only_its_files_a_clean_environment_and_no_network(monkeypat
         "print(os.path.exists(os.path.expanduser('~/.bashrc')), os.path.exists('/root/.ssh'),"
         f" os.path.exists({str(secret)!r}),"  # the read-only runtime is there too when it lives under /tmp
         " sorted(f for d, _, fs in os.walk('/tmp') if not d.startswith(sys.prefix) for f in fs))",
-        "import socket\ntry:\n    socket.create_connection(('1.1.1.1', 80), timeout=3)\nexcept OSError as e:\n    print('no network')")
+        "import socket\ntry:\n    socket.create_connection(('1.1.1.1', 80), timeout=3)\n"
+        "except OSError as e:\n    print('no network')",
+    )
     assert outcome["status"] == "ok"
     assert text(cells[0]) == "['data'] given\n"
     assert "canary-env" not in text(cells[1]) and "GRADER_SECRET" not in text(cells[1])
     assert text(cells[2]).startswith("False False False [")  # /tmp holds only the kernel's own sockets:
-    assert all(name.startswith("kernel") for name in literal_eval(text(cells[2])[len("False False False "):]))
+    assert all(name.startswith("kernel") for name in literal_eval(text(cells[2])[len("False False False ") :]))
     assert text(cells[3]) == "no network\n"
 
 
@@ -48,14 +51,19 @@ def test_only_the_kernels_own_folders_are_writable():
         "        writable.append(point)\n"
         "sockets = os.path.dirname(get_connection_file())\n"
         "print(sorted('sockets' if p == sockets else p for p in writable))\n"
-        "print([d for d in ('/', '/etc', '/dev', '/home', '/usr', '/var', '/opt') if os.access(d, os.W_OK)])")
+        "print([d for d in ('/', '/etc', '/dev', '/home', '/usr', '/var', '/opt') if os.access(d, os.W_OK)])"
+    )
     assert outcome["status"] == "ok"
-    assert text(cells[0]).splitlines() == [str(sorted(["/tmp", "/home/student", "/dev/shm", "/assignment", "sockets"])),
-                                           "[]"]
+    assert text(cells[0]).splitlines() == [
+        str(sorted(["/tmp", "/home/student", "/dev/shm", "/assignment", "sockets"])),
+        "[]",
+    ]
 
 
-@pytest.mark.parametrize("code, status", [("import os; os._exit(3)", "kernel-exited"),
-                                          ("import ctypes; ctypes.string_at(0)", "kernel-crashed")])
+@pytest.mark.parametrize(
+    "code, status",
+    [("import os; os._exit(3)", "kernel-exited"), ("import ctypes; ctypes.string_at(0)", "kernel-crashed")],
+)
 def test_dead_kernel_keeps_earlier_outputs_and_fails_every_later_cell(code, status):
     cells, outcome = run("print('before')", code, "print('after')")
     assert outcome["status"] == status and outcome["cells_not_run"] == 2
@@ -84,9 +92,12 @@ def test_memory_hog_gets_memory_error():
 
 
 def test_process_swarm_is_capped_and_every_process_ends_with_the_sandbox():
-    cells, outcome = run("import os\nn = 0\ntry:\n    while True:\n        if os.fork() == 0:\n"
-                         "            os.execv('/bin/sleep', ['sleep', '4243'])\n        n += 1\n"
-                         "except OSError:\n    print('capped', n <= 256)", "print('next')")
+    cells, outcome = run(
+        "import os\nn = 0\ntry:\n    while True:\n        if os.fork() == 0:\n"
+        "            os.execv('/bin/sleep', ['sleep', '4243'])\n        n += 1\n"
+        "except OSError:\n    print('capped', n <= 256)",
+        "print('next')",
+    )
     assert text(cells[0]) == "capped True\n" and text(cells[1]) == "next\n"
     left = subprocess.run(["pgrep", "-f", "sleep 4243"], capture_output=True, text=True).stdout
     assert left == ""
@@ -104,10 +115,16 @@ def test_grader_refuses_without_bubblewrap_and_says_how_to_go_on(tmp_path):
     import sys
 
     from grading.submissions import ASSIGNMENT, ROOT
+
     shutil.copy(ROOT / "nbgrader_config.py", tmp_path)
     with open(tmp_path / "nbgrader_config.py", "a") as config:
         config.write('\nc.Sandbox.bwrap = "/nonexistent/bwrap"\n')
-    result = subprocess.run([sys.executable, "-m", "grading.autograde_class", ASSIGNMENT, "--course", str(tmp_path)],
-                            cwd=ROOT, capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "grading.autograde_class", ASSIGNMENT, "--course", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 3
     assert "refuses" in result.stderr and "UNSAFE_NO_SANDBOX=1" in result.stderr

@@ -2,6 +2,7 @@
 `nbgrader autograde`: tricks played on the kernel, IPython, builtins, torch and nbgrader's scoring win no point, cost
 an honest answer nothing, put no hidden check text into any output or feedback page, and stop no class run.
 """
+
 import json
 import os
 import subprocess
@@ -19,20 +20,38 @@ from grading.sandbox import Limits, bwrap_problem
 from grading.submissions import ASSIGNMENT, ROOT, write_submission
 from tamper_catalogue import AUTOGRADED, BLANK, HIDDEN_TEXT, ON_SOLUTION, STATED, STATED_QUESTIONS, submissions
 
-pytestmark = [pytest.mark.slow,
-              pytest.mark.skipif(bwrap_problem(Limits()) is not None, reason="bubblewrap cannot run here")]
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(bwrap_problem(Limits()) is not None, reason="bubblewrap cannot run here"),
+]
 
 GRADERS = {  # name -> (argv, working folder) that grades the class of a course
-    "make autograde": lambda course: ([sys.executable, "-m", "grading.autograde_class", ASSIGNMENT, "--course",
-                                       str(course), "--force", "--workers", "2"], ROOT),
-    "nbgrader autograde": lambda course: (["nbgrader", "autograde", ASSIGNMENT, "--force", "--log-level=ERROR"],
-                                          course),
+    "make autograde": lambda course: (
+        [
+            sys.executable,
+            "-m",
+            "grading.autograde_class",
+            ASSIGNMENT,
+            "--course",
+            str(course),
+            "--force",
+            "--workers",
+            "2",
+        ],
+        ROOT,
+    ),
+    "nbgrader autograde": lambda course: (
+        ["nbgrader", "autograde", ASSIGNMENT, "--force", "--log-level=ERROR"],
+        course,
+    ),
 }
 POINTS = question_points()
 # what a tamper that tried to reach hidden code must show it did try (student -> text in its outputs)
-TRIED = {"pre-run-cell-hook-prints-the-source-of-every-cell": "print_answer",
-         "input-transformer-logs-lines-and-history-is-printed": "history:",
-         "imports-the-grading-package-and-searches-the-disk": "grading.backprop_checks failed: ModuleNotFoundError"}
+TRIED = {
+    "pre-run-cell-hook-prints-the-source-of-every-cell": "print_answer",
+    "input-transformer-logs-lines-and-history-is-printed": "history:",
+    "imports-the-grading-package-and-searches-the-disk": "grading.backprop_checks failed: ModuleNotFoundError",
+}
 
 
 @dataclass
@@ -78,13 +97,25 @@ def graded(request, tmp_path_factory):
     result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=1200)
     seconds = time.monotonic() - started
     print(f"\n{grader}: {len(notebooks)} submissions graded in {seconds:.0f} s (exit status {result.returncode})")
-    feedback = subprocess.run(["nbgrader", "generate_feedback", ASSIGNMENT, "--force", "--log-level=ERROR"], cwd=course,
-                              env={**env, "FEEDBACK_SHOWS_HIDDEN_TESTS": "0"}, capture_output=True, text=True,
-                              timeout=600)
+    feedback = subprocess.run(
+        ["nbgrader", "generate_feedback", ASSIGNMENT, "--force", "--log-level=ERROR"],
+        cwd=course,
+        env={**env, "FEEDBACK_SHOWS_HIDDEN_TESTS": "0"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert feedback.returncode == 0, feedback.stderr[-3000:]
     scores = class_scores(f"sqlite:///{course / 'gradebook.db'}")
-    return Graded(grader, course, sorted(notebooks), result.returncode, result.stdout[-5000:] + result.stderr[-5000:],
-                  seconds, scores)
+    return Graded(
+        grader,
+        course,
+        sorted(notebooks),
+        result.returncode,
+        result.stdout[-5000:] + result.stderr[-5000:],
+        seconds,
+        scores,
+    )
 
 
 def autograded(graded, student):
@@ -99,8 +130,9 @@ def test_tamper_on_the_blank_release_wins_no_point(graded, student):
 @pytest.mark.parametrize("student", sorted(STATED))
 def test_tamper_that_states_given_values_wins_nothing_beyond_them(graded, student):
     scores = autograded(graded, student)
-    assert {q: scores[q] for q in AUTOGRADED if q not in STATED_QUESTIONS} == \
-        {q: 0 for q in AUTOGRADED if q not in STATED_QUESTIONS}, graded.grader
+    assert {q: scores[q] for q in AUTOGRADED if q not in STATED_QUESTIONS} == {
+        q: 0 for q in AUTOGRADED if q not in STATED_QUESTIONS
+    }, graded.grader
 
 
 @pytest.mark.parametrize("student", sorted(ON_SOLUTION))

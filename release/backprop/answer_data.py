@@ -6,6 +6,7 @@ answer at all). Numbers are compared with plain arithmetic on floats. A check as
 judge's (grading/judge.py), or NotebookStudent, which asks the notebook's own globals in this process, as the
 public checks beside the notebook and the instructor notebook's hidden blocks do.
 """
+
 import json
 import math
 import os
@@ -14,7 +15,7 @@ import random
 if __package__:  # the course's grading package
     from . import kernel_questions
 else:  # beside the notebook, as shipped with the release
-    import kernel_questions
+    import kernel_questions  # type: ignore[no-redef]
 
 MAX_ANSWER_CHARS = 8 << 20
 
@@ -53,7 +54,9 @@ def value_of(answer, name):
     if failed is not None:
         kind, message = failed
         if kind == "KeyError":
-            raise Feedback(f"{name} is not defined: run the cell that defines it (and keep the name the question asks for).")
+            raise Feedback(
+                f"{name} is not defined: run the cell that defines it (and keep the name the question asks for)."
+            )
         raise Feedback(f"Reading {name} raised {kind}: {message}")
     value = _field(answer, "value", dict)
     if value is None:
@@ -67,9 +70,16 @@ def kind(value):
 
 
 def kind_in_words(value):
-    return {"tensor": "a torch tensor", "number": "a Python number", "bool": "a bool", "array": "a NumPy array",
-            "list": "a list or tuple", "module": "a torch module", "function": "a function", "none": "None"
-            }.get(kind(value), f"a {_field(value, 'class', str, 'object')}")
+    return {
+        "tensor": "a torch tensor",
+        "number": "a Python number",
+        "bool": "a bool",
+        "array": "a NumPy array",
+        "list": "a list or tuple",
+        "module": "a torch module",
+        "function": "a function",
+        "none": "None",
+    }.get(kind(value), f"a {_field(value, 'class', str, 'object')}")
 
 
 def _float(number):
@@ -101,8 +111,11 @@ def number(value, name):
     """The one finite number a described value holds; Feedback otherwise."""
     found = numbers(value)
     if found is None or len(found) != 1:
-        raise Feedback(f"{name} should be one number (a float or a one-element tensor); it is {kind_in_words(value)}"
-                       + ("" if found is None else f" holding {len(found)} numbers") + ".")
+        raise Feedback(
+            f"{name} should be one number (a float or a one-element tensor); it is {kind_in_words(value)}"
+            + ("" if found is None else f" holding {len(found)} numbers")
+            + "."
+        )
     if not finite(found):
         raise Feedback(f"{name} is {found[0]}, not a finite number.")
     return found[0]

@@ -21,6 +21,7 @@ about values the question states. Requests (plain JSON):
     {"op": "remember", "names": ["x", "y"], "key": "q1"}       keep these objects, to tell them apart later
     {"op": "same_as", "names": ["x", "y"], "key": "q1"}        whether each is one of the objects kept then
 """
+
 import json
 import sys
 import warnings
@@ -96,10 +97,14 @@ def describe(value, stepped=frozenset(), depth=0):
         return {"type": "list", "length": len(value), "items": items}
     if isinstance(value, torch.nn.Module):
         weight, bias = getattr(value, "weight", None), getattr(value, "bias", None)
-        return {"type": "module", "class": type(value).__name__,
-                "in_features": getattr(value, "in_features", None), "out_features": getattr(value, "out_features", None),
-                "weight": describe(weight, stepped, depth + 1) if isinstance(weight, torch.Tensor) else None,
-                "bias": describe(bias, stepped, depth + 1) if isinstance(bias, torch.Tensor) else None}
+        return {
+            "type": "module",
+            "class": type(value).__name__,
+            "in_features": getattr(value, "in_features", None),
+            "out_features": getattr(value, "out_features", None),
+            "weight": describe(weight, stepped, depth + 1) if isinstance(weight, torch.Tensor) else None,
+            "bias": describe(bias, stepped, depth + 1) if isinstance(bias, torch.Tensor) else None,
+        }
     if callable(value):
         return {"type": "function"}
     return {"type": "other", "class": type(value).__name__}
@@ -118,10 +123,18 @@ def _describe_tensor(tensor, stepped, depth):
     grad = None
     if tensor.is_leaf and depth < 2 and tensor.grad is not None:
         grad = _describe_tensor(tensor.grad, stepped, depth + 1)
-    return {"type": "tensor", "shape": list(tensor.shape), "dtype": str(tensor.dtype).replace("torch.", ""),
-            "values": values, "requires_grad": bool(tensor.requires_grad), "is_leaf": bool(tensor.is_leaf),
-            "grad_fn": None if tensor.grad_fn is None else type(tensor.grad_fn).__name__, "grad": grad,
-            "is_parameter": isinstance(tensor, torch.nn.Parameter), "stepped_by_optimizer": id(tensor) in stepped}
+    return {
+        "type": "tensor",
+        "shape": list(tensor.shape),
+        "dtype": str(tensor.dtype).replace("torch.", ""),
+        "values": values,
+        "requires_grad": bool(tensor.requires_grad),
+        "is_leaf": bool(tensor.is_leaf),
+        "grad_fn": None if tensor.grad_fn is None else type(tensor.grad_fn).__name__,
+        "grad": grad,
+        "is_parameter": isinstance(tensor, torch.nn.Parameter),
+        "stepped_by_optimizer": id(tensor) in stepped,
+    }
 
 
 def _op_describe(namespace, refs, request):
@@ -154,8 +167,12 @@ def _op_call(namespace, refs, request):
     if not callable(function):
         raise TypeError(f"{request['function']} is not a function")
     result = _attempt(namespace, refs, request, function, as_tensors=False)
-    if (request.get("tensor_retry") and result["error"] is not None and not result["reverse_mode"]
-            and result["error"]["type"] != "NotImplementedError"):
+    if (
+        request.get("tensor_retry")
+        and result["error"] is not None
+        and not result["reverse_mode"]
+        and result["error"]["type"] != "NotImplementedError"
+    ):
         retry = _attempt(namespace, refs, request, function, as_tensors=True)
         if retry["error"] is None or retry["reverse_mode"]:
             result = retry
@@ -188,12 +205,14 @@ def _attempt(namespace, refs, request, function, as_tensors):
             if torch.autograd.Variable._execution_engine is not refusing:  # the function put another engine in
                 tried.append(True)
             torch.autograd.Variable._execution_engine = engine
+
         undo.append(restore)
     if request.get("watch_optimizers"):
         from torch.optim.optimizer import register_optimizer_step_post_hook
 
         def remember(optimizer, *_):
             stepped.update(id(p) for group in optimizer.param_groups for p in group["params"])
+
         undo.append(register_optimizer_step_post_hook(remember).remove)
     result = error = None
     try:
@@ -203,9 +222,12 @@ def _attempt(namespace, refs, request, function, as_tensors):
     finally:
         for step in reversed(undo):
             step()
-    return {"result": None if error else describe(result, frozenset(stepped)), "error": error,
-            "reverse_mode": bool(tried),
-            "refs": {name: describe(refs[name], frozenset(stepped)) for name in request.get("refs", []) if name in refs}}
+    return {
+        "result": None if error else describe(result, frozenset(stepped)),
+        "error": error,
+        "reverse_mode": bool(tried),
+        "refs": {name: describe(refs[name], frozenset(stepped)) for name in request.get("refs", []) if name in refs},
+    }
 
 
 def _op_grad(namespace, refs, request):
@@ -217,8 +239,9 @@ def _op_grad(namespace, refs, request):
     try:
         for name in request["outputs"]:
             try:
-                grads = torch.autograd.grad(_lookup(namespace, name).sum(), inputs, retain_graph=True,
-                                            allow_unused=True)
+                grads = torch.autograd.grad(
+                    _lookup(namespace, name).sum(), inputs, retain_graph=True, allow_unused=True
+                )
                 answers.append({"grads": [None if g is None else describe(g) for g in grads]})
             except Exception as error:  # noqa: BLE001
                 answers.append({"failed": _error(error)})
@@ -249,6 +272,7 @@ def _op_count_backward(namespace, refs, request):
     def count(grad):
         if not namespace.get(_PAUSED):
             passes.append(1)
+
     for name in request["inputs"]:
         _lookup(namespace, name).register_hook(count)
     return {"counting": True}
@@ -270,6 +294,13 @@ def _op_same_as(namespace, refs, request):
     return {"same": [any(_lookup(namespace, name) is old for old in kept) for name in request["names"]]}
 
 
-_OPS = {"describe": _op_describe, "call": _op_call, "grad": _op_grad, "reaches": _op_reaches,
-        "count_backward": _op_count_backward, "backward_count": _op_backward_count, "remember": _op_remember,
-        "same_as": _op_same_as}
+_OPS = {
+    "describe": _op_describe,
+    "call": _op_call,
+    "grad": _op_grad,
+    "reaches": _op_reaches,
+    "count_backward": _op_count_backward,
+    "backward_count": _op_backward_count,
+    "remember": _op_remember,
+    "same_as": _op_same_as,
+}
