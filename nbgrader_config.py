@@ -20,6 +20,7 @@ from nbgrader.preprocessors import (
 from grading import offline_pages
 from grading.judged_execute import SandboxedJudgedExecute
 from grading.restore_cell_flags import RestoreCellFlags
+from grading.sandbox import Limits
 
 c = get_config()  # noqa: F821 (provided by nbgrader when it loads this file)
 
@@ -51,16 +52,13 @@ c.Autograde.autograde_preprocessors = [
     CheckCellMetadata,
 ]
 
-# Execution limits of one notebook: seconds per cell.
-c.Execute.timeout = 120
+# Execution limits of one notebook. Each default is written once, in grading/sandbox.py (class Limits); change one
+# here, for example c.Sandbox.memory_bytes = 4 * 2**30. The limits: c.Execute.timeout (seconds per cell) and
+# c.Sandbox.notebook_timeout (wall-clock seconds for the whole notebook), memory_bytes (address space per process; the
+# whole sandbox where a cgroup is allowed), max_processes, max_output_bytes (output kept per notebook; errors always
+# kept, shortened), max_file_bytes (largest file a submission may write).
+c.Execute.timeout = Limits.cell_timeout
 c.Execute.interrupt_on_timeout = True
-
-# The sandbox of `make autograde` (grading/sandbox.py): limits of one submission's execution.
-c.Sandbox.memory_bytes = 3 * 2**30  # address space per process; the whole sandbox where a cgroup is allowed
-c.Sandbox.max_processes = 256  # processes and threads in the sandbox
-c.Sandbox.notebook_timeout = 900  # wall-clock seconds for the whole notebook
-c.Sandbox.max_output_bytes = 2**20  # output kept per notebook (errors always kept, shortened)
-c.Sandbox.max_file_bytes = 256 * 2**20  # largest file a submission may write
 
 # Feedback never shows hidden tests unless the instructor asks: FEEDBACK_SHOWS_HIDDEN_TESTS=1.
 if os.environ.get("FEEDBACK_SHOWS_HIDDEN_TESTS") != "1":

@@ -14,7 +14,7 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path, PurePosixPath
 
 from jupyter_client.kernelspec import KernelSpec
@@ -30,61 +30,12 @@ SCRATCH_PREFIX = "nbgrader-sandbox-"  # + kind + a random part, in the machine's
 HOME = "/home/student"
 
 
-class Sandbox(Configurable):
-    """Limits of one submission's execution; set them in nbgrader_config.py as c.Sandbox.<name>."""
-
-    bwrap = Unicode("bwrap", help="the bubblewrap executable").tag(config=True)
-    memory_bytes = Integer(
-        3 << 30,
-        help="memory of the sandbox (address space of each process; "
-        "the whole sandbox too where a memory cgroup can be made)",
-    ).tag(config=True)
-    max_processes = Integer(256, help="processes and threads in the sandbox (cgroup pids.max, else RLIMIT_NPROC)").tag(
-        config=True
-    )
-    notebook_timeout = Integer(900, help="wall-clock seconds for the whole notebook").tag(config=True)
-    max_output_bytes = Integer(
-        1 << 20, help="bytes of output kept per notebook (errors are always kept, shortened)"
-    ).tag(config=True)
-    max_message_bytes = Integer(64 << 20, help="largest single message accepted from the kernel").tag(config=True)
-    max_file_bytes = Integer(256 << 20, help="largest file the kernel may write (RLIMIT_FSIZE)").tag(config=True)
-    tmpfs_bytes = Integer(512 << 20, help="size of the sandbox's private /tmp and HOME").tag(config=True)
-    use_cgroups = Bool(True, help="put each sandbox in its own pids/memory cgroup when the machine allows it").tag(
-        config=True
-    )
-    kernel_template = Bool(
-        True,
-        help="fork each submission's kernel from a per-worker template that has imported "
-        "`preload` (see grading/kernel_template.py); False starts a new kernel "
-        "process in a new sandbox for each submission",
-    ).tag(config=True)
-    preload = List(
-        Unicode(), default_value=list(PRELOAD), help="modules the template imports once for every submission"
-    ).tag(config=True)
-
-    def limits(self, cell_timeout):
-        """The limits as a plain, serialisable dict (see Limits)."""
-        return asdict(
-            Limits(
-                cell_timeout=cell_timeout,
-                notebook_timeout=self.notebook_timeout,
-                memory_bytes=self.memory_bytes,
-                max_processes=self.max_processes,
-                max_output_bytes=self.max_output_bytes,
-                max_message_bytes=self.max_message_bytes,
-                max_file_bytes=self.max_file_bytes,
-                tmpfs_bytes=self.tmpfs_bytes,
-                bwrap=self.bwrap,
-                use_cgroups=self.use_cgroups,
-                kernel_template=self.kernel_template,
-                preload=tuple(self.preload),
-            )
-        )
-
-
 @dataclass(frozen=True)
 class Limits:
-    """What one execution may use. sandbox=False runs the kernel unconfined (explicitly unsafe)."""
+    """What one execution may use. sandbox=False runs the kernel unconfined (explicitly unsafe).
+
+    The one place of each limit's default: Sandbox (nbgrader_config.py's c.Sandbox.<name>) and the cell timeout
+    (c.Execute.timeout) take theirs from here."""
 
     cell_timeout: int = 120
     notebook_timeout: int = 900
@@ -99,6 +50,52 @@ class Limits:
     sandbox: bool = True
     kernel_template: bool = True
     preload: tuple = PRELOAD
+
+
+class Sandbox(Configurable):
+    """Limits of one submission's execution; set them in nbgrader_config.py as c.Sandbox.<name> (defaults: Limits)."""
+
+    bwrap = Unicode(Limits.bwrap, help="the bubblewrap executable").tag(config=True)
+    memory_bytes = Integer(
+        Limits.memory_bytes,
+        help="memory of the sandbox (address space of each process; "
+        "the whole sandbox too where a memory cgroup can be made)",
+    ).tag(config=True)
+    max_processes = Integer(
+        Limits.max_processes, help="processes and threads in the sandbox (cgroup pids.max, else RLIMIT_NPROC)"
+    ).tag(config=True)
+    notebook_timeout = Integer(Limits.notebook_timeout, help="wall-clock seconds for the whole notebook").tag(
+        config=True
+    )
+    max_output_bytes = Integer(
+        Limits.max_output_bytes, help="bytes of output kept per notebook (errors are always kept, shortened)"
+    ).tag(config=True)
+    max_message_bytes = Integer(Limits.max_message_bytes, help="largest single message accepted from the kernel").tag(
+        config=True
+    )
+    max_file_bytes = Integer(Limits.max_file_bytes, help="largest file the kernel may write (RLIMIT_FSIZE)").tag(
+        config=True
+    )
+    tmpfs_bytes = Integer(Limits.tmpfs_bytes, help="size of the sandbox's private /tmp and HOME").tag(config=True)
+    use_cgroups = Bool(
+        Limits.use_cgroups, help="put each sandbox in its own pids/memory cgroup when the machine allows it"
+    ).tag(config=True)
+    kernel_template = Bool(
+        Limits.kernel_template,
+        help="fork each submission's kernel from a per-worker template that has imported "
+        "`preload` (see grading/kernel_template.py); False starts a new kernel "
+        "process in a new sandbox for each submission",
+    ).tag(config=True)
+    preload = List(
+        Unicode(), default_value=list(Limits.preload), help="modules the template imports once for every submission"
+    ).tag(config=True)
+
+    def limits(self, cell_timeout):
+        """The limits as a plain, serialisable dict (see Limits): every field this class configures, and the cell
+        timeout (nbgrader's c.Execute.timeout)."""
+        configured = {field.name: getattr(self, field.name) for field in fields(Limits) if self.has_trait(field.name)}
+        configured["preload"] = tuple(configured["preload"])
+        return asdict(Limits(cell_timeout=cell_timeout, **configured))
 
 
 def runtime_paths():
