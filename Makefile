@@ -11,7 +11,7 @@ SYSTEM_PACKAGES := graphviz:dot bubblewrap:bwrap npm:npm
 # make test also drives JupyterLab in Debian's Chromium
 test: SYSTEM_PACKAGES += chromium:chromium
 
-.PHONY: demo test lint test-quick catalogue setup system-packages figures release autograde feedback grades report lab clean
+.PHONY: demo test lint test-quick catalogue setup constraints system-packages figures release autograde feedback grades report lab clean
 
 ## demo: build what is missing, grade a demo class (its roster, students.csv, imported first), write feedback,
 ## grades.csv and the LMS uploads, print the class table
@@ -45,11 +45,32 @@ catalogue: release
 setup: $(VENV)/.installed $(MATHJAX) system-packages
 
 # the course's own package (grading/) is installed too, so that nbgrader, Dask and the instructor notebook import it
-$(VENV)/.installed: requirements.txt pyproject.toml
+# requirements.txt names what the course uses; constraints.txt pins every package at the version tested
+$(VENV)/.installed: requirements.txt constraints.txt pyproject.toml
 	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
-	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt -c constraints.txt
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	touch $@
+
+## constraints: after changing requirements.txt, install it into .venv without the old pins, then write constraints.txt:
+## every package requirements.txt brings (resolved afresh, nothing else .venv holds) at the version .venv has
+constraints:
+	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(VENV)/bin/pip freeze --all --exclude-editable --disable-pip-version-check > $(VENV)/constraints-freeze.txt
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check --dry-run --ignore-installed \
+	  --report $(VENV)/constraints-report.json -r requirements.txt -c $(VENV)/constraints-freeze.txt
+	{ echo "# Every package that requirements.txt brings, at the exact version tested. grading/ uses private APIs of"; \
+	  echo "# jupyter_client and nbclient, so make setup installs with: pip install -r requirements.txt -c constraints.txt"; \
+	  echo "# Written by make constraints (run it after changing requirements.txt): requirements.txt resolved afresh"; \
+	  echo "# against the versions pip freeze lists in .venv; local version labels are dropped (torch==2.13.0 matches"; \
+	  echo "# the CPU build 2.13.0+cpu)."; \
+	  $(VENV)/bin/python -c 'import json, sys; found = [i["metadata"] for i in json.load(open(sys.argv[1]))["install"]]; \
+	    found.sort(key=lambda m: m["name"].lower()); \
+	    print("\n".join("%s==%s" % (m["name"], m["version"].split("+")[0]) for m in found))' \
+	    $(VENV)/constraints-report.json; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
+	rm -f $(VENV)/constraints-freeze.txt $(VENV)/constraints-report.json
 
 # MathJax for feedback pages (MATHJAX_VERSION above)
 $(MATHJAX): | $(VENV)/.installed system-packages

@@ -3,9 +3,9 @@
 Only the execute step leaves this machine: each Dask worker runs
 grading.execute_sandboxed.execute_in_sandbox (student code in its own bubblewrap sandbox, on the worker's
 machine) and sends back the executed notebook as text. Sanitizing, grading and every gradebook write stay
-in the coordinator. A worker therefore needs the course checked out, its virtual environment, the
-`grading` package importable (start it from the course with PYTHONPATH=.) and bubblewrap; it never needs
-the gradebook, the submissions or the solutions.
+in the coordinator. A worker therefore needs the course checked out and its virtual environment (`make setup`
+installs the `grading` package there) and bubblewrap; it never needs the gradebook, the submissions or the
+solutions. The scheduler needs the same virtual environment: it unpickles every task, so it imports `grading`.
 
 DaskExecutor has the part of the concurrent.futures.Executor interface the coordinator uses (submit,
 shutdown) and returns concurrent.futures.Future objects, so the coordinator's loop is the same for its
@@ -23,14 +23,24 @@ class ClusterUnusable(SystemExit):
     """The cluster cannot be reached, or some of its workers cannot execute submissions; says why, in words."""
 
 
+NO_GRADING = (
+    "could not run the course's check ({error}); it needs the course's grading package: run `make setup` "
+    "in the course on that machine and start it with the course's .venv/bin/dask"
+)
+
+
 def _check_worker():
     """Run on a worker: None if it can execute submissions, else what is missing there, in words."""
-    try:
-        from grading.sandbox import Limits, bwrap_problem, sweep_leftovers
-    except ImportError as error:  # pragma: no cover - reported to the instructor
-        return f"cannot import the grading package ({error}); start the worker from the course with PYTHONPATH=."
+    from grading.sandbox import Limits, bwrap_problem, sweep_leftovers
+
     sweep_leftovers()
     return bwrap_problem(Limits())
+
+
+def _check_scheduler():
+    """Run on the scheduler, which unpickles every task and so imports grading.execute_sandboxed: to unpickle this
+    function it imports this module, which imports that one. None."""
+    return None
 
 
 class DaskExecutor:
@@ -45,14 +55,37 @@ class DaskExecutor:
         except OSError as error:
             raise ClusterUnusable(f"cannot reach the Dask scheduler at {address}: {error}") from None
         self._futures = set()
-        if check_workers and sandbox:
-            problems = {worker: problem for worker, problem in self.client.run(_check_worker).items() if problem}
-            if problems:
-                self.close()
-                raise ClusterUnusable(
-                    "Dask workers that cannot execute submissions (nothing was graded): "
-                    + "; ".join(f"{w}: {p}" for w, p in sorted(problems.items()))
-                )
+        if check_workers:
+            self._check(address, sandbox)
+
+    def _check(self, address, sandbox):
+        """ClusterUnusable, saying why, unless the scheduler and every worker can run the course's tasks."""
+        try:
+            self.client.run_on_scheduler(_check_scheduler)
+        except Exception as error:  # the scheduler could not unpickle the check: no grading package there
+            self.close()
+            raise ClusterUnusable(
+                f"the Dask scheduler at {address} " + NO_GRADING.format(error=error) + " (nothing was graded)"
+            ) from None
+        try:
+            self.client.wait_for_workers(1, timeout=CONNECT_TIMEOUT)
+        except TimeoutError:
+            self.close()
+            raise ClusterUnusable(
+                f"no Dask worker joined the scheduler at {address} within {CONNECT_TIMEOUT} (nothing was graded)"
+            ) from None
+        answers = self.client.run(_check_worker if sandbox else _check_scheduler, on_error="return")
+        problems = {
+            worker: NO_GRADING.format(error=answer) if isinstance(answer, BaseException) else answer
+            for worker, answer in answers.items()
+            if answer
+        }
+        if problems:
+            self.close()
+            raise ClusterUnusable(
+                "Dask workers that cannot execute submissions (nothing was graded): "
+                + "; ".join(f"{w}: {p}" for w, p in sorted(problems.items()))
+            )
 
     @property
     def threads(self):

@@ -1,23 +1,33 @@
-"""`make autograde DASK=...`: executions on a Dask cluster give the same grades as the local worker pool."""
+"""`make autograde DASK=...` on a cluster started as README's *Grading on several machines* says: a `dask scheduler`
+and two `dask worker` processes started from the command line on 127.0.0.1, from a folder outside the course and
+without PYTHONPATH, so that they (and the scheduler, which unpickles the tasks) import `grading` only as the
+package `make setup` installed. One worker is killed while the class is being graded; every student is still
+graded, with the scores the demo class must get."""
 
 import os
 import shutil
+import signal
+import subprocess
 import sys
+import time
 
 import pytest
 
-from conftest import run
+from dask_cluster import Cluster, alive, environment_outside_the_course
 from grading.class_grades import class_scores, question_points
+from grading.demo_class import MISTAKES, demo_submissions
 from grading.sandbox import Limits, bwrap_problem
-from grading.submissions import ASSIGNMENT, ROOT, build_submission, solution_answers, write_submission
-from submission_catalogue import AUTOGRADED, WRONG
+from grading.submissions import ASSIGNMENT, ROOT, write_submission
+from submission_catalogue import AUTOGRADED
 
+pytest.importorskip("distributed")
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(bwrap_problem(Limits()) is not None, reason="bubblewrap cannot run here"),
 ]
 
 GRADING_OUTPUTS = ("submitted", "autograded", "feedback", "build", "autograde_report.txt")
+GRADING_TIMEOUT = 300  # seconds for the demo class (each run takes under a minute on 2 busy cores)
 
 
 def class_copy(course, dest, submissions):
@@ -33,50 +43,136 @@ def class_copy(course, dest, submissions):
     return dest
 
 
-@pytest.fixture(scope="module")
-def dask_address(tmp_path_factory):
-    """A Dask cluster on loopback: two worker processes of one thread each, able to import the grading package."""
-    distributed = pytest.importorskip("distributed")
-    old = os.environ.get("PYTHONPATH")
-    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), old) if p)
-    try:
-        with distributed.LocalCluster(
-            host="127.0.0.1",
-            n_workers=2,
-            threads_per_worker=1,
-            processes=True,
-            dashboard_address=None,
-            local_directory=str(tmp_path_factory.mktemp("dask")),
-        ) as cluster:
-            yield cluster.scheduler_address
-    finally:
-        if old is None:
-            os.environ.pop("PYTHONPATH", None)
-        else:
-            os.environ["PYTHONPATH"] = old
-
-
-def test_grades_from_a_dask_cluster_equal_the_local_run(course, dask_address, tmp_path):
-    solution = solution_answers()
-    wrong_name, (wrong_question, wrong_answers) = sorted(WRONG.items())[0]
-    submissions = {
-        "perfect": build_submission(solution),
-        "blank-release": build_submission({}),
-        wrong_name: build_submission({**solution, **wrong_answers}),
-    }
-    scores = {}
-    for how, extra in (("local", ["--workers", "2"]), ("dask", ["--dask", dask_address])):
-        copy = class_copy(course, tmp_path / how, submissions)
-        run(
-            [sys.executable, "-m", "grading.autograde_class", ASSIGNMENT, "--course", copy, "--force", *extra],
-            cwd=ROOT,
-            timeout=300,
-        )
-        every = class_scores(f"sqlite:///{copy / 'gradebook.db'}")
-        scores[how] = {student: every[student] for student in submissions}
-
-    assert scores["dask"] == scores["local"]
+def expected_scores():
+    """student -> autograded question -> score, for the demo class: the solution gets every point, the blank
+    release none, and each mistake costs its own question only (as `make demo` shows: 15/19 each)."""
     points = question_points()
-    assert {q: scores["dask"]["perfect"][q] for q in AUTOGRADED} == {q: points[q] for q in AUTOGRADED}
-    assert all(scores["dask"]["blank-release"][q] == 0 for q in AUTOGRADED)
-    assert scores["dask"][wrong_name][wrong_question] == 0
+    expected = {"perfect": {q: points[q] for q in AUTOGRADED}, "blank": {q: 0 for q in AUTOGRADED}}
+    for student, answers in MISTAKES.items():
+        wrong = {cell.split("_")[0] for cell in answers}  # q1a_answer: question q1a
+        expected[student] = {q: 0 if q in wrong else points[q] for q in AUTOGRADED}
+    return expected
+
+
+def graded(course, students):
+    """Students whose autograded notebook exists: the grader writes it last, so they are graded."""
+    return [s for s in students if (course / "autograded" / s / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").exists()]
+
+
+def still_alive(processes, timeout=10):
+    """Those of {pid: start time} still running after waiting up to timeout seconds for them to end."""
+    deadline = time.monotonic() + timeout
+    while alive(processes) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return alive(processes)
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    """A scheduler and two workers (w0, w1) started in a folder outside the course; stopped after the test,
+    whatever happens, with everything they started."""
+    folder = tmp_path / "cluster"
+    folder.mkdir()
+    with Cluster(folder) as started:
+        yield started
+
+
+def test_a_worker_killed_mid_run_costs_no_grade(course, cluster, tmp_path):
+    submissions = demo_submissions()  # README's example: the solution, a blank release and four mistakes
+    students = sorted(submissions)
+
+    # the scheduler and the workers import grading as installed, from outside the course
+    def where_grading_comes_from():  # defined here, so that it is sent by value: they cannot import this module
+        import os
+        import sys
+
+        import grading
+
+        return {
+            "cwd": os.path.realpath(os.getcwd()),
+            "PYTHONPATH": os.environ.get("PYTHONPATH"),
+            "sys.path": [os.path.realpath(p or os.getcwd()) for p in sys.path],
+            "grading": os.path.realpath(grading.__file__),
+        }
+
+    with cluster.client() as client:
+        origins = {
+            "scheduler": client.run_on_scheduler(where_grading_comes_from),
+            **client.run(where_grading_comes_from),
+        }
+        assert len(origins) == 3
+        for who, origin in origins.items():
+            assert origin["cwd"] == os.path.realpath(cluster.folder) and origin["PYTHONPATH"] is None, (who, origin)
+            assert not {os.path.realpath(ROOT), os.path.realpath(ROOT / "tests")} & set(origin["sys.path"]), (
+                who,
+                origin,
+            )
+            assert origin["grading"] == os.path.realpath(ROOT / "grading" / "__init__.py"), (who, origin)
+
+    # README step 4, in the course: `make autograde DASK=... FORCE=1` runs exactly this
+    course_copy = class_copy(course, tmp_path / "dask", submissions)
+    command = [sys.executable, "-m", "grading.autograde_class", ASSIGNMENT, "--force", "--dask", cluster.address]
+    env = environment_outside_the_course(cluster.tmpdir)
+    with open(tmp_path / "grader.log", "wb") as log:
+        grader = subprocess.Popen(
+            command,
+            cwd=course_copy,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        started = time.monotonic()
+        deadline = started + GRADING_TIMEOUT
+        victim = None
+        with cluster.client() as client:
+            # kill a worker while it executes a notebook, once some students are graded and others are not
+            while victim is None:
+                assert grader.poll() is None, (
+                    "the grader ended before a worker could be killed mid-run:\n"
+                    + (tmp_path / "grader.log").read_text(errors="replace")[-3000:]
+                )
+                assert time.monotonic() < deadline, "no student graded in time"
+                if 0 < len(graded(course_copy, students)) < len(students):
+                    names = {address: info["name"] for address, info in client.scheduler_info()["workers"].items()}
+                    executing = sorted(
+                        (names[w], sorted(tasks)) for w, tasks in client.call_stack().items() if tasks and w in names
+                    )
+                    if executing:
+                        victim, tasks = executing[0]
+                        graded_before = graded(course_copy, students)
+                        killed = cluster.kill_worker(victim)
+                        print(
+                            f"killed {victim} after {time.monotonic() - started:.1f} s, executing {tasks}, with "
+                            f"{len(graded_before)}/{len(students)} students graded: {len(killed)} processes"
+                        )
+                        break
+                time.sleep(0.1)
+            try:
+                status = grader.wait(timeout=max(1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pytest.fail(
+                    "the grader did not finish after a worker was killed:\n"
+                    + (tmp_path / "grader.log").read_text(errors="replace")[-3000:]
+                )
+            survivors = [info["name"] for info in client.scheduler_info()["workers"].values()]
+            print(f"cluster: {time.monotonic() - started:.1f} s")
+    finally:
+        if grader.poll() is None:
+            os.killpg(grader.pid, signal.SIGKILL)
+            grader.wait()
+
+    output = (tmp_path / "grader.log").read_text(errors="replace")
+    assert status == 0, output[-3000:]
+    assert len(graded_before) < len(students)
+    assert survivors == [name for name in ("w0", "w1") if name != victim]
+    assert not still_alive(killed), f"processes of the killed worker still alive: {alive(killed)}"
+    report = (course_copy / "autograde_report.txt").read_text()
+    assert sorted(line.split()[0] for line in report.splitlines()) == students, report
+    assert "NOT GRADED" not in report, report
+    scores = class_scores(f"sqlite:///{course_copy / 'gradebook.db'}")
+    assert {s: {q: scores[s][q] for q in AUTOGRADED} for s in students} == expected_scores()
+
+    assert not cluster.stop(), "processes the cluster started are still alive after it stopped"
