@@ -324,8 +324,28 @@ def sweep_leftovers(min_age=60):
     return removed
 
 
+SOCKET_PATH_MAX = 107  # bytes of a Unix socket's path (sockaddr_un.sun_path, less its final NUL)
+
+
+def socket_path_problem():
+    """None if the kernels' sockets fit under this machine's temporary folder; otherwise why not, in words. The longest
+    path: <tmp>/<SCRATCH_PREFIX>template-<8 random>/ipc/kernel-<16 hex>-<port>."""
+    longest = os.path.join(
+        tempfile.gettempdir(), f"{SCRATCH_PREFIX}template-{'x' * 8}", "ipc", f"kernel-{'x' * 16}-65535"
+    )
+    if len(os.fsencode(longest)) <= SOCKET_PATH_MAX:
+        return None
+    room = SOCKET_PATH_MAX - (len(os.fsencode(longest)) - len(os.fsencode(tempfile.gettempdir())))
+    return (
+        f"the temporary folder {tempfile.gettempdir()} is too long for the sandbox's sockets (a socket path has at "
+        f"most {SOCKET_PATH_MAX} bytes): set TMPDIR to a folder of at most {room} characters, such as /tmp"
+    )
+
+
 def bwrap_problem(limits):
     """None when a sandboxed Python starts here; otherwise what went wrong, in words."""
+    if socket_path_problem():
+        return socket_path_problem()
     if shutil.which(limits.bwrap) is None:
         return f"bubblewrap ({limits.bwrap}) is not installed"
     probe = Path(tempfile.mkdtemp(prefix="sandbox-probe-"))

@@ -1,12 +1,13 @@
 """The execute step alone (execute_in_sandbox) on tiny notebooks: what the sandbox hides, what each fault becomes."""
 
 import subprocess
+import tempfile
 from ast import literal_eval
 
 import pytest
 
 import sandbox_runs
-from grading.sandbox import Limits, bwrap_problem
+from grading.sandbox import Limits, bwrap_problem, socket_path_problem
 from sandbox_runs import run, text
 
 pytestmark = pytest.mark.skipif(bwrap_problem(Limits()) is not None, reason="bubblewrap cannot run here")
@@ -128,3 +129,10 @@ def test_grader_refuses_without_bubblewrap_and_says_how_to_go_on(tmp_path):
     )
     assert result.returncode == 3
     assert "refuses" in result.stderr and "UNSAFE_NO_SANDBOX=1" in result.stderr
+
+
+def test_a_temporary_folder_too_long_for_the_kernels_sockets_is_refused_with_what_to_do(monkeypatch, tmp_path):
+    assert socket_path_problem() is None  # this machine's temporary folder
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / ("t" * 60)))
+    problem = bwrap_problem(Limits())
+    assert problem is not None and "TMPDIR" in problem and "too long" in problem
