@@ -3,7 +3,7 @@ SHELL := /bin/bash
 ASSIGNMENT := backprop
 VENV := .venv
 export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
-# MathJax that feedback pages inline, so that they typeset their formulas offline (grading/offline_pages.py): npm's
+# MathJax that feedback pages inline, so that they typeset their formulas offline (grading/reports/offline_pages.py): npm's
 # package, pinned, installed in the virtual environment ($(VENV)/lib/node_modules/mathjax)
 MATHJAX_VERSION := 3.2.2
 MATHJAX := $(VENV)/.mathjax-$(MATHJAX_VERSION)
@@ -16,11 +16,11 @@ test: SYSTEM_PACKAGES += chromium:chromium
 ## demo: build what is missing, grade a demo class (its roster, students.csv, imported first), write feedback,
 ## grades.csv and the LMS uploads, print the class table
 demo: release
-	python -m grading.demo_class
+	python -m grading.course_kit.demo_class
 	$(MAKE) --no-print-directory roster
 	$(MAKE) --no-print-directory autograde FORCE=1
 	$(MAKE) --no-print-directory feedback grades
-	python -m grading.class_grades
+	python -m grading.reports.class_grades
 	$(MAKE) --no-print-directory report
 
 ## test: lint, then the whole test suite (slow tests included)
@@ -37,10 +37,10 @@ lint: setup
 test-quick: release
 	python -m pytest -q -m "not slow" tests
 
-## catalogue: grade the synthetic submissions of tests/submission_catalogue.py and print
+## catalogue: grade the synthetic submissions of grading/course_kit/submission_catalogue.py and print
 ## "correct accepted A/B; wrong caught C/D; collateral E" (and any submission graded wrongly)
 catalogue: release
-	python tests/catalogue_report.py
+	python tests/support/catalogue_report.py
 
 setup: $(VENV)/.installed $(MATHJAX) system-packages
 
@@ -104,7 +104,7 @@ release: setup figures
 ## without the sandbox (only where bubblewrap cannot run; student code then runs as you)
 ## DASK=tcp://host:8786 executes on that Dask cluster's workers, each in its own sandbox (README: Grading on several machines)
 autograde: setup
-	python -m grading.autograde_class $(ASSIGNMENT) $(if $(WORKERS),--workers $(WORKERS)) \
+	python -m grading.coordinator.autograde_class $(ASSIGNMENT) $(if $(WORKERS),--workers $(WORKERS)) \
 	  $(if $(FORCE),--force) $(if $(UNSAFE_NO_SANDBOX),--unsafe-no-sandbox) $(if $(DASK),--dask $(DASK))
 
 ## feedback: per-student feedback HTML (hidden tests left out) in feedback/
@@ -112,11 +112,11 @@ feedback: | $(MATHJAX)
 	nbgrader generate_feedback $(ASSIGNMENT) --force --log-level=WARN
 
 ## grades: grades.csv from the gradebook (every student of the roster, 0 without a submission), and the grade uploads
-## for Canvas and Moodle (grading/lms.py): build/lms/canvas_grades.csv, build/lms/moodle_grades.csv
+## for Canvas and Moodle (grading/reports/lms.py): build/lms/canvas_grades.csv, build/lms/moodle_grades.csv
 grades:
 	nbgrader export --log-level=WARN
-	nbgrader export --exporter=grading.lms.CanvasExport --log-level=WARN
-	nbgrader export --exporter=grading.lms.MoodleExport --log-level=WARN
+	nbgrader export --exporter=grading.reports.lms.CanvasExport --log-level=WARN
+	nbgrader export --exporter=grading.reports.lms.MoodleExport --log-level=WARN
 	@echo "wrote grades.csv, build/lms/canvas_grades.csv and build/lms/moodle_grades.csv"
 
 .PHONY: roster collect-lms
@@ -139,7 +139,7 @@ collect-lms:
 
 ## report: build/report/: grades.csv (student x question), report.html with charts (also as PNG)
 report:
-	python -m grading.class_report
+	python -m grading.reports.class_report
 
 ## lab: JupyterLab with nbgrader's extensions (Validate, formgrader, assignment list) on 127.0.0.1, in the course
 lab: setup

@@ -17,10 +17,10 @@ from nbgrader.preprocessors import (
     SaveAutoGrades,
 )
 
-from grading import offline_pages
-from grading.judged_execute import SandboxedJudgedExecute
-from grading.restore_cell_flags import RestoreCellFlags
-from grading.sandbox import Limits
+from grading.coordinator.judged_execute import SandboxedJudgedExecute
+from grading.coordinator.restore_cell_flags import RestoreCellFlags
+from grading.engine.sandbox import Limits
+from grading.reports import offline_pages
 
 c = get_config()  # noqa: F821 (provided by nbgrader when it loads this file)
 
@@ -32,8 +32,8 @@ c.CourseDirectory.db_url = "sqlite:///" + os.path.join(c.CourseDirectory.root, "
 c.OverwriteCells.add_missing_cells = True
 
 # `nbgrader autograde` and the formgrader grade as `make autograde` does: each notebook runs in the sandbox, its
-# hidden tests stay here, and the judge (grading/judge.py) decides each test cell's points from plain data that the
-# kernel answers. nbgrader's own Execute would run the hidden tests in the student's kernel, as you, unsandboxed.
+# hidden tests stay here, and the judge (grading/checks/judge.py) decides each test cell's points from plain data that
+# the kernel answers. nbgrader's own Execute would run the hidden tests in the student's kernel, as you, unsandboxed.
 c.Autograde.sanitize_preprocessors = [
     RestoreCellFlags,
     ClearOutput,
@@ -52,8 +52,8 @@ c.Autograde.autograde_preprocessors = [
     CheckCellMetadata,
 ]
 
-# Execution limits of one notebook. Each default is written once, in grading/sandbox.py (class Limits); change one
-# here, for example c.Sandbox.memory_bytes = 4 * 2**30. The limits: c.Execute.timeout (seconds per cell) and
+# Execution limits of one notebook. Each default is written once, in grading/engine/sandbox.py (class Limits); change
+# one here, for example c.Sandbox.memory_bytes = 4 * 2**30. The limits: c.Execute.timeout (seconds per cell) and
 # c.Sandbox.notebook_timeout (wall-clock seconds for the whole notebook), memory_bytes (address space per process; the
 # whole sandbox where a cgroup is allowed), max_processes, max_output_bytes (output kept per notebook; errors always
 # kept, shortened), max_file_bytes (largest file a submission may write).
@@ -64,27 +64,27 @@ c.Execute.interrupt_on_timeout = True
 if os.environ.get("FEEDBACK_SHOWS_HIDDEN_TESTS") != "1":
     c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]
 
-# nbgrader's HTML pages work offline (grading/offline_pages.py). Its feedback and formgrade templates ignore
+# nbgrader's HTML pages work offline (grading/reports/offline_pages.py). Its feedback and formgrade templates ignore
 # HTMLExporter.mathjax_url and load MathJax from a CDN; the course's templates, found first, put in its place MathJax 3
 # inlined in each feedback page and, in the formgrader, the MathJax 2 that JupyterLab serves (jupyter_server_mathjax).
 # Figures of markdown cells are embedded too: a student's feedback is one HTML file. SVG outputs take alt text as
 # nbconvert gives it to PNG outputs: from the output's metadata "alt", else from the cell's metadata "alt".
 c.HTMLExporter.extra_template_basedirs = offline_pages.TEMPLATE_BASEDIRS
-c.HTMLExporter.filters = {"inline_mathjax": "grading.offline_pages.inline_mathjax"}
+c.HTMLExporter.filters = {"inline_mathjax": "grading.reports.offline_pages.inline_mathjax"}
 c.HTMLExporter.embed_images = True
 
 # ---------------------------------------------------------------------------------------------------------------------
-# The LMS (grading/lms.py). The roster, students.csv (id, first_name, last_name, email; optionally lms_user_id, the
-# Canvas user id), is imported into the gradebook with `nbgrader db student import students.csv` (`make roster`).
+# The LMS (grading/reports/lms.py). The roster, students.csv (id, first_name, last_name, email; optionally lms_user_id,
+# the Canvas user id), is imported into the gradebook with `nbgrader db student import students.csv` (`make roster`).
 # `nbgrader zip_collect backprop` takes Canvas's "Download Submissions" zip, put in build/downloaded/backprop/archive/
 # (`make collect-lms ZIP=...` does it all), into submitted/<id>/backprop/: the file names' pattern is below, and the
 # collector finds each file's student in the gradebook by Canvas user id or name (unknown ones are skipped and named).
-# `nbgrader export --exporter=grading.lms.CanvasExport` (or MoodleExport) writes build/lms/canvas_grades.csv (or
+# `nbgrader export --exporter=grading.reports.lms.CanvasExport` (or MoodleExport) writes build/lms/canvas_grades.csv (or
 # moodle_grades.csv) for the LMS's grade import; `make grades` writes both.
-from grading.lms import CANVAS_FILE_NAME  # noqa: E402
+from grading.reports.lms import CANVAS_FILE_NAME  # noqa: E402
 
 c.ZipCollectApp.downloaded_directory = os.path.join("build", "downloaded")  # build/ is never committed
-c.ZipCollectApp.collector_plugin = "grading.lms.CanvasCollector"
+c.ZipCollectApp.collector_plugin = "grading.reports.lms.CanvasCollector"
 # {sortable name}[_late]_{Canvas user id}_{file id}_{file name}, e.g. perfectada_late_12345_67890_backprop.ipynb
 c.FileNameCollectorPlugin.named_regexp = CANVAS_FILE_NAME
 # The Canvas assignment each nbgrader assignment fills, by "name (Canvas assignment id)"; a bare name fills the Canvas

@@ -3,10 +3,11 @@
     python -m bench.autograde [--submissions 32] [--workers N] [--keep]
 
 Builds N synthetic submissions (the solution, the blank release, and the correct and wrong variants of
-tests/submission_catalogue.py, in turn) in three copies of the course and grades them one after the other:
+grading/course_kit/submission_catalogue.py, in turn) in three copies of the course and grades them one after the other:
 stock `nbgrader autograde` (nbgrader's own Execute: no sandbox, hidden tests in the student's kernel, one
 submission at a time); the course's grader
-`python -m grading.autograde_class` with a new kernel process per submission (c.Sandbox.kernel_template = False);
+`python -m grading.coordinator.autograde_class` with a new kernel process per submission
+(c.Sandbox.kernel_template = False);
 and the same grader as `make autograde` runs it (sandbox, N workers, kernels forked from a warm template).
 Prints each wall time, seconds per submission, the ratios, peak memory per worker (proportional set size of a
 worker process with its sandbox's processes, read from /proc while grading), the floor (the notebook's own
@@ -31,30 +32,14 @@ from pathlib import Path
 import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
 
-from grading.class_grades import class_scores  # noqa: E402
-from grading.submissions import ASSIGNMENT, build_submission, solution_answers, write_submission  # noqa: E402
-from submission_catalogue import CORRECT, WRONG  # noqa: E402
+from grading.course_kit.course_copy import BIN, copy_course  # noqa: E402
+from grading.course_kit.submission_catalogue import CORRECT, WRONG  # noqa: E402
+from grading.course_kit.submissions import ASSIGNMENT, build_submission, solution_answers, write_submission  # noqa: E402
+from grading.reports.class_grades import class_scores  # noqa: E402
 
-BIN = Path(sys.executable).parent
 PAGE = os.sysconf("SC_PAGE_SIZE")
 TICK = os.sysconf("SC_CLK_TCK")
-
-
-def course_copy(dest):
-    """A course at dest: configuration, source, images and release; the gradebook comes from generate_assignment."""
-    dest.mkdir(parents=True)
-    shutil.copy(ROOT / "nbgrader_config.py", dest)
-    shutil.copytree(ROOT / "images", dest / "images")
-    shutil.copytree(ROOT / "source", dest / "source")  # links followed: the shipped modules live in grading/
-    run(["nbgrader", "generate_assignment", ASSIGNMENT, "--force", "--log-level=ERROR"], cwd=dest)
-    return dest
-
-
-def run(args, cwd, **kw):
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
-    return subprocess.run(args, cwd=cwd, env=env, check=True, capture_output=True, text=True, **kw)
 
 
 def class_of(n):
@@ -147,7 +132,7 @@ class TreeMemory(threading.Thread):
 
 def timed(args, cwd):
     """(wall seconds, TreeMemory) of running args; TreeMemory.cpu: CPU seconds of the whole process tree."""
-    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}
+    env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}  # as course_command
     cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     process = subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -220,7 +205,7 @@ def main(argv=None):
         submissions = class_of(args.submissions)
         courses = {}
         for how in ("stock", "fresh", "course"):
-            courses[how] = course_copy(tmp / how)
+            courses[how] = copy_course(tmp / how, fresh_release=True)
             for student, nb in submissions.items():
                 write_submission(courses[how], student, nb)
         with open(courses["fresh"] / "nbgrader_config.py", "a") as config:
@@ -236,7 +221,7 @@ def main(argv=None):
                 [
                     sys.executable,
                     "-m",
-                    "grading.autograde_class",
+                    "grading.coordinator.autograde_class",
                     ASSIGNMENT,
                     "--course",
                     str(courses[how]),

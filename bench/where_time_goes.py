@@ -10,7 +10,6 @@ Each figure is the median of --repeat runs, one submission at a time (nothing el
 
 import argparse
 import asyncio
-import os
 import shutil
 import statistics
 import sys
@@ -22,11 +21,11 @@ import nbformat
 import zmq.asyncio
 from jupyter_client.manager import AsyncKernelManager
 
-from grading.execute_sandboxed import execute_in_sandbox
-from grading.judge import Judgement
-from grading.kernel_template import TemplateKernelManager, worker_template
-from grading.sandbox import Limits, SandboxKernelManager
-from grading.submissions import ASSIGNMENT, build_submission, solution_answers, write_submission
+from grading.checks.judge import Judgement
+from grading.course_kit.submissions import ASSIGNMENT, build_submission, solution_answers, write_submission
+from grading.engine.execute_sandboxed import execute_in_sandbox
+from grading.engine.kernel_template import TemplateKernelManager, worker_template
+from grading.engine.sandbox import Limits, SandboxKernelManager
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMON_IMPORTS = "import numpy, torch, matplotlib.pyplot, torchviz"
@@ -93,13 +92,12 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=3)
     args = parser.parse_args(argv)
-    import subprocess
 
-    from grading.class_gradebook import ClassGradebook
-    from grading.course_layout import CourseAssignment
-    from grading.grading_outcome import ExecutionOutcome
-    from grading.notebook_steps import NotebookFinisher, NotebookPreparer
-    from tests.conftest import copy_course  # noqa: E402  (a course copy with a gradebook)
+    from grading.coordinator.class_gradebook import ClassGradebook
+    from grading.coordinator.course_layout import CourseAssignment
+    from grading.coordinator.grading_outcome import ExecutionOutcome
+    from grading.coordinator.notebook_steps import NotebookFinisher, NotebookPreparer
+    from grading.course_kit.course_copy import copy_course
 
     rows = {}
 
@@ -107,16 +105,7 @@ def main(argv=None):
         rows.setdefault(name, []).append(value)
 
     with tempfile.TemporaryDirectory(prefix="bench-course-") as tmp:
-        course = copy_course(Path(tmp) / "course")
-        shutil.rmtree(course / "release")
-        env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-        subprocess.run(
-            ["nbgrader", "generate_assignment", ASSIGNMENT, "--force", "--log-level=ERROR"],
-            cwd=course,
-            env=env,
-            check=True,
-            capture_output=True,
-        )
+        course = copy_course(Path(tmp) / "course", fresh_release=True)  # with its own gradebook
         write_submission(course, "perfect", build_submission(solution_answers()))
         assignment = CourseAssignment.load(course, ASSIGNMENT)
         gradebook = ClassGradebook(assignment.db_url, assignment.course_id, ASSIGNMENT)

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from grading.backprop_graph import MAX_NODES, backprop_nodes, describe_backprop, draw_backprop
+from grading.course_kit.backprop_graph import MAX_NODES, backprop_nodes, describe_backprop, draw_backprop
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")  # torch.func
 

@@ -20,8 +20,7 @@ import nbformat
 import pytest
 from nbgrader.api import Gradebook
 
-from grading.class_grades import class_scores
-from grading.submissions import (
+from grading.course_kit.submissions import (
     ASSIGNMENT,
     RELEASE_NOTEBOOK,
     ROOT,
@@ -30,7 +29,8 @@ from grading.submissions import (
     grade_id,
     solution_answers,
 )
-from lab_browser import chromium, jupyterlab, offline_page
+from grading.reports.class_grades import class_scores
+from support.lab_browser import chromium, jupyterlab, offline_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 

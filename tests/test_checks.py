@@ -1,7 +1,7 @@
 """The judge's checks, in-process: the submission catalogue's verdicts, and how unusable answers are scored.
 
 The same checks and parser that grade submissions run here on notebooks executed in a forked IPython shell
-(tests/in_process.py); the slow pipeline tests prove the same verdicts through the sandbox and nbgrader.
+(tests/support/in_process.py); the slow pipeline tests prove the same verdicts through the sandbox and nbgrader.
 """
 
 import json
@@ -10,13 +10,13 @@ import re
 
 import pytest
 
-from grading import backprop_checks
-from grading.answer_data import Unanswered
-from grading.backprop_checks import CHECKS
-from grading.judge import Answered, parse_answers, questions_for, run_check
-from grading.submissions import build_submission, solution_answers
-from in_process import judged_all
-from submission_catalogue import AUTOGRADED, BUILDS_ON, CORRECT, WRONG
+from grading.checks import backprop_checks
+from grading.checks.answer_data import Unanswered
+from grading.checks.backprop_checks import CHECKS
+from grading.checks.judge import Answered, parse_answers, questions_for, run_check
+from grading.course_kit.submission_catalogue import AUTOGRADED, BUILDS_ON, CORRECT, WRONG
+from grading.course_kit.submissions import build_submission, solution_answers
+from support.in_process import judged_all
 
 QUESTION = {gid: gid.split("_")[0] for gid in CHECKS}
 SOLUTION = solution_answers()

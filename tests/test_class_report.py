@@ -12,8 +12,8 @@ import pytest
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 from nbgrader.api import Gradebook
 
-from grading.class_grades import class_scores, format_table, students_without_submission
-from grading.class_report import failed_checks, feedback_text, question_stats, write_report
+from grading.reports.class_grades import class_scores, format_table, students_without_submission
+from grading.reports.class_report import failed_checks, feedback_text, question_stats, write_report
 
 pytestmark = pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")  # from nbgrader's add_submission
 

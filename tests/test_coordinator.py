@@ -1,9 +1,8 @@
-"""The coordinator of `make autograde` (grading/autograde_class.py) in-process, with fake executors: no kernel, no
-sandbox. A tiny assignment of two questions is released once into a temporary course; each test grades a class
-of it in a fresh copy, where what the fake executor does with a notebook is written in its first answer cell
-(`# fake: <behaviour>`): return it executed with given outputs, raise, time out, be killed, crash, lose its
-worker, or return something that is not a notebook.
-"""
+"""The coordinator of `make autograde` (grading/coordinator/autograde_class.py) in-process, with fake executors: no
+kernel, no sandbox. A tiny assignment of two questions is released once into a temporary course; each test grades a
+class of it in a fresh copy, where what the fake executor does with a notebook is written in its first answer cell
+(`# fake: <behaviour>`): return it executed with given outputs, raise, time out, be killed, crash, lose its worker,
+or return something that is not a notebook."""
 
 import concurrent.futures as cf
 import os
@@ -19,12 +18,10 @@ import pytest
 from nbgrader.api import Gradebook
 from nbgrader.apps import NbGraderAPI
 
-from grading import autograde_class
-from grading.autograde_class import ClassGrader, main
-from grading.class_grades import class_scores
-from grading.course_layout import CourseAssignment, load_config
-from grading.executions import ClusterExecutor, ExecutionRequest, ExecutionScheduler
-from grading.grading_outcome import (
+from grading.coordinator import autograde_class
+from grading.coordinator.autograde_class import ClassGrader, main
+from grading.coordinator.course_layout import CourseAssignment, load_config
+from grading.coordinator.grading_outcome import (
     ALREADY_GRADED_NOTE,
     ExecutionOutcome,
     ExecutionStatus,
@@ -33,7 +30,9 @@ from grading.grading_outcome import (
     NotebookOutcome,
     StudentOutcome,
 )
-from grading.submissions import ROOT
+from grading.course_kit.submissions import ROOT
+from grading.engine.executions import ClusterExecutor, ExecutionRequest, ExecutionScheduler
+from grading.reports.class_grades import class_scores
 
 pytestmark = pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")  # nbgrader's gradebook, harmless
 
@@ -114,7 +113,7 @@ def _error(ename, evalue):
 
 def _executed(request, errors=None, stopped_at=None, why=""):
     """The request's notebook as if executed: errors (grade id -> error output) in their cells; from the cell named
-    stopped_at on, nothing ran (as grading.execute_sandboxed marks it). Returns (JSON, cells not run)."""
+    stopped_at on, nothing ran (as grading.engine.execute_sandboxed marks it). Returns (JSON, cells not run)."""
     nb = nbformat.reads(request.notebook_json, as_version=4)
     errors, stopped, not_run = errors or {}, False, 0
     for count, cell in enumerate(c for c in nb.cells if c.cell_type == "code"):
@@ -507,10 +506,10 @@ def test_the_command_line_refuses_without_a_sandbox(course, monkeypatch, capsys)
 
 
 def test_the_command_line_hands_executions_to_a_dask_cluster(course, monkeypatch):
-    import grading.dask_executor
+    import grading.engine.dask_executor
 
     class Cluster:
-        """What ClusterExecutor needs of grading.dask_executor.DaskExecutor."""
+        """What ClusterExecutor needs of grading.engine.dask_executor.DaskExecutor."""
 
         threads, made = 4, []
 
@@ -525,7 +524,7 @@ def test_the_command_line_hands_executions_to_a_dask_cluster(course, monkeypatch
         def shutdown(self, wait=True, cancel_futures=False):
             self.closed = True
 
-    monkeypatch.setattr(grading.dask_executor, "DaskExecutor", Cluster)
+    monkeypatch.setattr(grading.engine.dask_executor, "DaskExecutor", Cluster)
     monkeypatch.setattr(autograde_class, "bwrap_problem", lambda limits: pytest.fail("checked the local sandbox"))
     submit(course, "alice")
     assert main([ASSIGNMENT, "--course", str(course), "--dask", "tcp://127.0.0.1:1"]) == 0

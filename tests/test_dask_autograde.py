@@ -13,12 +13,12 @@ import time
 
 import pytest
 
-from dask_cluster import Cluster, alive, environment_outside_the_course
-from grading.class_grades import class_scores, question_points
-from grading.demo_class import MISTAKES, demo_submissions
-from grading.sandbox import Limits, bwrap_problem
-from grading.submissions import ASSIGNMENT, ROOT, write_submission
-from submission_catalogue import AUTOGRADED
+from grading.course_kit.demo_class import MISTAKES, demo_submissions
+from grading.course_kit.submission_catalogue import AUTOGRADED
+from grading.course_kit.submissions import ASSIGNMENT, ROOT, write_submission
+from grading.engine.sandbox import Limits, bwrap_problem
+from grading.reports.class_grades import class_scores, question_points
+from support.dask_cluster import Cluster, alive, environment_outside_the_course
 
 pytest.importorskip("distributed")
 pytestmark = [
@@ -111,7 +111,15 @@ def test_a_worker_killed_mid_run_costs_no_grade(course, cluster, tmp_path):
 
     # README step 4, in the course: `make autograde DASK=... FORCE=1` runs exactly this
     course_copy = class_copy(course, tmp_path / "dask", submissions)
-    command = [sys.executable, "-m", "grading.autograde_class", ASSIGNMENT, "--force", "--dask", cluster.address]
+    command = [
+        sys.executable,
+        "-m",
+        "grading.coordinator.autograde_class",
+        ASSIGNMENT,
+        "--force",
+        "--dask",
+        cluster.address,
+    ]
     env = environment_outside_the_course(cluster.tmpdir)
     with open(tmp_path / "grader.log", "wb") as log:
         grader = subprocess.Popen(

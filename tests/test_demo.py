@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from conftest import run
-from grading.submissions import ROOT
+from grading.course_kit.submissions import ROOT
 
 pytestmark = pytest.mark.slow
 

@@ -6,10 +6,10 @@ import re
 import pytest
 
 from conftest import run
-from grading import offline_pages
-from grading.submissions import ASSIGNMENT, build_submission, solution_answers
-from html_page import PLACEHOLDER, Page, external
-from submission_catalogue import WRONG
+from grading.course_kit.submission_catalogue import WRONG
+from grading.course_kit.submissions import ASSIGNMENT, build_submission, solution_answers
+from grading.reports import offline_pages
+from support.html_page import PLACEHOLDER, Page, external
 
 pytestmark = pytest.mark.slow
 

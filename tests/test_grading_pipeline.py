@@ -2,9 +2,9 @@
 
 import pytest
 
-from grading.class_grades import question_points
-from grading.submissions import build_submission, solution_answers
-from submission_catalogue import AUTOGRADED, CORRECT, WRONG, verdicts
+from grading.course_kit.submission_catalogue import AUTOGRADED, CORRECT, WRONG, verdicts
+from grading.course_kit.submissions import build_submission, solution_answers
+from grading.reports.class_grades import question_points
 
 pytestmark = pytest.mark.slow
 

@@ -23,10 +23,10 @@ import nbformat
 import pytest
 
 from conftest import BIN, copy_course, run
-from grading.class_grades import class_scores, question_points
-from grading.sandbox import Limits, abandoned, bwrap_problem
-from grading.submissions import ASSIGNMENT, ROOT, build_submission, solution_answers, write_submission
-from submission_catalogue import AUTOGRADED
+from grading.course_kit.submission_catalogue import AUTOGRADED
+from grading.course_kit.submissions import ASSIGNMENT, ROOT, build_submission, solution_answers, write_submission
+from grading.engine.sandbox import Limits, abandoned, bwrap_problem
+from grading.reports.class_grades import class_scores, question_points
 
 pytestmark = [
     pytest.mark.slow,
@@ -60,7 +60,7 @@ def grade(course, *extra, env=None):
     """What `make autograde` runs."""
     env = env or {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
     return run_with(
-        [sys.executable, "-m", "grading.autograde_class", ASSIGNMENT, "--course", str(course), *extra],
+        [sys.executable, "-m", "grading.coordinator.autograde_class", ASSIGNMENT, "--course", str(course), *extra],
         cwd=ROOT,
         env=env,
     )
@@ -377,7 +377,16 @@ def test_grader_killed_mid_class_resumes_keeping_grades_and_a_sound_gradebook(tm
         write_submission(course, student, nb)
     env = {**os.environ, "PATH": f"{BIN}:{os.environ['PATH']}"}
     grader = subprocess.Popen(
-        [sys.executable, "-m", "grading.autograde_class", ASSIGNMENT, "--course", str(course), "--workers", "1"],
+        [
+            sys.executable,
+            "-m",
+            "grading.coordinator.autograde_class",
+            ASSIGNMENT,
+            "--course",
+            str(course),
+            "--workers",
+            "1",
+        ],
         cwd=ROOT,
         env=env,
         stdout=subprocess.DEVNULL,

@@ -6,7 +6,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from grading.submissions import SOURCE_NOTEBOOK
+from grading.course_kit.submissions import SOURCE_NOTEBOOK
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,17 @@ from pathlib import Path
 
 import pytest
 
-from grading import kernel_template
-from grading.sandbox import CGROUP_PREFIX, PRELOAD, Limits, _cgroup_parents, abandoned, bwrap_problem, sweep_leftovers
-from sandbox_runs import run, text
+from grading.engine import kernel_template
+from grading.engine.sandbox import (
+    CGROUP_PREFIX,
+    PRELOAD,
+    Limits,
+    _cgroup_parents,
+    abandoned,
+    bwrap_problem,
+    sweep_leftovers,
+)
+from support.sandbox_runs import run, text
 
 pytestmark = pytest.mark.skipif(bwrap_problem(Limits()) is not None, reason="bubblewrap cannot run here")
 

@@ -1,5 +1,6 @@
-"""The LMS connections (grading/lms.py): Canvas's submissions zip through `make collect-lms` (nbgrader zip_collect with
-the course's collector), and the Canvas and Moodle grade uploads through `nbgrader export --exporter=...`."""
+"""The LMS connections (grading/reports/lms.py): Canvas's submissions zip through `make collect-lms` (nbgrader
+zip_collect with the course's collector), and the Canvas and Moodle grade uploads through `nbgrader export
+--exporter=...`."""
 
 import csv
 import os
@@ -14,8 +15,8 @@ import pytest
 from nbgrader.api import Gradebook
 
 from conftest import copy_course, run
-from grading.lms import CANVAS_FILE_NAME, CanvasExport, MoodleExport, Roster, RosterStudent, canvas_name
-from grading.submissions import ASSIGNMENT, ROOT, build_submission
+from grading.course_kit.submissions import ASSIGNMENT, ROOT, build_submission
+from grading.reports.lms import CANVAS_FILE_NAME, CanvasExport, MoodleExport, Roster, RosterStudent, canvas_name
 
 pytestmark = pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")  # from nbgrader's add_submission
 
@@ -195,7 +196,7 @@ def graded_course(tmp_path_factory):
             notebook = gb.find_submission_notebook(ASSIGNMENT, ASSIGNMENT, student)
             notebook.late_submission_penalty = LATE_PENALTY.get(student)
             gb.db.commit()
-    for exporter in ("", "--exporter=grading.lms.CanvasExport", "--exporter=grading.lms.MoodleExport"):
+    for exporter in ("", "--exporter=grading.reports.lms.CanvasExport", "--exporter=grading.reports.lms.MoodleExport"):
         run(["nbgrader", "export", "--log-level=WARN", *filter(None, [exporter])], cwd=course)
     return course
 

@@ -1,5 +1,5 @@
-"""nbgrader's pages offline (grading/offline_pages.py), rendered in-process with the course's configuration on a small
-notebook: the feedback page inlines MathJax and embeds its figures, the formgrader's page loads the MathJax that
+"""nbgrader's pages offline (grading/reports/offline_pages.py), rendered in-process with the course's configuration on
+a small notebook: the feedback page inlines MathJax and embeds its figures, the formgrader's page loads the MathJax that
 JupyterLab serves, and SVG outputs take alt text from their cell as PNG outputs do. tests/test_feedback.py checks
 real feedback pages; the browser tests check that both pages typeset their formulas with the network blocked."""
 
@@ -14,9 +14,9 @@ import pytest
 from nbconvert.exporters import HTMLExporter
 from traitlets.config.loader import PyFileConfigLoader
 
-from grading import offline_pages
-from grading.submissions import ROOT
-from html_page import PLACEHOLDER, Page, external
+from grading.course_kit.submissions import ROOT
+from grading.reports import offline_pages
+from support.html_page import PLACEHOLDER, Page, external
 
 # where nbgrader's feedback page finds bootstrap.min.css (nbgrader's GenerateFeedback adds it the same way)
 BOOTSTRAP_CSS = Path(nbgrader.__file__).parent / "server_extensions/formgrader/static/node_modules/bootstrap/dist/css"

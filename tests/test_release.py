@@ -5,7 +5,7 @@ import filecmp
 import nbformat
 import pytest
 
-from grading.submissions import ASSIGNMENT, RELEASE_NOTEBOOK, ROOT, SOURCE_NOTEBOOK
+from grading.course_kit.submissions import ASSIGNMENT, RELEASE_NOTEBOOK, ROOT, SOURCE_NOTEBOOK
 
 
 def cells(path):
@@ -71,7 +71,9 @@ def test_every_test_cell_runs_its_questions_public_check_and_says_what_it_checks
 
 def test_release_ships_the_public_checks_as_they_are_in_the_grading_package():
     for name in SHIPPED:
-        assert filecmp.cmp(ROOT / "release" / ASSIGNMENT / name, ROOT / "grading" / name, shallow=False), name
+        package_file = (ROOT / "source" / ASSIGNMENT / name).resolve()  # source/ links to the grading package
+        assert package_file.parent.parent == ROOT / "grading", package_file
+        assert filecmp.cmp(ROOT / "release" / ASSIGNMENT / name, package_file, shallow=False), name
 
 
 def test_release_states_nothing_beyond_the_questions():

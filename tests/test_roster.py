@@ -6,9 +6,9 @@ import re
 
 from nbgrader.api import Student
 
-from grading.demo_class import demo_submissions
-from grading.lms import canvas_name
-from grading.submissions import ROOT
+from grading.course_kit.demo_class import demo_submissions
+from grading.course_kit.submissions import ROOT
+from grading.reports.lms import canvas_name
 
 
 def roster_rows():

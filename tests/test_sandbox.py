@@ -6,9 +6,9 @@ from ast import literal_eval
 
 import pytest
 
-import sandbox_runs
-from grading.sandbox import Limits, bwrap_problem, socket_path_problem
-from sandbox_runs import run, text
+from grading.engine.sandbox import Limits, bwrap_problem, socket_path_problem
+from support import sandbox_runs
+from support.sandbox_runs import run, text
 
 pytestmark = pytest.mark.skipif(bwrap_problem(Limits()) is not None, reason="bubblewrap cannot run here")
 
@@ -115,13 +115,13 @@ def test_grader_refuses_without_bubblewrap_and_says_how_to_go_on(tmp_path):
     import shutil
     import sys
 
-    from grading.submissions import ASSIGNMENT, ROOT
+    from grading.course_kit.submissions import ASSIGNMENT, ROOT
 
     shutil.copy(ROOT / "nbgrader_config.py", tmp_path)
     with open(tmp_path / "nbgrader_config.py", "a") as config:
         config.write('\nc.Sandbox.bwrap = "/nonexistent/bwrap"\n')
     result = subprocess.run(
-        [sys.executable, "-m", "grading.autograde_class", ASSIGNMENT, "--course", str(tmp_path)],
+        [sys.executable, "-m", "grading.coordinator.autograde_class", ASSIGNMENT, "--course", str(tmp_path)],
         cwd=ROOT,
         capture_output=True,
         text=True,

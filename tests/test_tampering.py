@@ -1,7 +1,7 @@
-"""The tamper catalogue (tests/tamper_catalogue.py) graded as one class, once by `make autograde`'s grader and once by
-`nbgrader autograde`: tricks played on the kernel, IPython, builtins, torch and nbgrader's scoring win no point, cost
-an honest answer nothing, put no hidden check text into any output or feedback page, and stop no class run.
-"""
+"""The tamper catalogue (grading/course_kit/tamper_catalogue.py) graded as one class, once by `make autograde`'s grader
+and once by `nbgrader autograde`: tricks played on the kernel, IPython, builtins, torch and nbgrader's scoring win no
+point, cost an honest answer nothing, put no hidden check text into any output or feedback page, and stop no class
+run."""
 
 import json
 import os
@@ -15,10 +15,18 @@ import nbformat
 import pytest
 
 from conftest import BIN, copy_course, run
-from grading.class_grades import class_scores, question_points
-from grading.sandbox import Limits, bwrap_problem
-from grading.submissions import ASSIGNMENT, ROOT, write_submission
-from tamper_catalogue import AUTOGRADED, BLANK, HIDDEN_TEXT, ON_SOLUTION, STATED, STATED_QUESTIONS, submissions
+from grading.course_kit.submissions import ASSIGNMENT, ROOT, write_submission
+from grading.course_kit.tamper_catalogue import (
+    AUTOGRADED,
+    BLANK,
+    HIDDEN_TEXT,
+    ON_SOLUTION,
+    STATED,
+    STATED_QUESTIONS,
+    submissions,
+)
+from grading.engine.sandbox import Limits, bwrap_problem
+from grading.reports.class_grades import class_scores, question_points
 
 pytestmark = [
     pytest.mark.slow,
@@ -30,7 +38,7 @@ GRADERS = {  # name -> (argv, working folder) that grades the class of a course
         [
             sys.executable,
             "-m",
-            "grading.autograde_class",
+            "grading.coordinator.autograde_class",
             ASSIGNMENT,
             "--course",
             str(course),
@@ -50,7 +58,7 @@ POINTS = question_points()
 TRIED = {
     "pre-run-cell-hook-prints-the-source-of-every-cell": "print_answer",
     "input-transformer-logs-lines-and-history-is-printed": "history:",
-    "imports-the-grading-package-and-searches-the-disk": "grading.backprop_checks failed: ModuleNotFoundError",
+    "imports-the-grading-package-and-searches-the-disk": "grading.checks.backprop_checks failed: ModuleNotFoundError",
 }
 
 

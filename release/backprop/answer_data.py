@@ -3,7 +3,7 @@
 An answer is untrusted plain data. These helpers turn it into the floats, shapes and flags a check compares,
 or raise Feedback (the student's answer is wrong, said in one sentence) or Unanswered (there is no usable
 answer at all). Numbers are compared with plain arithmetic on floats. A check asks through a Student: the
-judge's (grading/judge.py), or NotebookStudent, which asks the notebook's own globals in this process, as the
+judge's (grading/checks/judge.py), or NotebookStudent, which asks the notebook's own globals in this process, as the
 public checks beside the notebook and the instructor notebook's hidden blocks do.
 """
 
@@ -166,7 +166,7 @@ class Student:
         self.asked = False
 
     def ask(self, requests):
-        """Answers to requests (a list of dicts, see grading/kernel_questions.py), one per request."""
+        """Answers to requests (a list of dicts, see grading/checks/kernel_questions.py), one per request."""
         if self.asked:
             raise RuntimeError("a check asks the kernel once")
         self.asked = True

@@ -5,7 +5,7 @@ notebook), each test cell runs its question's public check on the notebook's own
 grader's own sentence, what is wrong. It reveals nothing beyond the questions: the values it compares are those
 the questions state (x = 2 and y = 3, F = 20 and its gradients 24 and 4, 12.5 and 10, the true weights
 (0.4, 0.2)), and a mini-batch it shows. Questions 1a, 1b and 2 state every value they ask for, so their checks
-here are the grader's own; for the others the grader (grading/backprop_checks.py, not shipped) asks the same
+here are the grader's own; for the others the grader (grading/checks/backprop_checks.py, not shipped) asks the same
 of points and data the notebook never shows, judging with the same functions.
 """
 

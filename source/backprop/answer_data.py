@@ -1,1 +1,1 @@
-../../grading/answer_data.py
+../../grading/checks/answer_data.py

@@ -1,1 +1,1 @@
-../../grading/backprop_graph.py
+../../grading/course_kit/backprop_graph.py

@@ -1,1 +1,1 @@
-../../grading/backprop_public_checks.py
+../../grading/checks/backprop_public_checks.py

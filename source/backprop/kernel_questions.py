@@ -1,1 +1,1 @@
-../../grading/kernel_questions.py
+../../grading/checks/kernel_questions.py

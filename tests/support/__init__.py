@@ -1,0 +1,1 @@
+"""Helpers for the tests only: nothing outside tests/ imports them."""
