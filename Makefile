@@ -145,5 +145,20 @@ report:
 lab: setup
 	jupyter lab --no-browser --ip=127.0.0.1 --ServerApp.root_dir=$(CURDIR) $(if $(filter 0,$(shell id -u)),--allow-root)
 
+## hub: JupyterHub on 127.0.0.1:$(HUB_PORT) serving the class of students.csv and an instructor, each user a Unix
+## account with JupyterLab (run as root: makes the accounts, the instructor's course directory and nbgrader's exchange
+## under $(HUB_ROOT), then serves until Ctrl-C; README: The class on JupyterHub)
+HUB_ROOT ?= /srv/backprop-hub
+HUB_PORT ?= 8000
+HUB_INSTRUCTOR ?= instructor
+.PHONY: hub
+# the hub's proxy runs on Node.js; as root (the hub runs as root), patchelf, with which hub/setup_hub.py copies a
+# Python that other accounts cannot reach
+hub test: SYSTEM_PACKAGES += nodejs:node $(if $(filter 0,$(shell id -u)),patchelf:patchelf)
+hub: setup figures
+	python hub/setup_hub.py --hub-root $(HUB_ROOT) --roster students.csv --instructor $(HUB_INSTRUCTOR) --print-logins
+	@echo "[hub] open http://127.0.0.1:$(HUB_PORT)/ (the formgrader: http://127.0.0.1:$(HUB_PORT)/user/$(HUB_INSTRUCTOR)/formgrader)"
+	HUB_ROOT=$(HUB_ROOT) HUB_PORT=$(HUB_PORT) jupyterhub -f hub/jupyterhub_config.py
+
 clean:
 	rm -rf submitted autograded feedback gradebook.db grades.csv build

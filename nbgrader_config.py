@@ -60,6 +60,12 @@ c.Autograde.autograde_preprocessors = [
 c.Execute.timeout = Limits.cell_timeout
 c.Execute.interrupt_on_timeout = True
 
+# Late submissions. The due date is the assignment's, in the gradebook: the formgrader's Manage Assignments > Edit, or
+# `nbgrader db assignment add backprop --duedate="2026-03-02 17:00:00 UTC"`. When a late submission is autograded
+# (make autograde, nbgrader autograde or the formgrader), AssignLatePenalties takes its autograded score away; Question
+# 6, scored by hand afterwards, still counts.
+c.LateSubmissionPlugin.penalty_method = "zero"
+
 # Feedback never shows hidden tests unless the instructor asks: FEEDBACK_SHOWS_HIDDEN_TESTS=1.
 if os.environ.get("FEEDBACK_SHOWS_HIDDEN_TESTS") != "1":
     c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]

@@ -1,0 +1,92 @@
+"""JupyterHub of the course "Backpropagation using PyTorch" (make hub): the class that hub/setup_hub.py prepared.
+
+Run as root (each user's server is started as that user's Unix account), from the course's .venv:
+
+    HUB_ROOT=/srv/backprop-hub jupyterhub -f hub/jupyterhub_config.py
+
+Environment: HUB_ROOT (default /srv/backprop-hub), HUB_IP (default 127.0.0.1), HUB_PORT (the address users open,
+default 8000), HUB_API_PORT (the hub's own port behind the proxy, default 8081), HUB_PROXY_API_PORT (the proxy's
+REST API, default 8001).
+
+Login: the demo authenticator is JupyterHub's SharedPasswordAuthenticator. Only the roster's students and the
+instructor may log in; students share one password, the instructor (the hub's admin) has a password of their own,
+so no student can log in as the instructor. Both are in HUB_ROOT/state/passwords.json (root only) and `make hub`
+prints them. Students can log in as one another with the shared password: a real class plugs in the university's
+login instead, in HUB_ROOT/state/jupyterhub_site.py (README: "The class on JupyterHub"). As the hub's admin, the
+instructor may also open students' servers.
+
+The formgrader: http://127.0.0.1:8000/user/<instructor>/formgrader, in a browser tab of its own. JupyterHub 4.1 and
+later forbid other pages to frame a user's server, so JupyterLab's Nbgrader > Formgrader panel stays blank.
+"""
+
+import json
+import os
+from pathlib import Path
+
+c = get_config()  # noqa: F821 (provided by JupyterHub when it loads this file)
+
+HUB_ROOT = Path(os.environ.get("HUB_ROOT", "/srv/backprop-hub"))
+STATE = HUB_ROOT / "state"
+CLASS = json.loads((STATE / "class.json").read_text())
+PASSWORDS = json.loads((STATE / "passwords.json").read_text())
+RUNTIME = Path(CLASS["runtime"])
+INSTRUCTOR = CLASS["instructor"]
+
+# Addresses: everything on this machine's loopback unless HUB_IP says otherwise.
+ip = os.environ.get("HUB_IP", "127.0.0.1")
+c.JupyterHub.bind_url = f"http://{ip}:{int(os.environ.get('HUB_PORT', 8000))}"
+c.JupyterHub.hub_ip = "127.0.0.1"
+c.JupyterHub.hub_port = int(os.environ.get("HUB_API_PORT", 8081))
+
+# The proxy: npm's configurable-http-proxy, pinned in hub/package-lock.json (hub/setup_hub.py installs it).
+c.ConfigurableHTTPProxy.command = [CLASS["proxy"]]
+c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{int(os.environ.get('HUB_PROXY_API_PORT', 8001))}"
+c.ConfigurableHTTPProxy.pid_file = str(STATE / "proxy.pid")
+
+# The hub's own files: root only.
+c.JupyterHub.db_url = f"sqlite:///{STATE / 'jupyterhub.sqlite'}"
+c.JupyterHub.cookie_secret_file = str(STATE / "jupyterhub_cookie_secret")
+c.JupyterHub.pid_file = str(STATE / "jupyterhub.pid")
+c.JupyterHub.cleanup_servers = True  # stopping the hub stops every user's server
+c.JupyterHub.cleanup_proxy = True
+
+# Who may log in (the demo authenticator; see the docstring).
+c.JupyterHub.authenticator_class = "shared-password"
+c.SharedPasswordAuthenticator.user_password = PASSWORDS["student"]
+c.SharedPasswordAuthenticator.admin_password = PASSWORDS["instructor"]
+c.Authenticator.allowed_users = set(CLASS["students"]) | {INSTRUCTOR}
+c.Authenticator.admin_users = {INSTRUCTOR}
+
+# Each user's server: JupyterLab from the class's runtime (every account can run it), as the user's own Unix
+# account, in their home; the instructor's in the course directory, with the formgrader.
+c.JupyterHub.spawner_class = "localprocess"
+c.Spawner.cmd = [str(RUNTIME / "bin" / "jupyterhub-singleuser")]
+c.Spawner.default_url = "/lab"
+c.Spawner.env_keep = ["LANG", "LC_ALL"]  # nothing of the hub's own environment (its PATH names the course's .venv)
+c.Spawner.start_timeout = 180
+c.Spawner.http_timeout = 120
+
+
+def role(spawner):
+    return "instructor" if spawner.user.name == INSTRUCTOR else "student"
+
+
+c.Spawner.environment = {
+    "PATH": f"{RUNTIME / 'bin'}:/usr/local/bin:/usr/bin:/bin",
+    # nbgrader's exchange and course for students; the course directory's configuration for the instructor
+    "JUPYTER_CONFIG_PATH": lambda spawner: CLASS["config_dirs"][role(spawner)],
+}
+
+
+def pre_spawn_hook(spawner):
+    if role(spawner) == "instructor":
+        spawner.notebook_dir = CLASS["course_dir"]
+
+
+c.Spawner.pre_spawn_hook = pre_spawn_hook
+
+# The site's own settings last, such as the university's login in place of the demo one (README: "The class on
+# JupyterHub"): HUB_ROOT/state/jupyterhub_site.py, root only as it may hold a client secret.
+SITE = STATE / "jupyterhub_site.py"
+if SITE.is_file():
+    load_subconfig(str(SITE))  # noqa: F821 (provided by JupyterHub when it loads this file)

@@ -1,0 +1,713 @@
+"""Prepare the class that `make hub` serves on JupyterHub; run as root (JupyterHub's LocalProcessSpawner starts each
+user's server as that user's own Unix account).
+
+    python hub/setup_hub.py [--hub-root /srv/backprop-hub] [--roster students.csv] [--instructor instructor]
+
+It makes, and on later runs brings up to date without touching anyone's work:
+
+- HUB_ROOT/venv: the course's virtual environment (.venv) as every account can run it. A checkout under a folder
+  other users cannot enter (/root, say), or a .venv whose Python lives there (pyenv), would stop students' servers
+  from starting. This copy (hard links where the file system allows, so it costs little room) names no file of the
+  checkout: its scripts name its own interpreter, and it holds a copy of the course's `grading` package instead of
+  the editable link into the checkout. Its interpreter is .venv's own when every account can run it, else
+  HUB_ROOT/python, a copy of that same build (the same patch release: packages require them) with its library
+  run paths made relative (patchelf);
+- a Unix account per student of the roster (id, first_name, last_name, email) and one for the instructor, each
+  home readable by its owner only;
+- the instructor's course directory, ~instructor/<course id>: nbgrader_config.py, source/ (links followed), the
+  roster, release/ and gradebook.db made by `nbgrader generate_assignment` and `nbgrader db student import` as the
+  instructor; made once, then left to the instructor;
+- HUB_ROOT/exchange: nbgrader's file-system exchange with the permissions nbgrader documents (root 1777, the
+  course's folder the instructor's: outbound 755, inbound 2733 so that students can submit but not list, feedback
+  711 so that a student reaches only the feedback whose name they know);
+- HUB_ROOT/etc/student and HUB_ROOT/etc/instructor: the Jupyter configuration of each role (JUPYTER_CONFIG_PATH of
+  their servers): the exchange and course id for nbgrader; students get the assignment list and Validate, not the
+  formgrader or the course list;
+- HUB_ROOT/state (root only): the demo passwords, class.json (what hub/jupyterhub_config.py reads), JupyterHub's
+  database and cookie secret;
+- the proxy, npm's configurable-http-proxy pinned in hub/package-lock.json, in hub/node_modules.
+
+Then it checks, as the accounts themselves, that a student's Python imports what a server needs and that the
+instructor can start the grading sandbox (unprivileged bubblewrap); it says what is wrong if not.
+"""
+
+import argparse
+import csv
+import grp
+import json
+import os
+import pwd
+import re
+import secrets
+import shutil
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+HUB_DIR = Path(__file__).resolve().parent
+REPO = HUB_DIR.parent
+PROXY = HUB_DIR / "node_modules" / ".bin" / "configurable-http-proxy"
+DEFAULT_HUB_ROOT = Path("/srv/backprop-hub")
+USERNAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")  # what useradd accepts and JupyterHub keeps as is
+# the editable install of the course's package points into the checkout; the runtime holds a copy instead
+EDITABLE = re.compile(
+    r"^(__editable__\.backprop_course_grading-.*\.pth|__editable___backprop_course_grading_.*"
+    r"_finder\.py|backprop_course_grading-.*\.dist-info)$"
+)
+# what students' servers leave out: the formgrader, the course list and the assignment-creation toolbar
+STUDENT_SERVER_EXTENSIONS = {
+    "nbgrader.server_extensions.formgrader": False,
+    "nbgrader.server_extensions.course_list": False,
+    "nbgrader.server_extensions.assignment_list": True,
+    "nbgrader.server_extensions.validate_assignment": True,
+}
+STUDENT_DISABLED_LAB_PLUGINS = {
+    "@jupyter/nbgrader:formgrader": True,
+    "@jupyter/nbgrader:course-list": True,
+    "@jupyter/nbgrader:create-assignment": True,
+}
+# JupyterLab for a class: no news or update checks from the internet
+LAB_OVERRIDES = {"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False}}
+
+
+class SetupError(RuntimeError):
+    """Something the class cannot run without, said in words with what to do."""
+
+
+def say(message):
+    print(f"[hub] {message}", flush=True)
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# running things as an account
+
+
+def account_env(user, runtime, config_dir=None):
+    """The environment of a command run as `user` (a pwd entry) with the runtime's programs first on PATH."""
+    env = {
+        "HOME": user.pw_dir,
+        "USER": user.pw_name,
+        "LOGNAME": user.pw_name,
+        "SHELL": user.pw_shell,
+        "PATH": f"{runtime / 'bin'}:/usr/local/bin:/usr/bin:/bin",
+        "LANG": "C.UTF-8",
+    }
+    if config_dir is not None:
+        env["JUPYTER_CONFIG_PATH"] = str(config_dir)
+    return env
+
+
+def run_as(user, args, runtime=None, config_dir=None, cwd=None, check=True, timeout=600, env=None):
+    """Run args as the Unix account `user` (a name or pwd entry), its groups only, umask 022."""
+    user = pwd.getpwnam(user) if isinstance(user, str) else user
+    groups = [g.gr_gid for g in grp.getgrall() if user.pw_name in g.gr_mem]
+    result = subprocess.run(
+        [str(a) for a in args],
+        user=user.pw_uid,
+        group=user.pw_gid,
+        extra_groups=groups,
+        umask=0o022,
+        cwd=cwd or user.pw_dir,
+        env=env or account_env(user, runtime or Path("/nonexistent"), config_dir),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check and result.returncode != 0:
+        raise SetupError(
+            f"as {user.pw_name}: {' '.join(map(str, args))} exited {result.returncode}:\n"
+            f"{result.stdout[-2000:]}{result.stderr[-3000:]}"
+        )
+    return result
+
+
+def can_run(path, user="nobody"):
+    """Whether `user` can run the Python at path (every folder on the way, the interpreter and its library)."""
+    try:
+        return (
+            run_as(
+                user,
+                [path, "-c", "import encodings, json"],
+                cwd="/",
+                check=False,
+                env={"PATH": "/usr/bin:/bin", "HOME": "/"},
+                timeout=60,
+            ).returncode
+            == 0
+        )
+    except OSError:
+        return False
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the runtime
+
+
+def interpreter(venv):
+    """(executable, sys.base_prefix) of the Python that .venv was made from."""
+    out = subprocess.run(
+        [venv / "bin" / "python", "-c", "import sys; print(sys._base_executable); print(sys.base_prefix)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split("\n")
+    return Path(out[0]).resolve(), Path(out[1]).resolve()
+
+
+def _is_elf(path):
+    with open(path, "rb") as f:
+        return f.read(4) == b"\x7fELF"
+
+
+def _relocate_elf(path, old_prefix, new_prefix, final_dir):
+    """Point the run path of a copied ELF file that names old_prefix at the same place under new_prefix, relative to
+    the folder the file will be in (final_dir, its $ORIGIN), so that it never loads a library from the original (or
+    the system's libpython)."""
+    rpath = subprocess.run(["patchelf", "--print-rpath", path], capture_output=True, text=True).stdout.strip()
+    if str(old_prefix) not in rpath:
+        return
+    entries = []
+    for entry in rpath.split(":"):
+        if entry == str(old_prefix) or entry.startswith(str(old_prefix) + os.sep):
+            target = str(new_prefix) + entry[len(str(old_prefix)) :]
+            entry = "$ORIGIN/" + os.path.relpath(target, final_dir)
+        entries.append(entry)
+    subprocess.run(["patchelf", "--set-rpath", ":".join(entries), path], check=True, capture_output=True)
+
+
+def copy_interpreter(executable, prefix, dest):
+    """A copy of the Python installation at prefix (its interpreter, shared library and standard library, without
+    its site-packages or tests) at dest, for an interpreter that other accounts cannot reach (pyenv under /root).
+    Its ELF files are copies with their run paths made relative; everything else is hard-linked where possible.
+    Returns the copied executable. Made once per interpreter: a marker names what it was copied from."""
+    short = executable.name
+    marker = dest / ".hub-copied-from"
+    stamp = f"{executable} {executable.stat().st_size} {executable.stat().st_mtime_ns}\n"
+    if marker.is_file() and marker.read_text() == stamp:
+        return dest / "bin" / short
+    if shutil.which("patchelf") is None:
+        raise SetupError(
+            f"{executable} is out of other users' reach and patchelf, needed to copy it, is missing: "
+            "apt-get install -y patchelf (make hub does as root)"
+        )
+    say(f"copying the interpreter {executable} to {dest} (other accounts cannot reach it)")
+    fresh = dest.with_name(f".{dest.name}.hub-tmp")
+    shutil.rmtree(fresh, ignore_errors=True)
+    stdlib = prefix / "lib" / short
+    wanted = [(executable, fresh / "bin" / short)]
+    wanted += [(lib, fresh / "lib" / lib.name) for lib in (prefix / "lib").glob("libpython*.so*")]
+    for dirpath, dirnames, filenames in os.walk(stdlib):
+        here = Path(dirpath)
+        if here == stdlib:
+            dirnames[:] = [d for d in dirnames if d not in ("site-packages", "test")]
+        for name in filenames:
+            wanted.append((here / name, fresh / "lib" / short / here.relative_to(stdlib) / name))
+    for src, dst in wanted:
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if src.is_symlink():
+            os.symlink(os.readlink(src), dst)
+        elif _is_elf(src):
+            shutil.copy2(src, dst)
+            _relocate_elf(dst, prefix, dest, dest / dst.parent.relative_to(fresh))
+        else:
+            _place(src, dst, link=True)
+    (fresh / "lib" / short / "site-packages").mkdir(exist_ok=True)
+    for dirpath, _dirnames, filenames in os.walk(fresh):
+        os.chmod(dirpath, 0o755)
+        for name in filenames:
+            path = Path(dirpath, name)
+            if not path.is_symlink():
+                os.chmod(path, os.stat(path).st_mode | stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH)
+    (fresh / ".hub-copied-from").write_text(stamp)
+    if dest.exists():
+        shutil.rmtree(dest)
+    os.replace(fresh, dest)
+    return dest / "bin" / short
+
+
+def base_python(venv, copy_to):
+    """The Python .venv was made from, or a copy of it at copy_to if other accounts cannot run it where it is. The
+    same build, not merely the same version: packages pin patch releases (soupsieve needs 3.11.5, say)."""
+    executable, prefix = interpreter(venv)
+    if can_run(executable):
+        return executable
+    copied = copy_interpreter(executable, prefix, Path(copy_to))
+    if not can_run(copied):
+        raise SetupError(f"the copy {copied} of {executable} does not run for other accounts")
+    return copied
+
+
+def _same_file(a, b):
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _place(src, dst, link):
+    """Put src's content at dst, atomically: a hard link when allowed (and the file is world-readable), else a copy."""
+    tmp = dst.with_name(f".{dst.name}.hub-tmp")
+    if tmp.exists() or tmp.is_symlink():
+        tmp.unlink()
+    if link and os.stat(src).st_mode & stat.S_IROTH:
+        try:
+            os.link(src, tmp)
+            os.replace(tmp, dst)
+            return True
+        except OSError:
+            pass
+    shutil.copy2(src, tmp)
+    os.chmod(tmp, (os.stat(tmp).st_mode | stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH) & ~(stat.S_IWGRP | stat.S_IWOTH))
+    os.replace(tmp, dst)
+    return False
+
+
+def _write_if_changed(path, data, mode=0o644):
+    data = data.encode() if isinstance(data, str) else data
+    if not path.is_symlink() and path.is_file() and path.read_bytes() == data:
+        return
+    tmp = path.with_name(f".{path.name}.hub-tmp")
+    tmp.write_bytes(data)
+    os.chmod(tmp, mode)
+    os.replace(tmp, path)
+
+
+def sync_runtime(venv, runtime, grading_src):
+    """Make runtime a copy of venv that every account can use (see the module's docstring). Returns the runtime."""
+    venv, runtime = venv.resolve(), Path(runtime)
+    base = base_python(venv, runtime.parent / "python")
+    runtime.mkdir(parents=True, exist_ok=True)
+    os.chmod(runtime, 0o755)
+    link = True
+    probe = runtime / ".hub-link-probe"
+    try:
+        if probe.exists():
+            probe.unlink()
+        os.link(venv / "pyvenv.cfg", probe)
+        probe.unlink()
+    except OSError:
+        link = False
+        say(f"{runtime} is on another file system than {venv}: copying (the first time takes a minute)")
+    old, new = str(venv).encode(), str(runtime).encode()
+    version = subprocess.run(
+        [base, "-c", "import platform; print(platform.python_version())"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    short = "python" + ".".join(version.split(".")[:2])
+    site_rel = Path("lib", short, "site-packages")
+    # made here, not copied: the venv's marker, its interpreter, the course's package, the class's settings
+    ours = {Path("pyvenv.cfg"), site_rel / "grading", Path("share/jupyter/lab/settings/overrides.json")}
+    ours |= {Path("bin") / name for name in ("python", "python3", short)}
+    kept = set(ours)
+    for dirpath, dirnames, filenames in os.walk(venv):
+        here = Path(dirpath)
+        rel_dir = here.relative_to(venv)
+        if rel_dir == site_rel:
+            dirnames[:] = [d for d in dirnames if not EDITABLE.match(d)]
+            filenames = [f for f in filenames if not EDITABLE.match(f)]
+        dirnames[:] = [d for d in dirnames if rel_dir / d not in ours]
+        for name in dirnames + filenames:
+            rel = rel_dir / name
+            src, dst = here / name, runtime / rel
+            if rel in ours:
+                continue
+            kept.add(rel)
+            if src.is_symlink():
+                target = os.readlink(src)
+                if target.startswith(str(venv) + os.sep):
+                    target = str(runtime) + target[len(str(venv)) :]
+                if not (dst.is_symlink() and os.readlink(dst) == target):
+                    if dst.is_dir() and not dst.is_symlink():
+                        shutil.rmtree(dst)
+                    elif dst.exists() or dst.is_symlink():
+                        dst.unlink()
+                    os.symlink(target, dst)
+            elif src.is_dir():
+                if dst.is_symlink() or (dst.exists() and not dst.is_dir()):
+                    dst.unlink()
+                dst.mkdir(exist_ok=True)
+                os.chmod(dst, 0o755)
+            elif rel_dir == Path("bin"):  # scripts name .venv's interpreter: rewritten copies
+                data = src.read_bytes()
+                _write_if_changed(dst, data.replace(old, new), 0o755 if os.access(src, os.X_OK) else 0o644)
+            elif not (
+                _same_file(src, dst)
+                or (
+                    not link
+                    and dst.is_file()
+                    and dst.stat().st_size == src.stat().st_size
+                    and dst.stat().st_mtime_ns == src.stat().st_mtime_ns
+                )
+            ):
+                _place(src, dst, link)
+    # what .venv no longer has goes (the course's package is replaced below)
+    for dirpath, dirnames, filenames in os.walk(runtime, topdown=False):
+        here = Path(dirpath)
+        if any(p == site_rel / "grading" for p in [here.relative_to(runtime), *here.relative_to(runtime).parents]):
+            continue
+        for name in filenames + dirnames:
+            path = here / name
+            rel = path.relative_to(runtime)
+            if rel in kept:
+                continue
+            if path.is_dir() and not path.is_symlink():
+                if not any(path.iterdir()):
+                    path.rmdir()
+            else:
+                path.unlink()
+    # the interpreter every account can run, and the venv's marker
+    for name, target in ((short, str(base)), ("python3", short), ("python", short)):
+        path = runtime / "bin" / name
+        if not (path.is_symlink() and os.readlink(path) == target):
+            if path.exists() or path.is_symlink():
+                path.unlink()
+            os.symlink(target, path)
+    _write_if_changed(
+        runtime / "pyvenv.cfg", f"home = {base.parent}\ninclude-system-site-packages = false\nversion = {version}\n"
+    )
+    # the course's package, copied (the checkout may be out of reach, and editing it must not change a live class)
+    package = runtime / site_rel / "grading"
+    fresh = package.with_name(".grading.hub-tmp")
+    shutil.rmtree(fresh, ignore_errors=True)
+    shutil.copytree(grading_src, fresh, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for dirpath, _dirnames, filenames in os.walk(fresh):
+        os.chmod(dirpath, 0o755)
+        for name in filenames:
+            os.chmod(Path(dirpath, name), 0o644)
+    if package.exists():
+        shutil.rmtree(package)
+    os.replace(fresh, package)
+    # JupyterLab settings of the class
+    overrides = runtime / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
+    overrides.parent.mkdir(parents=True, exist_ok=True)
+    for folder in (overrides.parent.parent, overrides.parent):
+        os.chmod(folder, 0o755)
+    existing = venv / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
+    settings = json.loads(existing.read_text()) if existing.is_file() else {}
+    for plugin, values in LAB_OVERRIDES.items():
+        settings.setdefault(plugin, {}).update(values)
+    _write_if_changed(overrides, json.dumps(settings, indent=2) + "\n")
+    return runtime
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# accounts, the course directory, the exchange, configuration
+
+
+def read_roster(path):
+    """[(id, full name)] of the roster (students.csv: id, first_name, last_name, email)."""
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    students = []
+    for row in rows:
+        sid = row["id"].strip()
+        if not USERNAME.match(sid):
+            raise SetupError(
+                f"{path}: student id {sid!r} cannot be a Unix account name "
+                "(lower-case letters, digits, '-' and '_', at most 32 characters)"
+            )
+        students.append((sid, f"{row.get('first_name', '').strip()} {row.get('last_name', '').strip()}".strip()))
+    return students
+
+
+def ensure_account(name, full_name):
+    """The pwd entry of Unix account `name`, made (with its own group and home) if missing; its home is 0700."""
+    if not USERNAME.match(name):
+        raise SetupError(f"{name!r} cannot be a Unix account name")
+    try:
+        user = pwd.getpwnam(name)
+    except KeyError:
+        subprocess.run(
+            [
+                "useradd",
+                "--create-home",
+                "--user-group",
+                "--shell",
+                "/bin/bash",
+                "--comment",
+                full_name.replace(":", " ") or name,
+                name,
+            ],
+            check=True,
+            capture_output=True,
+        )
+        user = pwd.getpwnam(name)
+        say(f"account {name} made")
+    home = Path(user.pw_dir)
+    if not home.is_dir():
+        home.mkdir(parents=True)
+        os.chown(home, user.pw_uid, user.pw_gid)
+    os.chmod(home, 0o700)
+    return user
+
+
+def make_exchange(exchange, course_id, instructor):
+    """nbgrader's exchange: root 1777 (nbgrader wants 777; the sticky bit keeps students from removing what is not
+    theirs), the course's folder and its inbound/outbound/feedback owned by the instructor, made here so that no
+    student can claim the course's name first."""
+    exchange.mkdir(parents=True, exist_ok=True)
+    os.chown(exchange, 0, 0)
+    os.chmod(exchange, 0o1777)
+    course = exchange / course_id
+    for path, mode in (
+        (course, 0o755),
+        (course / "outbound", 0o755),
+        (course / "inbound", 0o2733),
+        (course / "feedback", 0o711),
+    ):
+        if path.is_symlink() or (path.exists() and not path.is_dir()):
+            raise SetupError(f"{path} is not a folder")
+        path.mkdir(exist_ok=True)
+        os.chown(path, instructor.pw_uid, instructor.pw_gid)
+        os.chmod(path, mode)
+
+
+def write_config_dirs(etc, exchange, course_id, course_dir):
+    """Jupyter configuration folders of the two roles (each server's JUPYTER_CONFIG_PATH)."""
+    student, instructor = etc / "student", etc / "instructor"
+    for folder in (etc, student, instructor, student / "jupyter_server_config.d", student / "labconfig"):
+        folder.mkdir(parents=True, exist_ok=True)
+        os.chmod(folder, 0o755)
+    _write_if_changed(
+        student / "nbgrader_config.py",
+        (
+            '"""nbgrader for the class\'s students (made by hub/setup_hub.py): the course\'s exchange."""\n'
+            "c = get_config()  # noqa: F821\n"
+            f"c.CourseDirectory.course_id = {course_id!r}\n"
+            f"c.Exchange.root = {str(exchange)!r}\n"
+        ),
+    )
+    _write_if_changed(
+        student / "jupyter_server_config.d" / "backprop-hub.json",
+        json.dumps({"ServerApp": {"jpserver_extensions": STUDENT_SERVER_EXTENSIONS}}, indent=2) + "\n",
+    )
+    _write_if_changed(
+        student / "labconfig" / "page_config.json",
+        json.dumps({"disabledExtensions": STUDENT_DISABLED_LAB_PLUGINS}, indent=2) + "\n",
+    )
+    _write_if_changed(
+        instructor / "nbgrader_config.py",
+        (
+            '"""nbgrader for the class\'s instructor (made by hub/setup_hub.py): the course directory\'s own\n'
+            'nbgrader_config.py, and the exchange shared with the students."""\n'
+            "c = get_config()  # noqa: F821\n"
+            f"c.Exchange.root = {str(exchange)!r}\n"
+            f"load_subconfig('nbgrader_config.py', path={str(course_dir)!r})  # noqa: F821\n"
+        ),
+    )
+
+
+def copy_course(course_from, course_dir, roster, instructor):
+    """The instructor's course directory, made once: configuration, source (links followed) and roster."""
+    fresh = course_dir.with_name(f".{course_dir.name}.hub-tmp")
+    shutil.rmtree(fresh, ignore_errors=True)
+    fresh.mkdir(mode=0o700)
+    shutil.copy(course_from / "nbgrader_config.py", fresh / "nbgrader_config.py")
+    shutil.copytree(
+        course_from / "source",
+        fresh / "source",
+        symlinks=False,
+        ignore=shutil.ignore_patterns("__pycache__", ".ipynb_checkpoints"),
+    )
+    shutil.copy(roster, fresh / "students.csv")
+    for dirpath, _dirnames, filenames in os.walk(fresh):
+        os.chown(dirpath, instructor.pw_uid, instructor.pw_gid)
+        for name in filenames:
+            os.chown(Path(dirpath, name), instructor.pw_uid, instructor.pw_gid)
+    os.rename(fresh, course_dir)
+    os.chmod(course_dir, 0o700)
+
+
+def make_course(course_from, course_dir, roster, instructor, runtime, config_dir):
+    """Copy the course for the instructor (once), then generate each assignment and import the roster as the
+    instructor, which makes release/ and gradebook.db."""
+    if course_dir.exists():
+        say(f"course directory {course_dir} kept as it is (the instructor's)")
+        return False
+    copy_course(course_from, course_dir, roster, instructor)
+    for assignment in sorted(p.name for p in (course_dir / "source").iterdir() if p.is_dir()):
+        run_as(
+            instructor,
+            ["nbgrader", "generate_assignment", assignment, "--log-level=WARN"],
+            runtime,
+            config_dir,
+            cwd=course_dir,
+        )
+    run_as(
+        instructor,
+        ["nbgrader", "db", "student", "import", "students.csv", "--log-level=WARN"],
+        runtime,
+        config_dir,
+        cwd=course_dir,
+    )
+    say(f"course directory {course_dir} made: assignments generated, roster imported")
+    return True
+
+
+def course_id_of(course_from):
+    """c.CourseDirectory.course_id of the course's nbgrader_config.py."""
+    text = (course_from / "nbgrader_config.py").read_text()
+    match = re.search(r"""c\.CourseDirectory\.course_id\s*=\s*["']([^"']+)["']""", text)
+    if not match:
+        raise SetupError(f"{course_from / 'nbgrader_config.py'} sets no c.CourseDirectory.course_id")
+    return match.group(1)
+
+
+def passwords(state):
+    """The demo passwords (made once, root only): one shared by the students, a longer one for the instructor."""
+    path = state / "passwords.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    values = {"student": secrets.token_urlsafe(9), "instructor": secrets.token_urlsafe(30)}
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as f:
+        json.dump(values, f)
+    return values
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# checks
+
+
+def userns_diagnosis():
+    """Why unprivileged user namespaces may be off here, from the kernel's settings."""
+    notes = []
+    for path, bad, meaning in (
+        ("/proc/sys/kernel/unprivileged_userns_clone", "0", "the kernel forbids them (Debian's switch)"),
+        ("/proc/sys/user/max_user_namespaces", "0", "none may be made"),
+        ("/proc/sys/kernel/apparmor_restrict_unprivileged_userns", "1", "AppArmor restricts them (Ubuntu 24.04+)"),
+    ):
+        try:
+            value = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if value == bad:
+            notes.append(f"{path} = {value}: {meaning}")
+    return "; ".join(notes) or (
+        "no kernel switch forbids them: a container's seccomp profile may (Docker's default "
+        "refuses unshare(CLONE_NEWUSER) to unprivileged processes)"
+    )
+
+
+def check_accounts(runtime, student, instructor, student_etc, instructor_etc, course_dir):
+    """A student's Python imports what a server needs; the instructor can start the grading sandbox."""
+    run_as(student, ["python", "-c", "import jupyterhub, jupyterlab, nbgrader, torch, grading"], runtime, student_etc)
+    probe = "\n".join(
+        [
+            "from grading.engine.sandbox import Limits, bwrap_problem",
+            "problem = bwrap_problem(Limits())",
+            "print(problem or 'ok')",
+        ]
+    )
+    result = run_as(instructor, ["python", "-c", probe], runtime, instructor_etc, cwd=course_dir, check=False)
+    verdict = (result.stdout.strip().splitlines() or [result.stderr.strip()[-500:]])[-1]
+    if verdict != "ok":
+        return (
+            f"the instructor's account cannot start the grading sandbox: {verdict}. Unprivileged user "
+            f"namespaces, which bubblewrap needs, look unavailable: {userns_diagnosis()}. Autograde refuses "
+            "to run student code unsandboxed"
+        )
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+
+
+def install_proxy():
+    """npm's configurable-http-proxy as hub/package-lock.json pins it, in hub/node_modules, if missing or stale."""
+    lock, installed = HUB_DIR / "package-lock.json", HUB_DIR / "node_modules" / ".package-lock.json"
+    if PROXY.exists() and installed.exists() and installed.stat().st_mtime >= lock.stat().st_mtime:
+        return
+    if shutil.which("npm") is None or shutil.which("node") is None:
+        raise SetupError("Node.js and npm are missing: apt-get install -y nodejs npm (make hub does as root)")
+    say("installing configurable-http-proxy (hub/package-lock.json)")
+    subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--silent"], cwd=HUB_DIR, check=True)
+
+
+def setup(hub_root, roster, instructor_name, course_from=REPO, venv=REPO / ".venv"):
+    if os.geteuid() != 0:
+        raise SetupError("run as root: JupyterHub starts each user's server as their own Unix account")
+    hub_root = Path(hub_root).resolve()
+    course_from = Path(course_from).resolve()
+    for folder in (hub_root.parent, hub_root):
+        folder.mkdir(parents=True, exist_ok=True)
+    os.chmod(hub_root, 0o755)
+    state = hub_root / "state"
+    state.mkdir(mode=0o700, exist_ok=True)
+    os.chmod(state, 0o700)
+    install_proxy()
+    course_id = course_id_of(course_from)
+    students = read_roster(roster)
+    if instructor_name in {sid for sid, _ in students}:
+        raise SetupError(f"the instructor's account {instructor_name!r} is also a student id of {roster}")
+    say(f"runtime {hub_root / 'venv'} from {venv}")
+    runtime = sync_runtime(venv, hub_root / "venv", REPO / "grading")
+    instructor = ensure_account(instructor_name, "Course instructor")
+    for sid, full_name in students:
+        ensure_account(sid, full_name)
+    course_dir = Path(instructor.pw_dir) / course_id
+    exchange = hub_root / "exchange"
+    make_exchange(exchange, course_id, instructor)
+    etc = hub_root / "etc"
+    write_config_dirs(etc, exchange, course_id, course_dir)
+    make_course(course_from, course_dir, roster, instructor, runtime, etc / "instructor")
+    problem = check_accounts(runtime, students[0][0], instructor, etc / "student", etc / "instructor", course_dir)
+    klass = {
+        "course_id": course_id,
+        "instructor": instructor_name,
+        "students": [sid for sid, _ in students],
+        "course_dir": str(course_dir),
+        "runtime": str(runtime),
+        "exchange": str(exchange),
+        "config_dirs": {"student": str(etc / "student"), "instructor": str(etc / "instructor")},
+        "proxy": str(PROXY),
+        "sandbox_problem": problem,
+    }
+    _write_if_changed(state / "class.json", json.dumps(klass, indent=2) + "\n", 0o600)
+    passwords(state)
+    if problem:
+        say("WARNING: " + problem)
+    return klass
+
+
+def main():
+    parser = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--hub-root",
+        type=Path,
+        default=Path(os.environ.get("HUB_ROOT", DEFAULT_HUB_ROOT)),
+        help="where the class lives (default: $HUB_ROOT or %(default)s)",
+    )
+    parser.add_argument(
+        "--roster", type=Path, default=REPO / "students.csv", help="students.csv: id, first_name, last_name, email"
+    )
+    parser.add_argument(
+        "--instructor",
+        default=os.environ.get("HUB_INSTRUCTOR", "instructor"),
+        help="the instructor's account (default: $HUB_INSTRUCTOR or %(default)s)",
+    )
+    parser.add_argument(
+        "--course-from",
+        type=Path,
+        default=REPO,
+        help="course to copy for the instructor (its nbgrader_config.py and source/)",
+    )
+    parser.add_argument("--print-logins", action="store_true", help="print the demo logins when done")
+    args = parser.parse_args()
+    try:
+        klass = setup(args.hub_root, args.roster, args.instructor, args.course_from)
+    except SetupError as error:
+        sys.exit(f"[hub] {error}")
+    if args.print_logins:
+        words = passwords(args.hub_root.resolve() / "state")
+        print(
+            f"[hub] instructor: {klass['instructor']}, password {words['instructor']}\n"
+            f"[hub] students: {', '.join(klass['students'])}; each with the shared password {words['student']}",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,568 @@
+"""The class on JupyterHub (`make hub`), in Chromium: every step through the browser, as each person would.
+
+A fresh class is set up as `make hub` does it (hub/setup_hub.py: runtime, Unix accounts, the instructor's course
+directory, nbgrader's exchange) for an instructor and two students, and served by JupyterHub on loopback ports.
+The instructor releases `backprop` from the formgrader. Ada and Cara log in (browser contexts of their own), fetch it
+from the Assignments tab, answer (the answers are written into their fetched notebook, as the student's own file),
+press Validate and Submit: Ada answers correctly before the due date, which the instructor then sets in the
+formgrader; Cara gets Question 1a wrong and submits after it. The instructor collects, autogrades in the sandbox,
+scores Question 6 by hand, generates and releases feedback; each student fetches their own feedback and reads their
+score and messages. Last, from the students' accounts: nothing of the other students or of the instructor's course
+is readable, and the students' servers run on nothing from the checkout. Screenshots: build/screenshots/hub-*.png.
+"""
+
+import datetime
+import json
+import os
+import pwd
+import re
+import subprocess
+
+import nbformat
+import pytest
+from nbgrader.api import Gradebook
+from traitlets.config.loader import PyFileConfigLoader
+
+from grading.course_kit.demo_class import MISTAKES
+from grading.course_kit.submissions import ASSIGNMENT, ROOT, build_submission, solution_answers
+from hub import setup_hub
+from support.hub_class import INSTRUCTOR, Student, running_class
+from support.lab_browser import chromium
+
+pytestmark = [pytest.mark.hub, pytest.mark.slow]
+
+SCREENSHOTS = ROOT / "build" / "screenshots"
+VIEWPORT = {"width": 1400, "height": 900}
+ADA = Student("hubtest-ada", "Ada", "Lovelace")  # correct answers, submitted before the due date
+CARA = Student("hubtest-cara", "Cara", "Sum")  # F = c + s in Question 1a, submitted after the due date
+STUDENTS = (ADA, CARA)
+WRONG_1A = {k: v.strip() for k, v in MISTAKES["sum-instead-of-product"].items()}
+WRONG_1A_MESSAGE = "✗ F does not equal c multiplied by s (F = c * s, the product, not the sum)."
+QUESTION_6 = {
+    ADA.id: (2.0, "Clear: one pass per input against one pass per output."),
+    CARA.id: (1.0, "Say why: count the passes each mode needs."),
+}
+MAX_SCORE = 19.0
+
+
+def screenshot(page, name):
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / f"hub-{name}.png"), animations="disabled")  # dialogs fully shown
+
+
+def menu(page, top, item):
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(f"^{re.escape(top)}$")).click()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile(f"^{re.escape(item)}$")).click()
+
+
+def configured_late_penalty(course_dir=ROOT):
+    """c.LateSubmissionPlugin.penalty_method of the course's nbgrader_config.py ("none" unless it says)."""
+    config = PyFileConfigLoader("nbgrader_config.py", path=str(course_dir)).load_config()
+    return config.LateSubmissionPlugin.get("penalty_method", "none")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# fixtures: the class, the browser, one logged-in browser context per person
+
+
+@pytest.fixture(scope="module")
+def hub(tmp_path_factory):
+    if os.geteuid() != 0:
+        pytest.skip("the hub tests run as root: JupyterHub starts each user's server as their own Unix account")
+    unprivileged = subprocess.run(
+        ["runuser", "-u", "nobody", "--", "bwrap", "--ro-bind", "/", "/", "true"], capture_output=True, text=True
+    )
+    if unprivileged.returncode != 0:  # the instructor's account could not start the grading sandbox
+        pytest.skip(
+            f"this machine forbids unprivileged user namespaces (bwrap as nobody: {unprivileged.stderr.strip()})"
+        )
+    with running_class(STUDENTS, tmp_path_factory.mktemp("hub-logs")) as hub:
+        yield hub
+
+
+@pytest.fixture(scope="module")
+def browser():
+    with chromium() as browser:
+        yield browser
+
+
+@pytest.fixture(scope="module")
+def sessions(hub, browser):
+    """{user: page} of the instructor and the students, each logged in in a context of their own, in JupyterLab.
+    All three log in before any waits, so that the hub starts their servers side by side."""
+    pages, contexts = {}, []
+    try:
+        for number, user in enumerate([INSTRUCTOR, ADA.id, CARA.id]):
+            context = browser.new_context(viewport=VIEWPORT, service_workers="block")
+            contexts.append(context)
+            page = context.new_page()
+            page.set_default_timeout(90_000)
+            page.goto(f"{hub.url}/hub/login")
+            page.fill("#username_input", user)
+            page.fill("#password_input", hub.password(user))
+            if number == 0:
+                screenshot(page, "01-login")
+            page.click("#login_submit")
+            pages[user] = page
+        for user, page in pages.items():
+            page.wait_for_url(f"**/user/{user}/lab**", timeout=300_000)
+            page.locator(".lm-MenuBar-itemLabel", has_text=re.compile("^Nbgrader$")).wait_for(timeout=120_000)
+        yield pages
+    except Exception as error:
+        raise RuntimeError(f"{error}\nJupyterHub's log:\n{hub.log_tail()}") from error
+    finally:
+        for context in contexts:
+            context.close()
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the formgrader (its own browser tab: JupyterHub 4.1 and later forbid showing it inside JupyterLab's frame)
+
+
+def formgrader(page, hub, path=""):
+    page.goto(f"{hub.url}/user/{INSTRUCTOR}/formgrader{path}")
+
+
+def assignment_row(page):
+    return page.locator("tr", has=page.get_by_role("link", name=ASSIGNMENT, exact=True))
+
+
+def modal_result(page, success_text, timeout=90_000, name=None):
+    """Wait for the formgrader's dialog saying success_text, screenshot it (as name), close it."""
+    dialog = page.locator(".modal-dialog:visible")
+    dialog.wait_for(timeout=timeout)
+    text = dialog.inner_text()
+    assert success_text in text, text
+    if name:
+        screenshot(page, name)
+    dialog.locator("button", has_text=re.compile("^OK$")).click()
+    dialog.wait_for(state="hidden")
+    return text
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# a student's Assignments tab
+
+
+def assignments_tab(page):
+    """The Assignments tab (nbgrader's assignment list), opened or brought to the front, its lists refreshed."""
+    tab = page.locator(".lm-TabBar-tab", has_text=re.compile("^Assignments$"))
+    if tab.count():
+        tab.click()
+        page.locator("#refresh_assignments_list").click()
+    else:
+        menu(page, "Nbgrader", "Assignment List")
+    page.locator("#assignments").wait_for()
+    return page
+
+
+def fetch(page, student):
+    assignments_tab(page)
+    released = page.locator("#released_assignments_list .list_item", has_text=ASSIGNMENT)
+    released.wait_for()
+    screenshot(page, f"04-{student.first_name.lower()}-assignment-list")
+    released.get_by_role("button", name="Fetch").click()
+    page.locator("#fetched_assignments_list .list_item", has_text=ASSIGNMENT).first.wait_for()
+    home = pwd.getpwnam(student.id).pw_dir
+    notebook = os.path.join(home, ASSIGNMENT, f"{ASSIGNMENT}.ipynb")
+    assert os.path.isfile(notebook)
+    return notebook
+
+
+def write_answers(student, notebook, answers):
+    """The student's answers in their fetched notebook: a file of theirs, as if they had typed them."""
+    user = pwd.getpwnam(student.id)
+    nb = build_submission(answers, release_notebook=notebook)
+    tmp = notebook + ".answering"
+    nbformat.write(nb, tmp)
+    os.chown(tmp, user.pw_uid, user.pw_gid)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, notebook)
+
+
+def open_and_validate(page):
+    """Open the fetched notebook from the Assignments tab and press Validate; returns the result dialog's text."""
+    assignments_tab(page)
+    page.locator("#fetched_assignments_list a.assignment-notebooks-link").click()
+    page.locator("#fetched_assignments_list .nested_list_item a", has_text=ASSIGNMENT).click()
+    panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+    panel.locator(".validate-button").first.wait_for()
+    page.locator(".jp-StatusBar-TextItem", has_text=re.compile(r"\| Idle\s*$")).wait_for(timeout=120_000)
+    panel.locator(".validate-button").first.click()
+    dialog = page.locator(".nbgrader-SuccessDialog, .nbgrader-ErrorDialog")
+    dialog.wait_for(timeout=300_000)  # saves, then runs the whole notebook in the student's server
+    return dialog
+
+
+def close_dialog(dialog):
+    dialog.locator("button.jp-Dialog-button").last.click()
+    dialog.wait_for(state="detached")
+
+
+def submit(page):
+    assignments_tab(page)
+    page.locator("#fetched_assignments_list .list_item", has_text=ASSIGNMENT).get_by_role(
+        "button", name="Submit"
+    ).click()
+    page.locator("#submitted_assignments_list .nested_list_item").first.wait_for()
+
+
+def submission_time(hub, student):
+    """When the student's submission in the exchange was made (its timestamp.txt), in UTC."""
+    inbound = hub.exchange / "inbound"
+    (folder,) = [p for p in inbound.iterdir() if p.name.startswith(f"{student.id}+{ASSIGNMENT}+")]
+    stamp = (folder / "timestamp.txt").read_text().strip()
+    return datetime.datetime.strptime(stamp.replace(" UTC", ""), "%Y-%m-%d %H:%M:%S.%f")
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# the story
+
+
+@pytest.mark.parametrize(
+    "user, password",
+    [(INSTRUCTOR, "student"), ("root", "student"), (ADA.id, "instructor")],
+    ids=["instructor-with-the-students-password", "not-in-the-class", "student-with-a-wrong-password"],
+)
+def test_only_the_class_logs_in(hub, browser, user, password):
+    """The shared password lets in the roster's students only; the instructor needs their own."""
+    context = browser.new_context(viewport=VIEWPORT)
+    try:
+        page = context.new_page()
+        page.goto(f"{hub.url}/hub/login")
+        page.fill("#username_input", user)
+        page.fill("#password_input", hub.passwords[password])
+        page.click("#login_submit")
+        page.locator(".login_error", has_text="Invalid username or password").wait_for()
+        assert "/hub/login" in page.url
+    finally:
+        context.close()
+
+
+def test_instructor_releases_the_assignment_from_the_formgrader(hub, sessions):
+    page = sessions[INSTRUCTOR]
+    screenshot(page, "02-instructor-jupyterlab")
+    formgrader(page, hub)
+    row = assignment_row(page)
+    assert row.locator("td.status").inner_text().strip() == "draft"
+    row.locator("td.release a").click()
+    modal_result(page, f"Successfully released '{ASSIGNMENT}'", name="03-instructor-releases")
+    assert row.locator("td.status").inner_text().strip() == "released"
+    assert (hub.exchange / "outbound" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").is_file()
+
+
+def test_ada_fetches_validates_and_submits_correct_answers(hub, sessions):
+    page = sessions[ADA.id]
+    notebook = fetch(page, ADA)
+    screenshot(page, "05-ada-fetched")
+    write_answers(ADA, notebook, solution_answers())
+    dialog = open_and_validate(page)
+    assert "nbgrader-SuccessDialog" in dialog.get_attribute("class")
+    assert "Success! Your notebook passes all the tests." in dialog.inner_text()
+    screenshot(page, "06-ada-validate-success")
+    close_dialog(dialog)
+    submit(page)
+    screenshot(page, "07-ada-submitted")
+
+
+def test_instructor_sets_the_due_date_in_the_formgrader(hub, sessions):
+    """The due date passes between the two submissions: it is set to now, after Ada's."""
+    page = sessions[INSTRUCTOR]
+    formgrader(page, hub)
+    row = assignment_row(page)
+    row.locator("td.edit a").click()
+    due = datetime.datetime.now(datetime.UTC).replace(microsecond=0, tzinfo=None) + datetime.timedelta(seconds=1)
+    if due.second == 0:  # the browser writes hh:mm:00 as hh:mm
+        due += datetime.timedelta(seconds=1)
+    assert submission_time(hub, ADA) < due
+    dialog = page.locator(".modal-dialog:visible")
+    dialog.locator("input.modal-duedate").fill(due.strftime("%Y-%m-%dT%H:%M:%S"))
+    dialog.locator("input.modal-timezone").fill("+0000")
+    screenshot(page, "08-instructor-sets-the-due-date")
+    dialog.locator("button.save").click()
+    dialog.wait_for(state="hidden")
+    page.wait_for_function(
+        "due => document.querySelector('td.duedate').textContent.trim().startsWith(due)",
+        arg=due.strftime("%Y-%m-%d %H:%M:%S"),
+    )
+    with Gradebook(hub.db_url) as gradebook:
+        assert gradebook.find_assignment(ASSIGNMENT).duedate == due
+    hub.due = due
+
+
+def test_cara_validates_a_wrong_answer_and_submits_after_the_due_date(hub, sessions):
+    page = sessions[CARA.id]
+    notebook = fetch(page, CARA)
+    write_answers(CARA, notebook, {**solution_answers(), **WRONG_1A})
+    page.wait_for_function("due => Date.now() > due", arg=(hub.due.replace(tzinfo=datetime.UTC).timestamp() + 1) * 1000)
+    dialog = open_and_validate(page)
+    assert "nbgrader-ErrorDialog" in dialog.get_attribute("class")
+    text = dialog.inner_text()
+    assert "The following cell failed:" in text and WRONG_1A_MESSAGE in text
+    screenshot(page, "09-cara-validate-failure")
+    close_dialog(dialog)
+    submit(page)
+    screenshot(page, "10-cara-submitted-late")
+    assert submission_time(hub, CARA) > hub.due > submission_time(hub, ADA)
+
+
+def test_instructor_collects_and_autogrades_in_the_sandbox(hub, sessions):
+    page = sessions[INSTRUCTOR]
+    formgrader(page, hub)
+    row = assignment_row(page)
+    row.locator("td.collect a").click()
+    text = modal_result(page, f"Successfully collected submissions of '{ASSIGNMENT}'", name="11-instructor-collects")
+    assert (
+        f"Collecting submission: {ADA.id} {ASSIGNMENT}" in text
+        and f"Collecting submission: {CARA.id} {ASSIGNMENT}" in text
+    )
+    row.locator("td.num-submissions a").click()
+    for student in STUDENTS:
+        submission = page.locator("tr", has=page.locator("td.student-id", has_text=re.compile(f"^{student.id}$")))
+        submission.locator("td.autograde a").click()
+        text = modal_result(page, f"Successfully autograded '{ASSIGNMENT}' for student '{student.id}'", timeout=400_000)
+        assert "UNSAFE" not in text  # graded in the sandbox, as the instructor's account
+    page.locator("td.status", has_text="needs manual grading").nth(1).wait_for()
+    screenshot(page, "12-instructor-autograded")
+    with Gradebook(hub.db_url) as gradebook:
+        ada = gradebook.find_submission(ASSIGNMENT, ADA.id)
+        cara = gradebook.find_submission(ASSIGNMENT, CARA.id)
+        assert ada.total_seconds_late == 0 and cara.total_seconds_late > 0
+        assert ada.code_score == 17.0  # every autograded question
+        assert cara.code_score == 15.0  # all but Question 1a's 2 points
+        hub.code_scores = {ADA.id: ada.code_score, CARA.id: cara.code_score}
+
+
+def saved_question_6(hub, student):
+    """(manual score, comment) of the student's Question 6 in the gradebook."""
+    with Gradebook(hub.db_url) as gradebook:
+        return (
+            gradebook.find_grade("q6_answer", ASSIGNMENT, ASSIGNMENT, student.id).manual_score,
+            gradebook.find_comment("q6_answer", ASSIGNMENT, ASSIGNMENT, student.id).manual_comment,
+        )
+
+
+def test_instructor_scores_question_6_by_hand(hub, sessions):
+    page = sessions[INSTRUCTOR]
+    for number, student in enumerate(STUDENTS):
+        formgrader(page, hub, f"/gradebook/{ASSIGNMENT}/{ASSIGNMENT}")
+        page.locator("td.name a").first.wait_for()
+        toggle = page.locator("#toggle_names")
+        if "Show" in toggle.inner_text():
+            toggle.click()
+        page.get_by_role("link", name=student.listed_name, exact=True).click()
+        score, comment = QUESTION_6[student.id]
+        # the page has loaded the grade and the comment (their views set these placeholders); typing earlier is lost
+        page.locator("input#q6_answer_extra_credit[placeholder]").wait_for(state="attached")
+        page.locator("textarea#q6_answer-comment[placeholder]").wait_for(state="attached")
+        box = page.locator("input.score#q6_answer")
+        box.scroll_into_view_if_needed()
+        box.fill(str(score))
+        box.press("Tab")  # leaving a box saves it
+        page.locator("textarea#q6_answer-comment").fill(comment)
+        page.locator("textarea#q6_answer-comment").press("Tab")
+        deadline = datetime.datetime.now() + datetime.timedelta(seconds=30)
+        while saved_question_6(hub, student) != (score, comment) and datetime.datetime.now() < deadline:
+            page.wait_for_timeout(250)  # the formgrader saves in the background
+        assert saved_question_6(hub, student) == (score, comment)
+        if number == 0:
+            page.wait_for_function("() => jQuery(':animated').length === 0")  # the formgrader scrolls to the box
+            box.scroll_into_view_if_needed()
+            screenshot(page, "13-instructor-scores-question-6")
+
+
+def test_instructor_generates_and_releases_feedback(hub, sessions):
+    page = sessions[INSTRUCTOR]
+    formgrader(page, hub)
+    row = assignment_row(page)
+    row.locator("td.generate-feedback a").click()
+    modal_result(page, f"Successfully generated feedback of '{ASSIGNMENT}'", timeout=300_000)
+    row.locator("td.release-feedback a").click()
+    text = modal_result(
+        page, f"Successfully released feedback of '{ASSIGNMENT}'", name="14-instructor-releases-feedback"
+    )
+    for student in STUDENTS:
+        assert f"Releasing feedback for student '{student.id}'" in text
+
+
+def expected_total(hub, student):
+    """The score the student's feedback shows: code and Question 6, less the late penalty the course configures."""
+    with Gradebook(hub.db_url) as gradebook:
+        notebook = gradebook.find_submission_notebook(ASSIGNMENT, ASSIGNMENT, student.id)
+        score, penalty = notebook.score, notebook.late_submission_penalty or 0.0
+    assert score == hub.code_scores[student.id] + QUESTION_6[student.id][0]
+    method = configured_late_penalty()
+    if student is CARA and method == "zero":  # nbgrader assigns it when autograding: Question 6 was not scored then
+        assert penalty == hub.code_scores[CARA.id]
+    elif method == "none" or student is ADA:
+        assert penalty == 0
+    return round(score - penalty, 2), penalty
+
+
+@pytest.mark.parametrize("student", STUDENTS, ids=lambda s: s.first_name)
+def test_each_student_fetches_their_own_feedback(hub, sessions, student):
+    page = sessions[student.id]
+    assignments_tab(page)
+    submitted = page.locator("#submitted_assignments_list .list_item", has_text=ASSIGNMENT).first
+    submitted.get_by_role("button", name="Fetch Feedback").click()
+    link = page.locator("#submitted_assignments_list a", has_text="view feedback")
+    link.wait_for()
+    assert page.locator("#submitted_assignments_list .nested_list_item").count() == 1  # their own submission only
+    link.click()  # the file browser opens the feedback's folder
+    page.locator(".jp-DirListing-item", has_text=f"{ASSIGNMENT}.html").dblclick()
+    feedback = page.frame_locator(".jp-HTMLViewer:not(.lm-mod-hidden) iframe")
+    total, penalty = expected_total(hub, student)
+    feedback.get_by_text(f"{ASSIGNMENT} (Score: {total} / {MAX_SCORE})").wait_for()
+    text = feedback.locator("body").inner_text()
+    own, other = QUESTION_6[student.id][1], QUESTION_6[(set(QUESTION_6) - {student.id}).pop()][1]
+    assert own in text and other not in text
+    assert f"Written response (Score: {QUESTION_6[student.id][0]} / 2.0)" in text
+    if student is CARA:
+        assert WRONG_1A_MESSAGE in text
+        assert ("Late submission penalty" in text) == (penalty > 0)
+        if penalty:
+            assert f"Late submission penalty (Score: -{round(penalty, 2)})" in text
+    else:
+        assert "✗" not in text and "Late submission penalty" not in text
+    screenshot(page, f"{15 + STUDENTS.index(student)}-{student.first_name.lower()}-reads-feedback")
+    if student is CARA:  # trusted, the page runs the MathJax it carries and typesets its formulas
+        page.locator(".jp-Toolbar-item", has_text="Trust HTML").click()
+        feedback.locator("mjx-container").first.wait_for()
+        feedback.get_by_text(WRONG_1A_MESSAGE).first.scroll_into_view_if_needed()
+        screenshot(page, "17-cara-reads-the-failed-check")
+    home = pwd.getpwnam(student.id).pw_dir
+    assert len(os.listdir(os.path.join(home, ASSIGNMENT, "feedback"))) == 1
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# isolation, from a student's account
+
+PROBE = """
+import json, os, sys
+seen = {}
+for name, (how, path) in json.loads(sys.argv[1]).items():
+    try:
+        os.listdir(path) if how == "list" else open(path, "rb").read(1)
+        seen[name] = "allowed"
+    except PermissionError:
+        seen[name] = "denied"
+    except OSError as error:
+        seen[name] = type(error).__name__
+print(json.dumps(seen))
+"""
+
+
+def as_student(hub, student, args, **kwargs):
+    return setup_hub.run_as(
+        student.id, args, runtime=hub.root / "venv", config_dir=hub.klass["config_dirs"]["student"], **kwargs
+    )
+
+
+def test_a_student_reads_nothing_of_the_other_students_or_the_course(hub, sessions):
+    ada_home, cara_home = (pwd.getpwnam(s.id).pw_dir for s in STUDENTS)
+    course = hub.course_dir
+    targets = {
+        "the exchange's submissions": ("list", hub.exchange / "inbound"),
+        "the exchange's feedback": ("list", hub.exchange / "feedback"),
+        "the instructor's home": ("list", os.path.dirname(course)),
+        "the course directory": ("list", course),
+        "the gradebook": ("read", course / "gradebook.db"),
+        "the source notebook": ("read", course / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"),
+        "the course's nbgrader_config.py": ("read", course / "nbgrader_config.py"),
+        "Cara's submitted notebook in the course": (
+            "read",
+            course / "submitted" / CARA.id / ASSIGNMENT / f"{ASSIGNMENT}.ipynb",
+        ),
+        "Cara's home": ("list", cara_home),
+        "Cara's notebook": ("read", os.path.join(cara_home, ASSIGNMENT, f"{ASSIGNMENT}.ipynb")),
+        "the released assignment": ("list", hub.exchange / "outbound" / ASSIGNMENT),
+        "Ada's own notebook": ("read", os.path.join(ada_home, ASSIGNMENT, f"{ASSIGNMENT}.ipynb")),
+    }
+    result = as_student(
+        hub, ADA, ["python", "-c", PROBE, json.dumps({k: [h, str(p)] for k, (h, p) in targets.items()})]
+    )
+    seen = json.loads(result.stdout)
+    allowed = {"the released assignment", "Ada's own notebook"}
+    assert seen == {name: "allowed" if name in allowed else "denied" for name in targets}
+    # nbgrader's own listing of the exchange's submissions, as Ada: it lists none (the folder is not listable)
+    listing = as_student(hub, ADA, ["nbgrader", "list", "--inbound", "--log-level=INFO"])
+    output = listing.stdout + listing.stderr
+    assert "Submitted assignments:" in output and CARA.id not in output and ADA.id not in output
+
+
+def test_the_students_servers_run_on_nothing_from_the_checkout(hub, sessions):
+    """The students' servers and kernels map no file of the checkout, its .venv or a folder they cannot enter; so
+    the class runs the same from a checkout under /root (a fresh clone's layout there)."""
+    outside = [str(ROOT)] + [p for p in ("/root",) if os.path.isdir(p)]
+    for student in STUDENTS:
+        uid = pwd.getpwnam(student.id).pw_uid
+        pids = [int(p) for p in os.listdir("/proc") if p.isdigit() and os.stat(f"/proc/{p}").st_uid == uid]
+        assert pids, f"no process of {student.id}: their server is not running"
+        for pid in pids:
+            try:
+                files = {line.split(None, 5)[5] for line in open(f"/proc/{pid}/maps") if len(line.split(None, 5)) == 6}
+                files |= {os.readlink(f"/proc/{pid}/exe"), os.readlink(f"/proc/{pid}/cwd")}
+            except OSError:
+                continue  # it ended meanwhile
+            bad = sorted(f for f in files if any(f == o or f.startswith(o + os.sep) for o in outside))
+            assert bad == [], f"{student.id}'s process {pid} uses {bad[:5]}"
+    # and the same Python, with the checkout and /root hidden, imports all a server and the course need
+    tops = [p for p in outside if not any(p.startswith(o + os.sep) for o in outside)]  # /root covers a checkout in it
+    hide = [arg for path in tops for arg in ("--tmpfs", path)]
+    result = as_student(
+        hub,
+        ADA,
+        [
+            "bwrap",
+            "--dev-bind",
+            "/",
+            "/",
+            *hide,
+            "--",
+            "python",
+            "-c",
+            "import jupyterhub.singleuser, jupyterlab, nbgrader, torch, grading; print(grading.__file__)",
+        ],
+    )
+    assert result.stdout.strip().startswith(str(hub.root / "venv"))
+
+
+def test_make_hub_serves_the_roster(hub):
+    """`make hub` reads students.csv: every id there can be a Unix account and a JupyterHub user."""
+    roster = setup_hub.read_roster(ROOT / "students.csv")
+    assert len(roster) >= 2 and all(setup_hub.USERNAME.match(sid) for sid, _ in roster)
+    assert hub.klass["students"] == [s.id for s in STUDENTS] and hub.klass["instructor"] == INSTRUCTOR
+    assert hub.klass["sandbox_problem"] is None
+    pinned = re.search(r"^jupyterhub==(\S+)", (ROOT / "requirements.txt").read_text(), re.M).group(1)
+    version = as_student(hub, ADA, ["python", "-c", "import jupyterhub; print(jupyterhub.__version__)"]).stdout.strip()
+    assert version == pinned
+
+
+def test_the_hub_configuration_takes_the_sites_own_settings_last(tmp_path, monkeypatch):
+    """hub/jupyterhub_config.py reads the class setup_hub.py wrote, then HUB_ROOT/state/jupyterhub_site.py, where a
+    site puts its university's login (here OAuth, which needs no shared password)."""
+    state = tmp_path / "state"
+    state.mkdir()
+    klass = {
+        "course_id": "c",
+        "instructor": "teacher",
+        "students": ["ada", "cara"],
+        "course_dir": "/home/teacher/c",
+        "runtime": str(tmp_path / "venv"),
+        "exchange": str(tmp_path / "exchange"),
+        "proxy": "chp",
+        "config_dirs": {"student": "/s", "instructor": "/i"},
+        "sandbox_problem": None,
+    }
+    (state / "class.json").write_text(json.dumps(klass))
+    (state / "passwords.json").write_text(json.dumps({"student": "s" * 12, "instructor": "i" * 40}))
+    (state / "jupyterhub_site.py").write_text('c.JupyterHub.authenticator_class = "generic-oauth"\n')
+    monkeypatch.setenv("HUB_ROOT", str(tmp_path))
+    monkeypatch.setenv("HUB_PORT", "8123")
+    config = PyFileConfigLoader("jupyterhub_config.py", path=str(ROOT / "hub")).load_config()
+    assert config.JupyterHub.authenticator_class == "generic-oauth"
+    assert config.JupyterHub.bind_url == "http://127.0.0.1:8123"
+    assert config.Authenticator.allowed_users == {"ada", "cara", "teacher"}
+    assert config.Spawner.cmd == [str(tmp_path / "venv" / "bin" / "jupyterhub-singleuser")]
+    role_path = config.Spawner.environment["JUPYTER_CONFIG_PATH"]
+    assert [role_path(type("S", (), {"user": type("U", (), {"name": n})})) for n in ("ada", "teacher")] == ["/s", "/i"]
