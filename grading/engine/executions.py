@@ -35,6 +35,10 @@ class ExecutionRequest:
     limits: Mapping[str, Any]  # grading.engine.sandbox.Limits fields
     questions: Mapping[str, str]  # grade id -> the judge's probe, asked after that test cell
 
+    def arguments(self) -> tuple[str, dict[str, bytes], dict[str, Any], dict[str, str]]:
+        """execute_in_sandbox's arguments, as plain values a process pool or a cluster can send."""
+        return self.notebook_json, dict(self.files), dict(self.limits), dict(self.questions)
+
 
 class Executor(Protocol):
     """Runs notebooks: a pool of local worker processes, a Dask cluster, or a fake."""
@@ -86,13 +90,7 @@ class LocalExecutor:
         return self._pool
 
     def submit(self, request: ExecutionRequest) -> cf.Future[RawExecution]:
-        return self._started().submit(
-            execute_in_sandbox,
-            request.notebook_json,
-            dict(request.files),
-            dict(request.limits),
-            dict(request.questions),
-        )
+        return self._started().submit(execute_in_sandbox, *request.arguments())
 
     def restart(self) -> None:
         if self._pool is not None:
@@ -117,13 +115,7 @@ class ClusterExecutor:
         return max(1, int(self.cluster.threads))
 
     def submit(self, request: ExecutionRequest) -> cf.Future[RawExecution]:
-        return self.cluster.submit(
-            execute_in_sandbox,
-            request.notebook_json,
-            dict(request.files),
-            dict(request.limits),
-            dict(request.questions),
-        )
+        return self.cluster.submit(execute_in_sandbox, *request.arguments())
 
     def restart(self) -> None:
         """Nothing to do: the cluster reschedules the tasks of a worker it lost."""
