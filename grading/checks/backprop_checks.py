@@ -14,7 +14,7 @@ import math
 
 import numpy as np
 
-from .answer_data import Feedback, finite, kind, kind_in_words, near, number, numbers, tolerance
+from .answer_data import Feedback, kind, kind_in_words, near, number, numbers, tolerance
 from .backprop_public_checks import (
     MAX_STEPS,
     _call,
@@ -25,6 +25,7 @@ from .backprop_public_checks import (
     check_q1a,
     check_q1b,
     check_q2,
+    gradient_pair,
     judge_model,
     judge_records,
     judge_sgd_steps,
@@ -89,14 +90,7 @@ def check_q2fwd(student):
     points, answers = _forward_answers(student, "grad_forward", 3, 0.2, 3.5)
     for (x0, y0), answer in zip(points, answers):
         result = _forward_result(answer, "grad_forward")
-        got = numbers(result)
-        if got is None or len(got) != 2:
-            raise Feedback(
-                "grad_forward should return two numbers, (dF/dx, dF/dy); at a point other than (2, 3) it "
-                f"returned {kind_in_words(result)}" + ("" if got is None else f" holding {len(got)} number(s)") + "."
-            )
-        if not finite(got):
-            raise Feedback("grad_forward returned a number that is not finite (nan or inf).")
+        got = gradient_pair(result, "at a point other than (2, 3) ")
         dx, dy = 1 / x0 + 2 * x0 * y0, x0 * x0 + 2 * y0
         first = result.get("items", [result])[0] if kind(result) == "list" and result.get("items") else result
         tol = tolerance(first, 1e-4)

@@ -321,6 +321,20 @@ def check_q2(student):
 
 
 # --- Question 2, forward mode --------------------------------------------------------------------------------------
+def gradient_pair(result, where=""):
+    """The two finite numbers grad_forward returned (described), or Feedback; `where` says at which point, for the
+    message (as "at a point other than (2, 3) ")."""
+    got = numbers(result)
+    if got is None or len(got) != 2:
+        raise Feedback(
+            f"grad_forward should return two numbers, (dF/dx, dF/dy); {where}it returned "
+            f"{kind_in_words(result)}" + ("" if got is None else f" holding {len(got)} number(s)") + "."
+        )
+    if not finite(got):
+        raise Feedback("grad_forward returned a number that is not finite (nan or inf).")
+    return got
+
+
 def public_q2fwd(student):
     """grad_forward(2, 3) gives (dF/dx, dF/dy) = (12.5, 10) by forward mode only."""
     result = _forward_result(
@@ -328,14 +342,7 @@ def public_q2fwd(student):
         "grad_forward",
         "at (2, 3)",
     )
-    got = numbers(result)
-    if got is None or len(got) != 2:
-        raise Feedback(
-            "grad_forward should return two numbers, (dF/dx, dF/dy); it returned "
-            f"{kind_in_words(result)}" + ("" if got is None else f" holding {len(got)} number(s)") + "."
-        )
-    if not finite(got):
-        raise Feedback("grad_forward returned a number that is not finite (nan or inf).")
+    got = gradient_pair(result)
     if all_near(got, [10.0, 12.5], 1e-4):
         raise Feedback("grad_forward returns (dF/dy, dF/dx): return dF/dx first.")
     if near(got[0], 22.5, 1e-4) or near(got[1], 22.5, 1e-4):
