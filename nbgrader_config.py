@@ -21,6 +21,7 @@ from grading.coordinator.judged_execute import SandboxedJudgedExecute
 from grading.coordinator.restore_cell_flags import RestoreCellFlags
 from grading.engine.sandbox import Limits
 from grading.reports import offline_pages
+from grading.reports.inert_content import InertOutputs
 
 c = get_config()  # noqa: F821 (provided by nbgrader when it loads this file)
 
@@ -44,6 +45,7 @@ c.Autograde.sanitize_preprocessors = [
 ]  # cell flags from the gradebook, not from the submission
 c.Autograde.autograde_preprocessors = [
     SandboxedJudgedExecute,
+    InertOutputs,  # what the submission showed is stored inert (grading/reports/inert_content.py)
     IgnorePattern,
     ClearMetadataPreprocessor,
     LimitOutput,
@@ -76,7 +78,16 @@ if os.environ.get("FEEDBACK_SHOWS_HIDDEN_TESTS") != "1":
 # Figures of markdown cells are embedded too: a student's feedback is one HTML file. SVG outputs take alt text as
 # nbconvert gives it to PNG outputs: from the output's metadata "alt", else from the cell's metadata "alt".
 c.HTMLExporter.extra_template_basedirs = offline_pages.TEMPLATE_BASEDIRS
-c.HTMLExporter.filters = {"inline_mathjax": "grading.reports.offline_pages.inline_mathjax"}
+c.HTMLExporter.filters = {
+    "inline_mathjax": "grading.reports.offline_pages.inline_mathjax",
+    # A submission's outputs and markdown are shown inert on every page (grading/reports/inert_content.py): HTML
+    # sanitized as nbconvert renders it (sanitize_html), markdown cells too (nbgrader's formgrade template renders
+    # them itself), and a Content-Security-Policy in each page that runs only the page's own scripts.
+    "clean_html": "grading.reports.inert_content.clean_html",
+    "markdown2html": "grading.reports.inert_content.markdown2html",
+    "content_security_policy": "grading.reports.inert_content.content_security_policy",
+}
+c.HTMLExporter.sanitize_html = True
 c.HTMLExporter.embed_images = True
 
 # ---------------------------------------------------------------------------------------------------------------------
