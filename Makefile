@@ -107,9 +107,11 @@ autograde: setup
 	python -m grading.coordinator.autograde_class $(ASSIGNMENT) $(if $(WORKERS),--workers $(WORKERS)) \
 	  $(if $(FORCE),--force) $(if $(UNSAFE_NO_SANDBOX),--unsafe-no-sandbox) $(if $(DASK),--dask $(DASK))
 
-## feedback: per-student feedback HTML (hidden tests left out) in feedback/
+## feedback: per-student feedback HTML (hidden tests left out) in feedback/; a student whose page nbgrader cannot
+## write is named at the end, with why and what to do, and the others' pages are written (exit status 0 unless
+## nbgrader stopped for a reason of its own: grading/reports/feedback_pages.py)
 feedback: | $(MATHJAX)
-	nbgrader generate_feedback $(ASSIGNMENT) --force --log-level=WARN
+	python -m grading.reports.feedback_pages $(ASSIGNMENT) --force --log-level=WARN
 
 ## grades: grades.csv from the gradebook (every student of the roster, 0 without a submission), and the grade uploads
 ## for Canvas and Moodle (grading/reports/lms.py): build/lms/canvas_grades.csv, build/lms/moodle_grades.csv

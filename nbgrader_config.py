@@ -6,7 +6,6 @@ from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPrep
 from nbgrader.preprocessors import (
     AssignLatePenalties,
     CheckCellMetadata,
-    ClearHiddenTests,
     ClearOutput,
     DeduplicateIds,
     GetGrades,
@@ -21,6 +20,7 @@ from grading.coordinator.judged_execute import SandboxedJudgedExecute
 from grading.coordinator.restore_cell_flags import RestoreCellFlags
 from grading.engine.sandbox import Limits
 from grading.reports import offline_pages
+from grading.reports.feedback_pages import ClearHiddenTestsOfTestCells
 from grading.reports.inert_content import InertOutputs
 
 c = get_config()  # noqa: F821 (provided by nbgrader when it loads this file)
@@ -70,7 +70,7 @@ c.LateSubmissionPlugin.penalty_method = "zero"
 
 # Feedback never shows hidden tests unless the instructor asks: FEEDBACK_SHOWS_HIDDEN_TESTS=1.
 if os.environ.get("FEEDBACK_SHOWS_HIDDEN_TESTS") != "1":
-    c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTests, CSSHTMLHeaderPreprocessor]
+    c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTestsOfTestCells, CSSHTMLHeaderPreprocessor]
 
 # nbgrader's HTML pages work offline (grading/reports/offline_pages.py). Its feedback and formgrade templates ignore
 # HTMLExporter.mathjax_url and load MathJax from a CDN; the course's templates, found first, put in its place MathJax 3
@@ -95,17 +95,24 @@ c.HTMLExporter.embed_images = True
 # the Canvas user id), is imported into the gradebook with `nbgrader db student import students.csv` (`make roster`).
 # `nbgrader zip_collect backprop` takes Canvas's "Download Submissions" zip, put in build/downloaded/backprop/archive/
 # (`make collect-lms ZIP=...` does it all), into submitted/<id>/backprop/: the file names' pattern is below, and the
-# collector finds each file's student in the gradebook by Canvas user id or name (unknown ones are skipped and named).
+# collector finds each file's student in the gradebook by Canvas user id or name, or, for anonymous grading, by the
+# column canvas_anonymous_id of students.csv (unknown ones are skipped and named). A file Canvas marks LATE gets a
+# timestamp one second after the gradebook's due date, so the late penalty above applies.
 # `nbgrader export --exporter=grading.reports.lms.CanvasExport` (or MoodleExport) writes build/lms/canvas_grades.csv (or
-# moodle_grades.csv) for the LMS's grade import; `make grades` writes both.
+# moodle_grades.csv) for the LMS's grade import; `make grades` writes both. A grade that is not final is never a blank
+# cell (both importers would erase or invent a grade): the student is left out, or gets Moodle's '-' (README.md).
 from grading.reports.lms import CANVAS_FILE_NAME  # noqa: E402
 
 c.ZipCollectApp.downloaded_directory = os.path.join("build", "downloaded")  # build/ is never committed
 c.ZipCollectApp.collector_plugin = "grading.reports.lms.CanvasCollector"
-# {sortable name}[_late]_{Canvas user id}_{file id}_{file name}, e.g. perfectada_late_12345_67890_backprop.ipynb
+# {name}[_LATE]_{Canvas user id}_{file id}_{file name}, e.g. perfectada_LATE_12345_67890_backprop.ipynb, and
+# [LATE_]anon_{anonymous id}_{file id}_{file name} under anonymous grading
 c.FileNameCollectorPlugin.named_regexp = CANVAS_FILE_NAME
+# The roster file whose optional column canvas_anonymous_id maps anonymous ids (anon_<id>) to students.
+# c.CanvasCollector.roster_file = "students.csv"
 # The Canvas assignment each nbgrader assignment fills, by "name (Canvas assignment id)"; a bare name fills the Canvas
 # assignment of that name, or creates it.
 # c.CanvasExport.assignment_columns = {"backprop": "backprop (12345)"}
-# Students without a submission get 0 in both uploads; '' leaves their grade blank instead.
+# Students without a submission get 0 in both uploads; '' uploads no grade for them instead, so that the LMS keeps the
+# one it has (they are left out of the Canvas file; Moodle's gets '-' where a row must stay for other grades).
 # c.LmsExport.no_submission = ""

@@ -10,6 +10,7 @@ import random
 import shutil
 import threading
 import time
+import types
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
@@ -220,6 +221,71 @@ class FakeExecutor:
         return [behaviour_of(r) for r in self.requests]
 
 
+class PoolFake:
+    """An Executor that breaks as a process pool does: when a worker dies, every execution in flight fails with
+    BrokenProcessPool, and so does every submission until restart. Executions submitted together run together,
+    once `batch` of them are in flight or none has been submitted for a moment; if one of them is `kills-worker`,
+    it kills its worker and the batch is lost. The behaviours are FakeExecutor's."""
+
+    QUIET = 0.05  # seconds without a submission after which what is in flight runs
+
+    def __init__(self, capacity=2, batch=None):
+        self.capacity = capacity
+        self.batch = batch or 2 * capacity  # the scheduler's window
+        self.requests, self.restarts, self.shut_down = [], 0, False
+        self.batches = []  # (behaviours, whether the pool broke), in the order they ran
+        self.successes = {}  # id of a request -> executions that returned
+        self.broken = False
+        self._pending, self._last = [], 0.0
+        self._condition = threading.Condition()
+        threading.Thread(target=self._drive, daemon=True).start()
+
+    def submit(self, request):
+        with self._condition:
+            self.requests.append(request)
+            if self.broken:
+                raise BrokenProcessPool("A child process terminated abruptly, the process pool is not usable anymore")
+            future = cf.Future()
+            self._pending.append((future, request))
+            self._last = time.monotonic()
+            self._condition.notify_all()
+            return future
+
+    def _drive(self):
+        while not self.shut_down:
+            with self._condition:
+                quiet = time.monotonic() - self._last >= self.QUIET
+                if not self._pending or (len(self._pending) < self.batch and not quiet):
+                    self._condition.wait(self.QUIET / 5)
+                    continue
+                batch, self._pending = self._pending, []
+                behaviours = [behaviour_of(request) for _, request in batch]
+                broke = "kills-worker" in behaviours
+                self.broken = self.broken or broke
+                self.batches.append((behaviours, broke))
+            for future, request in batch:
+                if not future.set_running_or_notify_cancel():
+                    continue
+                if broke:
+                    future.set_exception(BrokenProcessPool("A process in the process pool was terminated abruptly"))
+                    continue
+                try:
+                    future.set_result(BEHAVIOURS[behaviour_of(request)](request))
+                    self.successes[id(request)] = self.successes.get(id(request), 0) + 1
+                except Exception as error:
+                    future.set_exception(error)
+
+    def restart(self):
+        with self._condition:
+            self.restarts += 1
+            for future, _ in self._pending:
+                future.cancel()
+            self._pending, self.broken = [], False
+
+    def shutdown(self):
+        self.shut_down = True
+
+
 def grade(course, executor=None, force=False):
     """Grade the class of course with executor; (exit status, {student: report line}, {student: outcome})."""
     executor = executor or FakeExecutor()
@@ -337,7 +403,7 @@ def test_a_fault_scores_what_it_stopped_and_is_reported(course, behaviour, statu
         ("raises", "NOT GRADED (RuntimeError: the worker lost its sandbox); run again"),
         ("sandbox-error", "NOT GRADED (TemplateError: no kernel); run again"),
         ("garbage", "NOT GRADED (grading failed: NotJSONError: "),
-        ("worker-dies", "NOT GRADED (a grading worker crashed); run again"),
+        ("worker-dies", "NOT GRADED (its execution killed the grading worker, again when executed alone"),
         ("cannot-be-submitted", "NOT GRADED (RuntimeError: the scheduler is gone); run again"),
     ],
 )
@@ -352,7 +418,7 @@ def test_a_broken_submission_never_stops_the_class_and_is_left_for_the_next_run(
     assert outcomes["b-broken"].status is GradingStatus.NOT_GRADED
     assert all(report[s] == "5/5  graded normally" for s in ("a-before", "c-after", "d-last"))
     assert not autograded(course, "b-broken").exists()
-    if behaviour == "worker-dies":  # tried twice, and the rest resubmitted to a restarted pool
+    if behaviour == "worker-dies":  # executed twice, the second time alone, each time followed by a restart
         assert executor.behaviours_run.count("worker-dies") == 2 and executor.restarts == 2
 
     # the next run grades the broken one only, now that its executions work
@@ -379,6 +445,83 @@ def test_a_worker_that_dies_once_is_retried(course):
     status, report, _ = grade(course, executor)
     assert status is ExitStatus.COMPLETE and executor.restarts == 1
     assert report == {"alice": "5/5  graded normally", "bob": "5/5  graded normally"}
+
+
+K, R = "kills-worker", "right"
+
+
+@pytest.mark.parametrize(
+    "culprit, batches",
+    [
+        # killed alone first: the other suspects are then executed with the rest of the class
+        (0, [([K, R, R, R], True), ([K], True), ([R, R, R, R], False), ([R], False)]),
+        # the others of its window executed alone first, then the culprit, while two are still to come
+        (3, [([R, R, R, K], True), ([R], False), ([R], False), ([R], False), ([K], True), ([R, R], False)]),
+        # in the second window
+        (5, [([R, R, R, R], False), ([R, K], True), ([R], False), ([K], True)]),
+    ],
+)
+def test_a_worker_killed_by_one_submission_costs_no_other_student(course, culprit, batches):
+    """Six students, a window of four: the one whose execution kills its worker breaks the pool and every execution in
+    flight with it. Those are executed again, one at a time, each alone in a fresh pool: the one that kills its
+    worker again, alone, is reported; every other student is graded, once."""
+    students = [f"s{i}" for i in range(6)]
+    for i, student in enumerate(students):
+        submit(course, student, K if i == culprit else R)
+    executor = PoolFake(capacity=2)
+    try:
+        status, report, outcomes = grade(course, executor)
+    finally:
+        executor.shutdown()
+    bad = students[culprit]
+    assert status is ExitStatus.INCOMPLETE and outcomes[bad].status is GradingStatus.NOT_GRADED
+    assert report.pop(bad) == (
+        "0/5  NOT GRADED (its execution killed the grading worker, again when executed alone (most often: memory "
+        "beyond the worker's limit, e.g. by its output); nothing of it was graded); run again"
+    )
+    assert report == {s: "5/5  graded normally" for s in students if s != bad}
+    honest = {id(r) for r in executor.requests if behaviour_of(r) == R}
+    assert len(honest) == 5 and all(executor.successes.get(r) == 1 for r in honest)  # each graded once
+    assert executor.batches == batches and executor.restarts == 2
+
+
+def test_a_task_dask_gave_up_on_is_executed_again_alone_and_only_the_culprit_is_reported(course):
+    """On a Dask cluster a worker that dies loses only its tasks, which the cluster runs again elsewhere; a task whose
+    workers all died (KilledWorker) may just have run beside the culprit each time: it is executed again, alone."""
+    from distributed import KilledWorker
+
+    class Cluster:
+        """What ClusterExecutor needs of grading.engine.dask_executor.DaskExecutor: `kills-worker` fails as Dask
+        gives up on it, and so does `beside-it` the first time."""
+
+        threads = 2
+
+        def __init__(self):
+            self.calls, self.fake = [], FakeExecutor(behaviours={"beside-it": BEHAVIOURS["right"]})
+
+        def submit(self, fn, *args):
+            request = ExecutionRequest(*args)
+            self.calls.append(behaviour_of(request))
+            if self.calls[-1] == "kills-worker" or self.calls == ["beside-it"]:
+                future = cf.Future()
+                worker = types.SimpleNamespace(address="tcp://127.0.0.1:40001")
+                future.set_exception(KilledWorker("execute_in_sandbox-1", worker, 3))
+                return future
+            return self.fake.submit(request)
+
+    for student, behaviour in (("a", "beside-it"), ("b", "kills-worker"), ("c", "right"), ("d", "right")):
+        submit(course, student, behaviour)
+    cluster = Cluster()
+    status, report, _ = grade(course, ClusterExecutor(cluster))
+    assert status is ExitStatus.INCOMPLETE
+    assert report == {
+        "a": "5/5  graded normally",
+        "b": "0/5  NOT GRADED (the 4 Dask workers that executed it died while executing it, again when executed "
+        "alone (most often: memory beyond a worker's limit, e.g. by its output); nothing of it was graded); run again",
+        "c": "5/5  graded normally",
+        "d": "5/5  graded normally",
+    }
+    assert sorted(cluster.calls) == ["beside-it", "beside-it", "kills-worker", "kills-worker", "right", "right"]
 
 
 def test_unreadable_notebooks_score_zero_with_the_reason(course):
