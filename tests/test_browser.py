@@ -30,7 +30,7 @@ from grading.course_kit.submissions import (
     solution_answers,
 )
 from grading.reports.class_grades import class_scores
-from support.lab_browser import chromium, jupyterlab, offline_page
+from support.lab_browser import chromium, jupyterlab, menu, offline_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -61,11 +61,6 @@ def cell(page, grade):
 
 def wait_kernel_idle(page, timeout=90_000):
     page.locator(".jp-StatusBar-TextItem", has_text=re.compile(r"\| Idle\s*$")).wait_for(timeout=timeout)
-
-
-def menu(page, top, item):
-    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(f"^{re.escape(top)}$")).click()
-    page.locator(".lm-Menu-itemLabel", has_text=re.compile(f"^{re.escape(item)}$")).click()
 
 
 def validate(page):

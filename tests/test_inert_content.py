@@ -17,7 +17,13 @@ from grading.course_kit.active_content_catalogue import (
     displays_cell,
     html_payloads,
 )
-from grading.reports.inert_content import InertOutputs, content_security_policy, sanitize_html, sanitize_svg
+from grading.reports.inert_content import (
+    InertOutputs,
+    content_security_policy,
+    safe_tex_links,
+    sanitize_html,
+    sanitize_svg,
+)
 from support.html_page import Page
 from test_offline_pages import feedback_page, formgrade_page
 
@@ -55,6 +61,13 @@ def test_sanitized_html_keeps_what_students_legitimately_show():
         assert kept in cleaned
     assert 'id="md-Q1"' in cleaned and 'href="#md-Q1"' in cleaned  # anchors work, and name none of the page's
     assert 'href="https://pytorch.org/docs"' in cleaned and "<code>F.backward()</code>" in cleaned
+    figures = '<img src="images/graph.svg"><img src="../../api/x"><img src="/pwned/a"><img src="//e.com/x">'
+    assert sanitize_html(figures) == '<img src="images/graph.svg"><img><img><img>'  # only beside the notebook
+
+
+def test_tex_links_go_only_to_the_web_mail_or_an_anchor():
+    tex = r"$\href{javascript:alert(1)}{x}$ $\url{ JaVaScript:x}$ $\href{https://pytorch.org}{docs}$ $\href {#q1}{up}$"
+    assert safe_tex_links(tex) == r"$\href{#}{x}$ $\url{#}$ $\href{https://pytorch.org}{docs}$ $\href {#q1}{up}$"
 
 
 def test_svg_pictures_keep_their_drawing_and_lose_scripts_handlers_and_outside_references():
@@ -134,5 +147,10 @@ def test_the_policy_allows_only_nonce_scripts_and_the_pages_own_inline_code():
     policy = content_security_policy("abc", own, same_origin=True)
     script_src = next(p for p in policy.split("; ") if p.startswith("script-src"))
     assert "'nonce-abc'" in script_src and script_src.count("'sha256-") == 2 and "'self'" not in script_src
-    assert "img-src data:" in policy and "frame-src 'none'" in policy and "connect-src 'self'" in policy
+    assert (
+        "img-src 'self' data:" in policy
+        and "img-src data:" in content_security_policy("abc")
+        and "frame-src 'none'" in policy
+        and "connect-src 'self'" in policy
+    )
     assert "connect-src 'none'" in content_security_policy("abc")

@@ -50,7 +50,7 @@ def test_only_the_kernels_own_folders_are_writable():
         "    point, options, kind = line.split()[4], line.split()[5], line.split(' - ')[1].split()[0]\n"
         "    if 'rw' in options.split(',') and kind != 'devtmpfs' and kind != 'devpts' and os.access(point, os.W_OK):\n"
         "        writable.append(point)\n"
-        "sockets = os.path.dirname(get_connection_file())\n"
+        "import json\nsockets = os.path.dirname(json.load(open(get_connection_file()))['ip'])\n"
         "print(sorted('sockets' if p == sockets else p for p in writable))\n"
         "print([d for d in ('/', '/etc', '/dev', '/home', '/usr', '/var', '/opt') if os.access(d, os.W_OK)])"
     )
@@ -59,6 +59,43 @@ def test_only_the_kernels_own_folders_are_writable():
         str(sorted(["/tmp", "/home/student", "/dev/shm", "/assignment", "sockets"])),
         "[]",
     ]
+
+
+FILL = """
+import errno, json, os
+from ipykernel.connect import get_connection_file
+
+def fill(folder):
+    written = 0
+    try:
+        for i in range(1_000):
+            with open(os.path.join(folder, f"fill-{i}"), "wb") as f:
+                f.write(b"x" * (4 << 20))
+            written += 4 << 20
+    except OSError as error:
+        stopped = errno.errorcode[error.errno]
+    fs = os.statvfs(folder)
+    return stopped, written >> 20, (fs.f_blocks * fs.f_frsize) >> 20
+
+sockets = os.path.dirname(json.load(open(get_connection_file()))["ip"])
+for folder in ("/assignment", "/tmp", os.path.expanduser("~"), "/dev/shm", sockets):
+    print("sockets" if folder == sockets else folder, *fill(folder))
+print(os.access("/assignment-files", os.W_OK), sorted(os.listdir("/assignment-files")))
+"""
+
+
+def test_what_a_submission_writes_lands_on_bounded_folders_of_its_own():
+    """Every folder a kernel can write is a size-limited tmpfs of the sandbox's own: filling them all stops at their
+    size, and nothing reaches the grading machine's disk (the assignment's files come from a read-only folder)."""
+    cells, outcome = run(FILL, tmpfs_bytes=32 << 20, cell_timeout=300)
+    assert outcome["status"] == "ok" and [o.output_type for o in cells[0].outputs] == ["stream"], cells[0].outputs
+    lines = [line for line in text(cells[0]).splitlines() if line.startswith(("/", "sockets", "False", "True"))]
+    for line in lines[:4]:
+        folder, stopped, written, size = line.split()
+        assert (stopped, size) == ("ENOSPC", "32") and int(written) <= 32, line
+    folder, stopped, written, size = lines[4].split()
+    assert (folder, stopped, written, size) == ("sockets", "ENOSPC", "0", "1")
+    assert lines[5] == "False ['data']"
 
 
 @pytest.mark.parametrize(

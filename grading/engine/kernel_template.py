@@ -31,11 +31,13 @@ from jupyter_client.kernelspec import KernelSpec
 from jupyter_client.manager import AsyncKernelManager
 
 from .sandbox import (
+    GIVEN_FILES,
     HOME,
     WORKDIR,
     Cgroup,
     empty_folder,
     python_executable,
+    reach_own_ipc,
     remove_tree,
     rlimits,
     sandbox_command,
@@ -95,7 +97,8 @@ class KernelTemplate:
             "preload": list(preload),
             "rlimits": rlimits(limits),
             "workdir": WORKDIR,
-            "wipe": ["/tmp", HOME, "/dev/shm"],
+            "given": GIVEN_FILES,
+            "wipe": ["/tmp", HOME, "/dev/shm", WORKDIR],
             "launcher": find_spec("ipykernel_launcher").origin,
         }
         source = Path(__file__).with_name("template_process.py").read_text()
@@ -106,6 +109,7 @@ class KernelTemplate:
                 self.ipc_dir,
                 [python_executable(), "-c", source, json.dumps(settings)],
                 as_pid_1=True,
+                own_ipc=True,
             )
         )
         self._stderr = open(self.scratch / "template.log", "w+b")
@@ -120,6 +124,15 @@ class KernelTemplate:
         os.set_blocking(self.process.stdin.fileno(), False)  # a full pipe is a template that stopped reading
         threading.Thread(target=self._read_replies, daemon=True).start()
         self._expect("ready", STARTUP_TIMEOUT, "start")
+        self._reach_own_ipc()
+
+    def _reach_own_ipc(self):
+        """The sockets' folder is a tmpfs of the sandbox's own: the grader reaches it at the same path."""
+        try:
+            reach_own_ipc(self.process.pid, self.ipc_dir, timeout=REPLY_TIMEOUT)
+        except OSError as error:
+            self.close()
+            raise TemplateError(f"the sandbox's sockets' folder cannot be reached: {error}") from None
 
     # --- talking to the template ------------------------------------------------------------------------------
     def _read_replies(self):

@@ -4,6 +4,11 @@ The kernel sees: a read-only Python runtime (/usr, the interpreter and the virtu
 tmpfs /tmp and HOME, the submission's working copy at /assignment, and one folder holding the kernel's IPC
 sockets. No network, no other namespaces of the machine, a clean environment, no capabilities. Every
 process of the kernel lives in the sandbox's PID namespace, so killing the sandbox ends all of them.
+
+Nothing the kernel writes lands on the grading machine's disk: every folder it can write is a tmpfs of the sandbox's
+own, of bounded size (/tmp, HOME, /dev/shm and /assignment: Limits.tmpfs_bytes each; the sockets' folder: 1 MiB,
+where the kernel template runs). The assignment's files reach /assignment from a read-only folder of the grader
+(/assignment-files), copied in before the kernel starts.
 """
 
 import os
@@ -17,12 +22,15 @@ import uuid
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path, PurePosixPath
 
+import psutil
 from jupyter_client.kernelspec import KernelSpec
 from jupyter_client.manager import AsyncKernelManager
 from traitlets import Bool, Integer, List, Unicode
 from traitlets.config import Configurable
 
 WORKDIR = "/assignment"
+GIVEN_FILES = "/assignment-files"  # the grader's copy of the assignment's files, read-only; copied to WORKDIR
+IPC_TMPFS_BYTES = 1 << 20  # the sockets' folder, when it is the sandbox's own: sockets and connection files only
 # What every submission of this course imports; the forward-mode questions load the two torch._ modules on first use.
 PRELOAD = ("numpy", "torch", "torch._dynamo", "torch._decomp.decompositions_for_jvp", "matplotlib.pyplot", "torchviz")
 CGROUP_PREFIX = "nbgrader-sandbox-"  # + the grading process's pid + a random part
@@ -76,7 +84,9 @@ class Sandbox(Configurable):
     max_file_bytes = Integer(Limits.max_file_bytes, help="largest file the kernel may write (RLIMIT_FSIZE)").tag(
         config=True
     )
-    tmpfs_bytes = Integer(Limits.tmpfs_bytes, help="size of the sandbox's private /tmp and HOME").tag(config=True)
+    tmpfs_bytes = Integer(
+        Limits.tmpfs_bytes, help="size of each folder the kernel can write: /tmp, HOME, /dev/shm and /assignment"
+    ).tag(config=True)
     use_cgroups = Bool(
         Limits.use_cgroups, help="put each sandbox in its own pids/memory cgroup when the machine allows it"
     ).tag(config=True)
@@ -140,9 +150,14 @@ def rlimits(limits):
 
 
 def _rlimit_preamble(limits):
-    """Python source run first in the sandbox: set per-process limits, then become the kernel."""
+    """Python source run first in the sandbox: copy the assignment's files in, set per-process limits, then become
+    the kernel."""
     sets = "; ".join(f"r.setrlimit(r.{name}, ({value}, {value}))" for name, value in rlimits(limits).items())
-    return f"import os, sys, resource as r; {sets}; os.execv(sys.executable, [sys.executable] + sys.argv[1:])"
+    copy = f"shutil.copytree({GIVEN_FILES!r}, {WORKDIR!r}, symlinks=True, dirs_exist_ok=True)" if limits.sandbox else ""
+    return (
+        f"import os, sys, shutil, resource as r; {copy}; {sets}; "
+        "os.execv(sys.executable, [sys.executable] + sys.argv[1:])"
+    )
 
 
 def kernel_environment():
@@ -164,19 +179,26 @@ def kernel_environment():
     }
 
 
-def kernel_command(limits, workdir, ipc_dir, connection_file="{connection_file}"):
-    """argv that starts an IPython kernel in the sandbox (or, with limits.sandbox False, unconfined)."""
+def kernel_command(limits, workdir, ipc_dir, connection_file="{connection_file}", connection_dir=None):
+    """argv that starts an IPython kernel in the sandbox (or, with limits.sandbox False, unconfined); its sockets go to
+    ipc_dir, a tmpfs of the sandbox's own, and connection_dir (where the connection file is) is bound read-only."""
     inner = [python_executable(), "-c", _rlimit_preamble(limits), "-m", "ipykernel_launcher", "-f", connection_file]
-    return sandbox_command(limits, workdir, ipc_dir, inner) if limits.sandbox else inner
+    if not limits.sandbox:
+        return inner
+    readonly = [connection_dir] if connection_dir is not None else []
+    return sandbox_command(limits, workdir, ipc_dir, inner, own_ipc=True, readonly=readonly)
 
 
 def python_executable():
     return os.path.join(sys.prefix, "bin", "python")
 
 
-def sandbox_command(limits, workdir, ipc_dir, inner, as_pid_1=False):
-    """argv that runs `inner` in a new sandbox with workdir at /assignment and ipc_dir at its own path;
-    as_pid_1: `inner` is the PID namespace's first process itself, with no bubblewrap process beside it."""
+def sandbox_command(limits, workdir, ipc_dir, inner, as_pid_1=False, own_ipc=False, readonly=()):
+    """argv that runs `inner` in a new sandbox with workdir read-only at /assignment-files (an empty tmpfs at
+    /assignment, for `inner` to copy it into) and ipc_dir at its own path; as_pid_1: `inner` is the PID namespace's
+    first process itself, with no bubblewrap process beside it; own_ipc: ipc_dir is a small tmpfs of the sandbox's
+    own, which the grader reaches through /proc/<pid>/root (reach_own_ipc), not the grader's folder; readonly: more
+    folders of the grader's, bound read-only at their own paths."""
     args = [
         limits.bwrap,
         "--unshare-all",
@@ -208,12 +230,21 @@ def sandbox_command(limits, workdir, ipc_dir, inner, as_pid_1=False):
         str(limits.tmpfs_bytes),
         "--tmpfs",
         "/dev/shm",
-        "--bind",
+        "--ro-bind",
         str(workdir),
+        GIVEN_FILES,
+        "--size",
+        str(limits.tmpfs_bytes),
+        "--tmpfs",
         WORKDIR,
-        "--bind",
-        str(ipc_dir),
-        str(ipc_dir),
+    ]
+    if own_ipc:
+        args += ["--size", str(IPC_TMPFS_BYTES), "--tmpfs", str(ipc_dir)]
+    else:
+        args += ["--bind", str(ipc_dir), str(ipc_dir)]
+    for folder in readonly:
+        args += ["--ro-bind", str(folder), str(folder)]
+    args += [
         # nothing else is writable: not the sandbox's root, /etc or /dev (files there would outlive a kernel)
         "--remount-ro",
         "/dev",
@@ -225,6 +256,33 @@ def sandbox_command(limits, workdir, ipc_dir, inner, as_pid_1=False):
     for name, value in kernel_environment().items():
         args += ["--setenv", name, value]
     return args + ["--"] + inner
+
+
+def reach_own_ipc(launcher_pid, ipc_dir, timeout=60.0):
+    """Make the grader's ipc_dir lead to the sandbox's own sockets' folder (a tmpfs mounted at the same path inside):
+    a link to it through /proc/<pid>/root of a process of the sandbox started by launcher_pid (bubblewrap). Nothing a
+    kernel writes there reaches this machine's disk. OSError when the sandbox's folder does not appear in time."""
+    ipc_dir = Path(ipc_dir)
+    host_device = os.stat(ipc_dir.parent).st_dev
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            sandboxed = [p.pid for p in psutil.Process(launcher_pid).children(recursive=True)]
+        except psutil.Error:
+            sandboxed = []
+        for pid in sandboxed:
+            inside = Path(f"/proc/{pid}/root{ipc_dir}")
+            try:
+                if inside.is_dir() and os.stat(inside).st_dev != host_device:  # the tmpfs, once the sandbox is set up
+                    ipc_dir.rmdir()
+                    ipc_dir.symlink_to(inside)
+                    os.listdir(ipc_dir)
+                    return
+            except OSError:
+                continue
+        if time.monotonic() > deadline:
+            raise OSError(f"the sandbox's sockets' folder did not appear within {timeout:g} s")
+        time.sleep(0.01)
 
 
 def write_files(workdir, files):
@@ -483,15 +541,19 @@ class SandboxKernelManager(AsyncKernelManager):
     """A kernel manager that starts its kernel in the sandbox, talking over IPC sockets in one folder."""
 
     def __init__(self, limits, workdir, ipc_dir, **kwargs):
+        # the connection file is written before the sandbox exists: in a folder of its own, bound read-only
+        connections = Path(ipc_dir).parent / "connection"
+        connections.mkdir(mode=0o700, exist_ok=True)
         super().__init__(
             transport="ipc",
             ip=os.path.join(str(ipc_dir), "kernel"),
-            connection_file=os.path.join(str(ipc_dir), "kernel.json"),
+            connection_file=str(connections / "kernel.json"),
             **kwargs,
         )
         self.limits = limits
+        self.ipc_dir = Path(ipc_dir)
         self.cgroup = Cgroup(limits)
-        argv = self.cgroup.wrap(kernel_command(limits, workdir, ipc_dir))
+        argv = self.cgroup.wrap(kernel_command(limits, workdir, ipc_dir, connection_dir=connections))
         # Interrupts go as messages: signals to the launcher do not reach a kernel in its own session.
         self._sandbox_spec = KernelSpec(
             argv=argv, display_name="Python 3 (sandbox)", language="python", interrupt_mode="message", env={}
@@ -500,7 +562,10 @@ class SandboxKernelManager(AsyncKernelManager):
     async def _async_launch_kernel(self, kernel_cmd, **kw):
         # what the kernel writes to its own stdout/stderr (not to the notebook) goes nowhere
         kw.update(stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        return await super()._async_launch_kernel(kernel_cmd, **kw)
+        launched = await super()._async_launch_kernel(kernel_cmd, **kw)
+        if self.limits.sandbox:
+            reach_own_ipc(self.launcher_pid, self.ipc_dir)
+        return launched
 
     @property
     def kernel_spec(self):

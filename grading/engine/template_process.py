@@ -35,6 +35,7 @@ import json
 import os
 import resource
 import select
+import shutil
 import signal
 import stat
 import sys
@@ -277,6 +278,8 @@ class Template:
             for fd in (0, 1, 2):
                 os.dup2(null, fd)
             os.closerange(3, 2**31 - 1)
+            # the assignment's files, into the submission's own folder (a tmpfs emptied between submissions)
+            shutil.copytree(self.settings["given"], self.settings["workdir"], symlinks=True, dirs_exist_ok=True)
             for name, value in {
                 **self.process_settings["limits"],
                 **{n: (v, v) for n, v in self.settings["rlimits"].items()},

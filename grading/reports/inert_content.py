@@ -14,7 +14,8 @@ feedback page. Three layers keep them inert:
   runs only the page's own scripts, in case anything ever got past the sanitizer.
 
 The sanitizer is nh3 (the Ammonia HTML sanitizer): an allow-list of tags and attributes, no `style`, no event
-handlers, links to http(s), mailto and the page's own anchors only, images only from data: URLs.
+handlers, links to http(s), mailto and the page's own anchors only, images only from data: URLs or beside the
+notebook.
 """
 
 from __future__ import annotations
@@ -38,6 +39,8 @@ PLAIN_MIME_TYPES = frozenset({"text/plain", "text/latex", "image/png", "image/jp
 ID_PREFIX = "md-"
 _DATA_IMAGE = re.compile(r"data:image/(png|jpeg|gif|webp|svg\+xml);base64,[A-Za-z0-9+/=\s]*\Z")
 _SAFE_LINK = re.compile(r"(https?:|mailto:|#)", re.IGNORECASE)
+# an image beside the notebook (a figure the formgrader serves from the submission's folder): a relative path, no ".."
+_SUBMISSION_FILE = re.compile(r"(?![a-zA-Z][a-zA-Z0-9+.-]*:)(?!\.\./)(?!.*/\.\./)[^/\\\s][^\\\s]*\Z")
 
 HTML_TAGS = frozenset(nh3.ALLOWED_TAGS) - {"area", "map"}
 GENERIC_ATTRIBUTES = {"class", "title", "lang", "dir", "align"}
@@ -78,7 +81,7 @@ def _keep_attribute(tag: str, attribute: str, value: str) -> str | None:
             return None
         return "#" + ID_PREFIX + value[1:] if value.startswith("#") else value
     if attribute == "src":
-        return value if tag == "img" and _DATA_IMAGE.match(value.strip()) else None
+        return value if tag == "img" and (_DATA_IMAGE.match(value.strip()) or _SUBMISSION_FILE.match(value)) else None
     if attribute in ("fill", "stroke", "clip-path", "mask", "marker-start", "marker-mid", "marker-end"):
         # url() may name only something inside the picture
         urls = re.findall(r"url\(\s*['\"]?([^)'\"]*)", value)
@@ -86,8 +89,20 @@ def _keep_attribute(tag: str, attribute: str, value: str) -> str | None:
     return value
 
 
+_TEX_LINK = re.compile(r"\\(href|url)(\s*)\{([^}]*)\}")
+
+
+def safe_tex_links(tex: str) -> str:
+    """TeX whose \\href and \\url links (which MathJax turns into links) go only to the web, mail or an anchor."""
+    return _TEX_LINK.sub(lambda m: m.group(0) if _SAFE_LINK.match(m.group(3).strip()) else f"\\{m[1]}{m[2]}{{#}}", tex)
+
+
 def sanitize_html(html: str) -> str:
     """HTML without scripts, event handlers, styles, frames, forms or outside resources; text and tables kept."""
+    return safe_tex_links(_clean_html(html))
+
+
+def _clean_html(html: str) -> str:
     return nh3.clean(
         html,
         tags=set(HTML_TAGS),
@@ -138,6 +153,9 @@ def inert_output(output: Any) -> tuple[Any, list[str]]:
     if output.get("output_type") not in ("display_data", "execute_result") or not isinstance(data, dict):
         return output, changes
     for mime in list(data):
+        if mime == "text/latex":
+            data[mime] = safe_tex_links(_text(data[mime]))
+            continue
         if mime in PLAIN_MIME_TYPES:
             continue
         if mime == "text/html":
@@ -243,7 +261,7 @@ def content_security_policy(nonce: str, own_html: str = "", *, same_origin: bool
             f"script-src {scripts}",
             f"style-src {own}'unsafe-inline'",
             f"font-src {own}data:",
-            "img-src data:",
+            f"img-src {own}data:",
             f"connect-src {connect}",
             "object-src 'none'",
             "frame-src 'none'",

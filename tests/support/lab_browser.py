@@ -4,6 +4,7 @@ import contextlib
 import ipaddress
 import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -156,3 +157,9 @@ def offline_page(browser, **options):
         yield context.new_page(), blocked
     finally:
         context.close()
+
+
+def menu(page, top, item):
+    """Click JupyterLab's menu `top`, then its item `item`."""
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(f"^{re.escape(top)}$")).click()
+    page.locator(".lm-Menu-itemLabel", has_text=re.compile(f"^{re.escape(item)}$")).click()
