@@ -144,3 +144,19 @@ def test_report_html_is_self_contained_with_every_chart(graded_class):
     assert "no submission" in dee and dee.endswith("<td>0</td>")
     for chart in ("totals_histogram", "questions", "failed_checks"):
         assert (out / f"{chart}.png").read_bytes().startswith(b"\x89PNG"), chart
+
+
+def test_report_shows_a_students_text_as_text_under_a_policy_that_runs_nothing():
+    from grading.reports.class_report import render_html
+
+    hostile = '<img src=x onerror="alert(1)"><script>alert(2)</script>'
+    page = render_html(
+        {"eve": {"q1": 0}},
+        {"q1": 2.0},
+        question_stats({"eve": {"q1": 0}}, {"q1": 2.0}),
+        [{"check": "q1_test", "feedback": hostile, "students": ["eve"]}],
+        {name: b"\x89PNG" for name in ("totals_histogram", "questions", "failed_checks")},
+    )
+    assert "<script>" not in page and "<img src=x" not in page and "&lt;img src=x onerror" in page
+    policy = re.search(r"<meta http-equiv='Content-Security-Policy' content=\"([^\"]+)\">", page).group(1)
+    assert "default-src 'none'" in policy and "script-src" not in policy

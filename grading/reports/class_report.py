@@ -225,6 +225,9 @@ def _pct(value):
     return "–" if value is None else f"{value * 100:.0f}%"
 
 
+REPORT_POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'"
+
+
 def render_html(scores, points, stats, checks, charts, assignment=ASSIGNMENT, absent=()):
     """The report as one HTML page; charts: name -> PNG bytes; absent: students of the roster with no submission."""
     e = html.escape
@@ -234,7 +237,10 @@ def render_html(scores, points, stats, checks, charts, assignment=ASSIGNMENT, ab
     if absent:
         students = f"{len(scores) + len(absent)} students ({len(scores)} submitted, {len(absent)} no submission)"
     parts = [
-        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>Class report: {e(assignment)}</title>",
+        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
+        # every value of the page is escaped; and it runs no script and loads nothing, whatever a student's text says
+        f"<meta http-equiv='Content-Security-Policy' content=\"{REPORT_POLICY}\">",
+        f"<title>Class report: {e(assignment)}</title>",
         f"<style>{_CSS}</style></head><body>",
         f"<h1>Class report: {e(assignment)}</h1>",
         f"<p class='sub'>{students}, {maximum:g} points, {date.today().isoformat()}</p>",
