@@ -103,14 +103,14 @@ release: setup figures
 ## (default: the number of cores); FORCE=1 regrades students already graded; UNSAFE_NO_SANDBOX=1 grades
 ## without the sandbox (only where bubblewrap cannot run; student code then runs as you)
 ## DASK=tcp://host:8786 executes on that Dask cluster's workers, each in its own sandbox (README: Grading on several machines)
-autograde: setup
+autograde: setup figures
 	python -m grading.coordinator.autograde_class $(ASSIGNMENT) $(if $(WORKERS),--workers $(WORKERS)) \
 	  $(if $(FORCE),--force) $(if $(UNSAFE_NO_SANDBOX),--unsafe-no-sandbox) $(if $(DASK),--dask $(DASK))
 
 ## feedback: per-student feedback HTML (hidden tests left out) in feedback/; a student whose page nbgrader cannot
 ## write is named at the end, with why and what to do, and the others' pages are written (exit status 0 unless
 ## nbgrader stopped for a reason of its own: grading/reports/feedback_pages.py)
-feedback: | $(MATHJAX)
+feedback: figures | $(MATHJAX)
 	python -m grading.reports.feedback_pages $(ASSIGNMENT) --force --log-level=WARN
 
 ## grades: grades.csv from the gradebook (every student of the roster, 0 without a submission), and the grade uploads
