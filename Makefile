@@ -158,7 +158,7 @@ HUB_INSTRUCTOR ?= instructor
 # Python that other accounts cannot reach
 hub test: SYSTEM_PACKAGES += nodejs:node $(if $(filter 0,$(shell id -u)),patchelf:patchelf)
 hub: setup figures
-	python hub/setup_hub.py --hub-root $(HUB_ROOT) --roster students.csv --instructor $(HUB_INSTRUCTOR) --print-logins
+	python hub/setup_hub.py --hub-root $(HUB_ROOT) --roster students.csv --instructor $(HUB_INSTRUCTOR)
 	@echo "[hub] open http://127.0.0.1:$(HUB_PORT)/ (the formgrader: http://127.0.0.1:$(HUB_PORT)/user/$(HUB_INSTRUCTOR)/formgrader)"
 	HUB_ROOT=$(HUB_ROOT) HUB_PORT=$(HUB_PORT) jupyterhub -f hub/jupyterhub_config.py
 

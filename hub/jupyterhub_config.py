@@ -8,12 +8,11 @@ Environment: HUB_ROOT (default /srv/backprop-hub), HUB_IP (default 127.0.0.1), H
 default 8000), HUB_API_PORT (the hub's own port behind the proxy, default 8081), HUB_PROXY_API_PORT (the proxy's
 REST API, default 8001).
 
-Login: the demo authenticator is JupyterHub's SharedPasswordAuthenticator. Only the roster's students and the
-instructor may log in; students share one password, the instructor (the hub's admin) has a password of their own,
-so no student can log in as the instructor. Both are in HUB_ROOT/state/passwords.json (root only) and `make hub`
-prints them. Students can log in as one another with the shared password: a real class plugs in the university's
-login instead, in HUB_ROOT/state/jupyterhub_site.py (README: "The class on JupyterHub"). As the hub's admin, the
-instructor may also open students' servers.
+Login: JupyterHub's PAM authenticator, each person with their own Unix account's password (hub/setup_hub.py gives
+one to each account that has none: the students' are in ~instructor/hub-logins.csv, readable by the instructor
+only). Only the roster's students and the instructor may log in. A class can plug in the university's login instead,
+in HUB_ROOT/state/jupyterhub_site.py (README: "The class on JupyterHub"). As the hub's admin, the instructor may also
+open students' servers.
 
 The formgrader: http://127.0.0.1:8000/user/<instructor>/formgrader, in a browser tab of its own. JupyterHub 4.1 and
 later forbid other pages to frame a user's server, so JupyterLab's Nbgrader > Formgrader panel stays blank.
@@ -21,6 +20,7 @@ later forbid other pages to frame a user's server, so JupyterLab's Nbgrader > Fo
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 c = get_config()  # noqa: F821 (provided by JupyterHub when it loads this file)
@@ -28,7 +28,6 @@ c = get_config()  # noqa: F821 (provided by JupyterHub when it loads this file)
 HUB_ROOT = Path(os.environ.get("HUB_ROOT", "/srv/backprop-hub"))
 STATE = HUB_ROOT / "state"
 CLASS = json.loads((STATE / "class.json").read_text())
-PASSWORDS = json.loads((STATE / "passwords.json").read_text())
 RUNTIME = Path(CLASS["runtime"])
 INSTRUCTOR = CLASS["instructor"]
 
@@ -50,10 +49,9 @@ c.JupyterHub.pid_file = str(STATE / "jupyterhub.pid")
 c.JupyterHub.cleanup_servers = True  # stopping the hub stops every user's server
 c.JupyterHub.cleanup_proxy = True
 
-# Who may log in (the demo authenticator; see the docstring).
-c.JupyterHub.authenticator_class = "shared-password"
-c.SharedPasswordAuthenticator.user_password = PASSWORDS["student"]
-c.SharedPasswordAuthenticator.admin_password = PASSWORDS["instructor"]
+# Who may log in: each with their own Unix password (see the docstring).
+c.JupyterHub.authenticator_class = "pam"
+c.PAMAuthenticator.open_sessions = False  # no PAM session: servers run without systemd-logind
 c.Authenticator.allowed_users = set(CLASS["students"]) | {INSTRUCTOR}
 c.Authenticator.admin_users = {INSTRUCTOR}
 
@@ -78,9 +76,31 @@ c.Spawner.environment = {
 }
 
 
+# Limits of each student's server and everything it starts (kernels, terminals), so that a runaway or hostile notebook
+# fails alone: processes (and threads) of the student's account, address space of each process, size of each file
+# written. HUB_STUDENT_PROCESSES, HUB_STUDENT_MEMORY and HUB_STUDENT_FILE_SIZE (bytes) change them. The instructor's
+# server has none: it runs the grader, whose sandbox limits each graded notebook itself.
+STUDENT_LIMITS = {
+    "nproc": int(os.environ.get("HUB_STUDENT_PROCESSES", 512)),
+    "as": int(os.environ.get("HUB_STUDENT_MEMORY", 4 << 30)),
+    "fsize": int(os.environ.get("HUB_STUDENT_FILE_SIZE", 1 << 30)),
+}
+PRLIMIT = shutil.which("prlimit") or "/usr/bin/prlimit"
+
+
+def student_cmd():
+    """The students' server command: jupyterhub-singleuser under prlimit (util-linux) with STUDENT_LIMITS."""
+    limits = [f"--{name}={value}" for name, value in STUDENT_LIMITS.items()]
+    return [PRLIMIT, *limits, "--", str(RUNTIME / "bin" / "jupyterhub-singleuser")]
+
+
 def pre_spawn_hook(spawner):
+    if role(spawner) == "student":
+        spawner.cmd = student_cmd()
     if role(spawner) == "instructor":
         spawner.notebook_dir = CLASS["course_dir"]
+        # the course's package (hidden checks, solutions, the grader): the instructor's only
+        spawner.environment = {**spawner.environment, "PYTHONPATH": CLASS["instructor_library"]}
 
 
 c.Spawner.pre_spawn_hook = pre_spawn_hook

@@ -3,32 +3,41 @@ user's server as that user's own Unix account).
 
     python hub/setup_hub.py [--hub-root /srv/backprop-hub] [--roster students.csv] [--instructor instructor]
 
-It makes, and on later runs brings up to date without touching anyone's work:
+It first refuses to go on if students could read the checkout's hidden checks or solutions (grading/checks,
+grading/course_kit's catalogues, source/), unless told --allow-readable-checkout. Then it makes, and on later runs
+brings up to date without touching anyone's work:
 
-- HUB_ROOT/venv: the course's virtual environment (.venv) as every account can run it. A checkout under a folder
-  other users cannot enter (/root, say), or a .venv whose Python lives there (pyenv), would stop students' servers
-  from starting. This copy (hard links where the file system allows, so it costs little room) names no file of the
-  checkout: its scripts name its own interpreter, and it holds a copy of the course's `grading` package instead of
-  the editable link into the checkout. Its interpreter is .venv's own when every account can run it, else
+- HUB_ROOT/venv: the students' runtime, the course's virtual environment (.venv) as every account can run it. A
+  checkout under a folder other users cannot enter (/root, say), or a .venv whose Python lives there (pyenv), would
+  stop students' servers from starting. This copy (hard links where the file system allows, so it costs little
+  room) names no file of the checkout: its scripts name its own interpreter, and it holds nothing of the course's
+  `grading` package (the release ships its public checks beside the notebook), only hub/private_submit.py, the
+  students' submit to the exchange. Its interpreter is .venv's own when every account can run it, else
   HUB_ROOT/python, a copy of that same build (the same patch release: packages require them) with its library
   run paths made relative (patchelf);
+- HUB_ROOT/instructor-lib: the course's `grading` package (hidden checks, solutions, catalogues, the grader),
+  readable by the instructor's group only; the instructor's server and commands find it through PYTHONPATH;
 - a Unix account per student of the roster (id, first_name, last_name, email) and one for the instructor, each
-  home readable by its owner only;
+  home readable by its owner only, each with its own password: an account without one gets a random one, kept in
+  HUB_ROOT/state/logins.json (root only), the students' also in ~instructor/hub-logins.csv (the instructor's only);
 - the instructor's course directory, ~instructor/<course id>: nbgrader_config.py, source/ (links followed), the
   roster, release/ and gradebook.db made by `nbgrader generate_assignment` and `nbgrader db student import` as the
   instructor; made once, then left to the instructor;
-- HUB_ROOT/exchange: nbgrader's file-system exchange with the permissions nbgrader documents (root 1777, the
-  course's folder the instructor's: outbound 755, inbound 2733 so that students can submit but not list, feedback
-  711 so that a student reaches only the feedback whose name they know);
+- HUB_ROOT/exchange: nbgrader's file-system exchange (root 1777, the course's folder the instructor's: outbound 755,
+  inbound 3733 so that students can submit but neither list nor remove, feedback 711 so that a student reaches only
+  the feedback whose name they know). Students submit into folders only they and the instructor can read
+  (hub/private_submit.py); the instructor collects only submissions owned by the account they name, dated by the
+  file system (grading/coordinator/exchange_collect.py);
 - HUB_ROOT/etc/student and HUB_ROOT/etc/instructor: the Jupyter configuration of each role (JUPYTER_CONFIG_PATH of
   their servers): the exchange and course id for nbgrader; students get the assignment list and Validate, not the
   formgrader or the course list;
-- HUB_ROOT/state (root only): the demo passwords, class.json (what hub/jupyterhub_config.py reads), JupyterHub's
-  database and cookie secret;
+- HUB_ROOT/state (root only): the passwords made here, class.json (what hub/jupyterhub_config.py reads),
+  JupyterHub's database and cookie secret;
 - the proxy, npm's configurable-http-proxy pinned in hub/package-lock.json, in hub/node_modules.
 
-Then it checks, as the accounts themselves, that a student's Python imports what a server needs and that the
-instructor can start the grading sandbox (unprivileged bubblewrap); it says what is wrong if not.
+Then it checks, as the accounts themselves, that a student's Python imports what a server needs and not the course's
+package, and that the instructor can start the grading sandbox (unprivileged bubblewrap); it says what is wrong if
+not. It never prints a password.
 """
 
 import argparse
@@ -51,6 +60,9 @@ PROXY = HUB_DIR / "node_modules" / ".bin" / "configurable-http-proxy"
 DEFAULT_HUB_ROOT = Path("/srv/backprop-hub")
 USERNAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")  # what useradd accepts and JupyterHub keeps as is
 # the editable install of the course's package points into the checkout; the runtime holds a copy instead
+COLLECT = "grading.coordinator.exchange_collect.OwnedExchangeCollect"
+SUBMIT_MODULE = "hub_private_submit.py"  # hub/private_submit.py in the students' runtime
+LOGINS_FILE = "hub-logins.csv"  # the students' passwords, in the instructor's home
 EDITABLE = re.compile(
     r"^(__editable__\.backprop_course_grading-.*\.pth|__editable___backprop_course_grading_.*"
     r"_finder\.py|backprop_course_grading-.*\.dist-info)$"
@@ -67,6 +79,9 @@ STUDENT_DISABLED_LAB_PLUGINS = {
     "@jupyter/nbgrader:course-list": True,
     "@jupyter/nbgrader:create-assignment": True,
 }
+# the instructor's JupyterLab has no Formgrader panel: JupyterHub forbids framing a user's server (a student's page,
+# on the hub's origin too, could otherwise frame the formgrader); the formgrader opens in a browser tab of its own
+INSTRUCTOR_DISABLED_LAB_PLUGINS = {"@jupyter/nbgrader:formgrader": True}
 # JupyterLab for a class: no news or update checks from the internet
 LAB_OVERRIDES = {"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False}}
 
@@ -83,8 +98,9 @@ def say(message):
 # running things as an account
 
 
-def account_env(user, runtime, config_dir=None):
-    """The environment of a command run as `user` (a pwd entry) with the runtime's programs first on PATH."""
+def account_env(user, runtime, config_dir=None, pythonpath=None):
+    """The environment of a command run as `user` (a pwd entry) with the runtime's programs first on PATH (and
+    pythonpath, the instructor's library, on Python's path)."""
     env = {
         "HOME": user.pw_dir,
         "USER": user.pw_name,
@@ -95,10 +111,14 @@ def account_env(user, runtime, config_dir=None):
     }
     if config_dir is not None:
         env["JUPYTER_CONFIG_PATH"] = str(config_dir)
+    if pythonpath is not None:
+        env["PYTHONPATH"] = str(pythonpath)
     return env
 
 
-def run_as(user, args, runtime=None, config_dir=None, cwd=None, check=True, timeout=600, env=None):
+def run_as(
+    user, args, runtime=None, config_dir=None, cwd=None, check=True, timeout=600, env=None, pythonpath=None, input=None
+):
     """Run args as the Unix account `user` (a name or pwd entry), its groups only, umask 022."""
     user = pwd.getpwnam(user) if isinstance(user, str) else user
     groups = [g.gr_gid for g in grp.getgrall() if user.pw_name in g.gr_mem]
@@ -109,7 +129,8 @@ def run_as(user, args, runtime=None, config_dir=None, cwd=None, check=True, time
         extra_groups=groups,
         umask=0o022,
         cwd=cwd or user.pw_dir,
-        env=env or account_env(user, runtime or Path("/nonexistent"), config_dir),
+        env=env or account_env(user, runtime or Path("/nonexistent"), config_dir, pythonpath),
+        input=input,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -273,7 +294,7 @@ def _write_if_changed(path, data, mode=0o644):
     os.replace(tmp, path)
 
 
-def sync_runtime(venv, runtime, grading_src):
+def sync_runtime(venv, runtime):
     """Make runtime a copy of venv that every account can use (see the module's docstring). Returns the runtime."""
     venv, runtime = venv.resolve(), Path(runtime)
     base = base_python(venv, runtime.parent / "python")
@@ -295,8 +316,8 @@ def sync_runtime(venv, runtime, grading_src):
     ).stdout.strip()
     short = "python" + ".".join(version.split(".")[:2])
     site_rel = Path("lib", short, "site-packages")
-    # made here, not copied: the venv's marker, its interpreter, the course's package, the class's settings
-    ours = {Path("pyvenv.cfg"), site_rel / "grading", Path("share/jupyter/lab/settings/overrides.json")}
+    # made here, not copied: the venv's marker, its interpreter, the exchange's submit, the class's settings
+    ours = {Path("pyvenv.cfg"), site_rel / SUBMIT_MODULE, Path("share/jupyter/lab/settings/overrides.json")}
     ours |= {Path("bin") / name for name in ("python", "python3", short)}
     kept = set(ours)
     for dirpath, dirnames, filenames in os.walk(venv):
@@ -340,11 +361,9 @@ def sync_runtime(venv, runtime, grading_src):
                 )
             ):
                 _place(src, dst, link)
-    # what .venv no longer has goes (the course's package is replaced below)
+    # what .venv no longer has goes, and so does the course's package an earlier version copied here
     for dirpath, dirnames, filenames in os.walk(runtime, topdown=False):
         here = Path(dirpath)
-        if any(p == site_rel / "grading" for p in [here.relative_to(runtime), *here.relative_to(runtime).parents]):
-            continue
         for name in filenames + dirnames:
             path = here / name
             rel = path.relative_to(runtime)
@@ -365,18 +384,9 @@ def sync_runtime(venv, runtime, grading_src):
     _write_if_changed(
         runtime / "pyvenv.cfg", f"home = {base.parent}\ninclude-system-site-packages = false\nversion = {version}\n"
     )
-    # the course's package, copied (the checkout may be out of reach, and editing it must not change a live class)
-    package = runtime / site_rel / "grading"
-    fresh = package.with_name(".grading.hub-tmp")
-    shutil.rmtree(fresh, ignore_errors=True)
-    shutil.copytree(grading_src, fresh, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
-    for dirpath, _dirnames, filenames in os.walk(fresh):
-        os.chmod(dirpath, 0o755)
-        for name in filenames:
-            os.chmod(Path(dirpath, name), 0o644)
-    if package.exists():
-        shutil.rmtree(package)
-    os.replace(fresh, package)
+    shutil.rmtree(runtime / site_rel / "grading", ignore_errors=True)
+    # the students' submit to the exchange (hub/private_submit.py)
+    _write_if_changed(runtime / site_rel / SUBMIT_MODULE, (HUB_DIR / "private_submit.py").read_bytes())
     # JupyterLab settings of the class
     overrides = runtime / "share" / "jupyter" / "lab" / "settings" / "overrides.json"
     overrides.parent.mkdir(parents=True, exist_ok=True)
@@ -388,6 +398,30 @@ def sync_runtime(venv, runtime, grading_src):
         settings.setdefault(plugin, {}).update(values)
     _write_if_changed(overrides, json.dumps(settings, indent=2) + "\n")
     return runtime
+
+
+def install_instructor_library(grading_src, library, instructor):
+    """The course's `grading` package (hidden checks, solutions, catalogues) for the instructor's account only: at
+    library/grading, owned by root, readable by the instructor's group alone (folders 0750, files 0640); the
+    instructor's server and commands find it through PYTHONPATH. Copied, not linked: the checkout may be out of the
+    instructor's reach, and editing it must not change a live class."""
+    library.mkdir(exist_ok=True)
+    os.chown(library, 0, instructor.pw_gid)
+    os.chmod(library, 0o750)
+    package = library / "grading"
+    fresh = library / ".grading.hub-tmp"
+    shutil.rmtree(fresh, ignore_errors=True)
+    shutil.copytree(grading_src, fresh, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for dirpath, _dirnames, filenames in os.walk(fresh):
+        os.chown(dirpath, 0, instructor.pw_gid)
+        os.chmod(dirpath, 0o750)
+        for name in filenames:
+            os.chown(Path(dirpath, name), 0, instructor.pw_gid)
+            os.chmod(Path(dirpath, name), 0o640)
+    if package.exists():
+        shutil.rmtree(package)
+    os.replace(fresh, package)
+    return library
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -444,7 +478,9 @@ def ensure_account(name, full_name):
 def make_exchange(exchange, course_id, instructor):
     """nbgrader's exchange: root 1777 (nbgrader wants 777; the sticky bit keeps students from removing what is not
     theirs), the course's folder and its inbound/outbound/feedback owned by the instructor, made here so that no
-    student can claim the course's name first."""
+    student can claim the course's name first. The inbound is 3733: students can add a submission but not list the
+    folder; setgid, so that each submission belongs to the instructor's group (hub/private_submit.py gives it to that
+    group alone); sticky, so that no student renames or removes another's."""
     exchange.mkdir(parents=True, exist_ok=True)
     os.chown(exchange, 0, 0)
     os.chmod(exchange, 0o1777)
@@ -452,7 +488,7 @@ def make_exchange(exchange, course_id, instructor):
     for path, mode in (
         (course, 0o755),
         (course / "outbound", 0o755),
-        (course / "inbound", 0o2733),
+        (course / "inbound", 0o3733),
         (course / "feedback", 0o711),
     ):
         if path.is_symlink() or (path.exists() and not path.is_dir()):
@@ -465,7 +501,14 @@ def make_exchange(exchange, course_id, instructor):
 def write_config_dirs(etc, exchange, course_id, course_dir):
     """Jupyter configuration folders of the two roles (each server's JUPYTER_CONFIG_PATH)."""
     student, instructor = etc / "student", etc / "instructor"
-    for folder in (etc, student, instructor, student / "jupyter_server_config.d", student / "labconfig"):
+    for folder in (
+        etc,
+        student,
+        instructor,
+        student / "jupyter_server_config.d",
+        student / "labconfig",
+        instructor / "labconfig",
+    ):
         folder.mkdir(parents=True, exist_ok=True)
         os.chmod(folder, 0o755)
     _write_if_changed(
@@ -475,6 +518,8 @@ def write_config_dirs(etc, exchange, course_id, course_dir):
             "c = get_config()  # noqa: F821\n"
             f"c.CourseDirectory.course_id = {course_id!r}\n"
             f"c.Exchange.root = {str(exchange)!r}\n"
+            "# each submission readable by the student and the instructor only (hub/private_submit.py)\n"
+            f"c.ExchangeFactory.submit = {SUBMIT_MODULE[:-3] + '.PrivateSubmit'!r}\n"
         ),
     )
     _write_if_changed(
@@ -486,6 +531,10 @@ def write_config_dirs(etc, exchange, course_id, course_dir):
         json.dumps({"disabledExtensions": STUDENT_DISABLED_LAB_PLUGINS}, indent=2) + "\n",
     )
     _write_if_changed(
+        instructor / "labconfig" / "page_config.json",
+        json.dumps({"disabledExtensions": INSTRUCTOR_DISABLED_LAB_PLUGINS}, indent=2) + "\n",
+    )
+    _write_if_changed(
         instructor / "nbgrader_config.py",
         (
             '"""nbgrader for the class\'s instructor (made by hub/setup_hub.py): the course directory\'s own\n'
@@ -493,6 +542,8 @@ def write_config_dirs(etc, exchange, course_id, course_dir):
             "c = get_config()  # noqa: F821\n"
             f"c.Exchange.root = {str(exchange)!r}\n"
             f"load_subconfig('nbgrader_config.py', path={str(course_dir)!r})  # noqa: F821\n"
+            "# a submission counts as the account that made it, when the file system saw it\n"
+            f"c.ExchangeFactory.collect = {COLLECT!r}\n"
         ),
     )
 
@@ -518,7 +569,7 @@ def copy_course(course_from, course_dir, roster, instructor):
     os.chmod(course_dir, 0o700)
 
 
-def make_course(course_from, course_dir, roster, instructor, runtime, config_dir):
+def make_course(course_from, course_dir, roster, instructor, runtime, config_dir, library):
     """Copy the course for the instructor (once), then generate each assignment and import the roster as the
     instructor, which makes release/ and gradebook.db."""
     if course_dir.exists():
@@ -532,6 +583,7 @@ def make_course(course_from, course_dir, roster, instructor, runtime, config_dir
             runtime,
             config_dir,
             cwd=course_dir,
+            pythonpath=library,
         )
     run_as(
         instructor,
@@ -539,6 +591,7 @@ def make_course(course_from, course_dir, roster, instructor, runtime, config_dir
         runtime,
         config_dir,
         cwd=course_dir,
+        pythonpath=library,
     )
     say(f"course directory {course_dir} made: assignments generated, roster imported")
     return True
@@ -553,16 +606,67 @@ def course_id_of(course_from):
     return match.group(1)
 
 
-def passwords(state):
-    """The demo passwords (made once, root only): one shared by the students, a longer one for the instructor."""
-    path = state / "passwords.json"
-    if path.exists():
-        return json.loads(path.read_text())
-    values = {"student": secrets.token_urlsafe(9), "instructor": secrets.token_urlsafe(30)}
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as f:
-        json.dump(values, f)
-    return values
+def _has_password(name):
+    """Whether the Unix account has a password it can log in with (not locked, not empty) in /etc/shadow."""
+    for line in Path("/etc/shadow").read_text().splitlines():
+        fields = line.split(":")
+        if fields[0] == name:
+            return len(fields) > 1 and fields[1] != "" and fields[1][0] not in "!*"
+    return False
+
+
+def make_logins(state, names, instructor):
+    """Each account of the class logs in with its own password (JupyterHub's PAM login checks the Unix password). An
+    account without a password gets a random one; one with a password keeps it. Those given here are kept in
+    state/logins.json (root only), and the students' in ~instructor/LOGINS_FILE (the instructor's only), for the
+    instructor to hand out; never printed. Returns {name: password} of the accounts given one, ever."""
+    path = state / "logins.json"
+    known = json.loads(path.read_text()) if path.exists() else {}
+    fresh = {}
+    for name in names:
+        if _has_password(name):  # given here earlier, or the account's own: kept
+            continue
+        fresh[name] = secrets.token_urlsafe(12)
+    if fresh:
+        subprocess.run(
+            ["chpasswd"],
+            input="".join(f"{n}:{w}\n" for n, w in fresh.items()),
+            text=True,
+            check=True,
+            capture_output=True,
+        )
+        known.update(fresh)
+        _write_if_changed(path, json.dumps(known, indent=2) + "\n", 0o600)
+        say(f"passwords set for {len(fresh)} account(s)")
+    students = [(n, known[n]) for n in names if n in known and n != instructor.pw_name]
+    sheet = Path(instructor.pw_dir) / LOGINS_FILE
+    text = "id,password\n" + "".join(f"{n},{w}\n" for n, w in students)
+    _write_if_changed(sheet, text, 0o600)
+    os.chown(sheet, instructor.pw_uid, instructor.pw_gid)
+    return known
+
+
+def readable_by_others(path):
+    """Whether an account outside path's owner and group can read it: every folder on its way searchable by others
+    and the file (or folder) readable by them."""
+    path = Path(path).resolve()
+    if not path.exists():
+        return False
+    for folder in reversed(path.parents):
+        if not os.stat(folder).st_mode & stat.S_IXOTH:
+            return False
+    return bool(os.stat(path).st_mode & stat.S_IROTH)
+
+
+def exposed_secrets(course_from, venv):
+    """The files of the checkout (and of its .venv) that hold the hidden checks, the solutions or the catalogues and
+    that a student's account could read."""
+    candidates = [course_from / "grading" / "checks" / "backprop_checks.py"]
+    candidates += sorted((course_from / "grading" / "course_kit").glob("*catalogue*.py"))
+    candidates += [course_from / "grading" / "course_kit" / "demo_class.py"]
+    candidates += sorted((course_from / "source").glob("*/*.ipynb"))
+    candidates += sorted(Path(venv).glob("lib/python*/site-packages/grading/checks/backprop_checks.py"))
+    return [p for p in candidates if readable_by_others(p)]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -589,9 +693,14 @@ def userns_diagnosis():
     )
 
 
-def check_accounts(runtime, student, instructor, student_etc, instructor_etc, course_dir):
-    """A student's Python imports what a server needs; the instructor can start the grading sandbox."""
-    run_as(student, ["python", "-c", "import jupyterhub, jupyterlab, nbgrader, torch, grading"], runtime, student_etc)
+def check_accounts(runtime, student, instructor, student_etc, instructor_etc, course_dir, library):
+    """A student's Python imports what a server needs, and not the course's package; the instructor can start the
+    grading sandbox."""
+    probe = "import jupyterhub, jupyterlab, nbgrader, torch, hub_private_submit, importlib.util as u\n"
+    probe += "print(u.find_spec('grading') is None)"
+    result = run_as(student, ["python", "-c", probe], runtime, student_etc)
+    if result.stdout.strip() != "True":
+        raise SetupError(f"a student's Python finds the course's package `grading` (hidden checks): {result.stdout}")
     probe = "\n".join(
         [
             "from grading.engine.sandbox import Limits, bwrap_problem",
@@ -599,7 +708,9 @@ def check_accounts(runtime, student, instructor, student_etc, instructor_etc, co
             "print(problem or 'ok')",
         ]
     )
-    result = run_as(instructor, ["python", "-c", probe], runtime, instructor_etc, cwd=course_dir, check=False)
+    result = run_as(
+        instructor, ["python", "-c", probe], runtime, instructor_etc, cwd=course_dir, check=False, pythonpath=library
+    )
     verdict = (result.stdout.strip().splitlines() or [result.stderr.strip()[-500:]])[-1]
     if verdict != "ok":
         return (
@@ -624,11 +735,21 @@ def install_proxy():
     subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--silent"], cwd=HUB_DIR, check=True)
 
 
-def setup(hub_root, roster, instructor_name, course_from=REPO, venv=REPO / ".venv"):
+def setup(hub_root, roster, instructor_name, course_from=REPO, venv=REPO / ".venv", allow_readable_checkout=False):
     if os.geteuid() != 0:
         raise SetupError("run as root: JupyterHub starts each user's server as their own Unix account")
     hub_root = Path(hub_root).resolve()
     course_from = Path(course_from).resolve()
+    exposed = exposed_secrets(course_from, venv)
+    if exposed:
+        where = "\n  ".join(map(str, exposed))
+        message = (
+            f"students could read the hidden checks and solutions in {course_from}:\n  {where}\n"
+            f"Make the checkout private (chmod 700 {course_from}, or keep it under /root) and run make hub again"
+        )
+        if not allow_readable_checkout:
+            raise SetupError(message + ", or pass --allow-readable-checkout to accept it")
+        say("WARNING: " + message)
     for folder in (hub_root.parent, hub_root):
         folder.mkdir(parents=True, exist_ok=True)
     os.chmod(hub_root, 0o755)
@@ -641,8 +762,9 @@ def setup(hub_root, roster, instructor_name, course_from=REPO, venv=REPO / ".ven
     if instructor_name in {sid for sid, _ in students}:
         raise SetupError(f"the instructor's account {instructor_name!r} is also a student id of {roster}")
     say(f"runtime {hub_root / 'venv'} from {venv}")
-    runtime = sync_runtime(venv, hub_root / "venv", REPO / "grading")
+    runtime = sync_runtime(venv, hub_root / "venv")
     instructor = ensure_account(instructor_name, "Course instructor")
+    library = install_instructor_library(course_from / "grading", hub_root / "instructor-lib", instructor)
     for sid, full_name in students:
         ensure_account(sid, full_name)
     course_dir = Path(instructor.pw_dir) / course_id
@@ -650,8 +772,10 @@ def setup(hub_root, roster, instructor_name, course_from=REPO, venv=REPO / ".ven
     make_exchange(exchange, course_id, instructor)
     etc = hub_root / "etc"
     write_config_dirs(etc, exchange, course_id, course_dir)
-    make_course(course_from, course_dir, roster, instructor, runtime, etc / "instructor")
-    problem = check_accounts(runtime, students[0][0], instructor, etc / "student", etc / "instructor", course_dir)
+    make_course(course_from, course_dir, roster, instructor, runtime, etc / "instructor", library)
+    problem = check_accounts(
+        runtime, students[0][0], instructor, etc / "student", etc / "instructor", course_dir, library
+    )
     klass = {
         "course_id": course_id,
         "instructor": instructor_name,
@@ -660,11 +784,13 @@ def setup(hub_root, roster, instructor_name, course_from=REPO, venv=REPO / ".ven
         "runtime": str(runtime),
         "exchange": str(exchange),
         "config_dirs": {"student": str(etc / "student"), "instructor": str(etc / "instructor")},
+        "instructor_library": str(library),
+        "logins_file": str(Path(instructor.pw_dir) / LOGINS_FILE),
         "proxy": str(PROXY),
         "sandbox_problem": problem,
     }
     _write_if_changed(state / "class.json", json.dumps(klass, indent=2) + "\n", 0o600)
-    passwords(state)
+    make_logins(state, [instructor_name] + [sid for sid, _ in students], instructor)
     if problem:
         say("WARNING: " + problem)
     return klass
@@ -694,19 +820,27 @@ def main():
         default=REPO,
         help="course to copy for the instructor (its nbgrader_config.py and source/)",
     )
-    parser.add_argument("--print-logins", action="store_true", help="print the demo logins when done")
+    parser.add_argument(
+        "--allow-readable-checkout",
+        action="store_true",
+        default=os.environ.get("HUB_ALLOW_READABLE_CHECKOUT") == "1",
+        help="serve the class even though students could read the checkout's hidden checks and solutions",
+    )
     args = parser.parse_args()
     try:
-        klass = setup(args.hub_root, args.roster, args.instructor, args.course_from)
+        klass = setup(
+            args.hub_root,
+            args.roster,
+            args.instructor,
+            args.course_from,
+            allow_readable_checkout=args.allow_readable_checkout,
+        )
     except SetupError as error:
         sys.exit(f"[hub] {error}")
-    if args.print_logins:
-        words = passwords(args.hub_root.resolve() / "state")
-        print(
-            f"[hub] instructor: {klass['instructor']}, password {words['instructor']}\n"
-            f"[hub] students: {', '.join(klass['students'])}; each with the shared password {words['student']}",
-            flush=True,
-        )
+    say(
+        f"logins: each account's own Unix password; those made here are in {klass['logins_file']} (the students', "
+        f"readable by {klass['instructor']} only) and {args.hub_root.resolve() / 'state' / 'logins.json'} (root only)"
+    )
 
 
 if __name__ == "__main__":

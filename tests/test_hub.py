@@ -7,8 +7,12 @@ from the Assignments tab, answer (the answers are written into their fetched not
 press Validate and Submit: Ada answers correctly before the due date, which the instructor then sets in the
 formgrader; Cara gets Question 1a wrong and submits after it. The instructor collects, autogrades in the sandbox,
 scores Question 6 by hand, generates and releases feedback; each student fetches their own feedback and reads their
-score and messages. Last, from the students' accounts: nothing of the other students or of the instructor's course
-is readable, and the students' servers run on nothing from the checkout. Screenshots: build/screenshots/hub-*.png.
+score and messages. Each person logs in with their own password: no student gets in as a classmate. Before the
+collect, Cara forges a submission in Ada's name dated in the future and tries Ada's real submission folder: she can
+neither read nor write it, and the collect refuses the forgery and says so; Ada's submission and feedback are hers.
+Last, from the students' accounts: nothing of the other students or of the instructor's course is readable, no
+hidden check or solution is readable anywhere the class's accounts reach, and the students' servers run on nothing
+from the checkout. Screenshots: build/screenshots/hub-*.png.
 """
 
 import datetime
@@ -16,11 +20,15 @@ import json
 import os
 import pwd
 import re
+import stat
 import subprocess
+import tempfile
+from pathlib import Path
 
 import nbformat
 import pytest
 from nbgrader.api import Gradebook
+from nbgrader.utils import notebook_hash
 from traitlets.config.loader import PyFileConfigLoader
 
 from grading.course_kit.demo_class import MISTAKES
@@ -43,6 +51,7 @@ QUESTION_6 = {
     CARA.id: (1.0, "Say why: count the passes each mode needs."),
 }
 MAX_SCORE = 19.0
+FORGED_SECRET = "chosen-by-the-forger"
 
 
 def screenshot(page, name):
@@ -208,9 +217,11 @@ def submit(page):
 
 
 def submission_time(hub, student):
-    """When the student's submission in the exchange was made (its timestamp.txt), in UTC."""
-    inbound = hub.exchange / "inbound"
-    (folder,) = [p for p in inbound.iterdir() if p.name.startswith(f"{student.id}+{ASSIGNMENT}+")]
+    """When the student's own submission in the exchange was made (its timestamp.txt), in UTC."""
+    inbound, uid = hub.exchange / "inbound", pwd.getpwnam(student.id).pw_uid
+    (folder,) = [
+        p for p in inbound.iterdir() if p.name.startswith(f"{student.id}+{ASSIGNMENT}+") and p.stat().st_uid == uid
+    ]
     stamp = (folder / "timestamp.txt").read_text().strip()
     return datetime.datetime.strptime(stamp.replace(" UTC", ""), "%Y-%m-%d %H:%M:%S.%f")
 
@@ -220,28 +231,52 @@ def submission_time(hub, student):
 
 
 @pytest.mark.parametrize(
-    "user, password",
-    [(INSTRUCTOR, "student"), ("root", "student"), (ADA.id, "instructor")],
-    ids=["instructor-with-the-students-password", "not-in-the-class", "student-with-a-wrong-password"],
+    "user, password_of",
+    [(CARA.id, ADA.id), (INSTRUCTOR, ADA.id), ("root", ADA.id), (ADA.id, None)],
+    ids=["a-classmate-with-her-own-password", "instructor-with-a-students-password", "not-in-the-class", "wrong"],
 )
-def test_only_the_class_logs_in(hub, browser, user, password):
-    """The shared password lets in the roster's students only; the instructor needs their own."""
+def test_each_person_logs_in_as_themselves_only(hub, browser, user, password_of):
+    """Each account has its own password (PAM): Ada's opens no one else's JupyterLab, and no one outside the class
+    gets in."""
     context = browser.new_context(viewport=VIEWPORT)
     try:
         page = context.new_page()
         page.goto(f"{hub.url}/hub/login")
         page.fill("#username_input", user)
-        page.fill("#password_input", hub.passwords[password])
+        page.fill("#password_input", hub.password(password_of) if password_of else "not-a-password")
         page.click("#login_submit")
         page.locator(".login_error", has_text="Invalid username or password").wait_for()
         assert "/hub/login" in page.url
+        if user == CARA.id:
+            screenshot(page, "01b-no-login-as-a-classmate")
     finally:
         context.close()
+
+
+def test_the_passwords_are_each_accounts_own_and_never_printed(hub):
+    """Every account got a password of its own; the students' are in a file only the instructor can read; the
+    setup printed none of them."""
+    words = {user: hub.password(user) for user in [INSTRUCTOR, ADA.id, CARA.id]}
+    assert len(set(words.values())) == 3 and all(len(w) >= 12 for w in words.values())
+    sheet = Path(hub.klass["logins_file"])
+    info = sheet.stat()
+    assert (info.st_uid, stat.S_IMODE(info.st_mode)) == (pwd.getpwnam(INSTRUCTOR).pw_uid, 0o600)
+    rows = sheet.read_text().splitlines()
+    assert rows == ["id,password", f"{ADA.id},{words[ADA.id]}", f"{CARA.id},{words[CARA.id]}"]
+    printed = hub.setup_log.read_text()
+    assert str(sheet) in printed and not any(w in printed for w in words.values())
 
 
 def test_instructor_releases_the_assignment_from_the_formgrader(hub, sessions):
     page = sessions[INSTRUCTOR]
     screenshot(page, "02-instructor-jupyterlab")
+    # JupyterLab offers no Formgrader panel, which the hub would leave empty: the formgrader has a tab of its own
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile("^Nbgrader$")).click()
+    items = page.locator(".lm-Menu:visible .lm-Menu-itemLabel")
+    items.first.wait_for()
+    labels = [label.strip() for label in items.all_inner_texts()]
+    assert "Assignment List" in labels and not any("Formgrader" in label for label in labels), labels
+    page.keyboard.press("Escape")
     formgrader(page, hub)
     row = assignment_row(page)
     assert row.locator("td.status").inner_text().strip() == "draft"
@@ -306,6 +341,65 @@ def test_cara_validates_a_wrong_answer_and_submits_after_the_due_date(hub, sessi
     assert submission_time(hub, CARA) > hub.due > submission_time(hub, ADA)
 
 
+# Cara, from her account (a JupyterLab terminal could do the same): a folder in Ada's name, dated in the future, with
+# a secret of her choosing; then Ada's real submission folder, whose name she is told here.
+FORGE = """
+import json, os, shutil, sys
+inbound, release, ada_folder, secret = sys.argv[1:]
+forged = os.path.join(inbound, "hubtest-ada+backprop+2099-12-06 00:30:00.000000 UTC+forged")
+shutil.copytree(release, forged)
+with open(os.path.join(forged, "timestamp.txt"), "w") as f:
+    f.write("2099-12-06 00:30:00.000000 UTC")
+with open(os.path.join(forged, "submission_secret.txt"), "w") as f:
+    f.write(secret)
+os.chmod(forged, 0o777)
+seen = {}
+for how in ("list", "read", "write", "replace", "rename"):
+    try:
+        if how == "list":
+            os.listdir(ada_folder)
+        elif how == "read":
+            open(os.path.join(ada_folder, "backprop.ipynb"), "rb").read(1)
+        elif how == "write":
+            open(os.path.join(ada_folder, "extra.txt"), "w").write("x")
+        elif how == "replace":
+            os.unlink(os.path.join(ada_folder, "backprop.ipynb"))
+        else:
+            os.rename(ada_folder, ada_folder + "-moved")
+        seen[how] = "allowed"
+    except OSError as error:
+        seen[how] = error.strerror
+print(json.dumps(seen))
+"""
+
+
+def own_submission_folder(hub, student):
+    uid = pwd.getpwnam(student.id).pw_uid
+    (folder,) = [
+        p
+        for p in (hub.exchange / "inbound").iterdir()
+        if p.name.startswith(f"{student.id}+") and p.stat().st_uid == uid
+    ]
+    return folder
+
+
+def test_a_student_can_neither_forge_a_classmates_submission_nor_touch_hers(hub, sessions):
+    """Cara knows the name of Ada's submission folder: she can neither read it nor write in it, rename it nor
+    remove from it. She can put a forged, future-dated folder in Ada's name into the inbound (nbgrader's exchange
+    lets any student write there): the collect must refuse it (next test)."""
+    ada_folder = own_submission_folder(hub, ADA)
+    info = ada_folder.stat()
+    assert stat.S_IMODE(info.st_mode) == 0o750 and info.st_gid == pwd.getpwnam(INSTRUCTOR).pw_gid
+    release = hub.exchange / "outbound" / ASSIGNMENT
+    result = as_student(
+        hub, CARA, ["python", "-c", FORGE, hub.exchange / "inbound", release, ada_folder, FORGED_SECRET]
+    )
+    seen = json.loads(result.stdout)
+    assert set(seen.values()) <= {"Permission denied", "Operation not permitted"}, seen
+    assert ada_folder.is_dir() and not (ada_folder / "extra.txt").exists()
+    hub.ada_secret = (ada_folder / "submission_secret.txt").read_text()
+
+
 def test_instructor_collects_and_autogrades_in_the_sandbox(hub, sessions):
     page = sessions[INSTRUCTOR]
     formgrader(page, hub)
@@ -316,6 +410,15 @@ def test_instructor_collects_and_autogrades_in_the_sandbox(hub, sessions):
         f"Collecting submission: {ADA.id} {ASSIGNMENT}" in text
         and f"Collecting submission: {CARA.id} {ASSIGNMENT}" in text
     )
+    # the forgery is refused and said so; what is collected for Ada is her own submission, dated when it was made
+    assert (
+        f"Refused a submission in {ADA.id}'s name, not collected (cheating attempt?): it belongs to {CARA.id}" in text
+    )
+    assert f"'{ADA.id}+{ASSIGNMENT}+2099-12-06" in text
+    collected = hub.course_dir / "submitted" / ADA.id / ASSIGNMENT
+    assert (collected / "submission_secret.txt").read_text() == hub.ada_secret
+    stamp = datetime.datetime.strptime((collected / "timestamp.txt").read_text().strip(), "%Y-%m-%d %H:%M:%S.%f UTC")
+    assert abs((stamp - submission_time(hub, ADA)).total_seconds()) < 60
     row.locator("td.num-submissions a").click()
     for student in STUDENTS:
         submission = page.locator("tr", has=page.locator("td.student-id", has_text=re.compile(f"^{student.id}$")))
@@ -432,6 +535,9 @@ def test_each_student_fetches_their_own_feedback(hub, sessions, student):
         screenshot(page, "17-cara-reads-the-failed-check")
     home = pwd.getpwnam(student.id).pw_dir
     assert len(os.listdir(os.path.join(home, ASSIGNMENT, "feedback"))) == 1
+    # the forger's secret names no feedback: none was made from the forged submission
+    forged_name = notebook_hash(secret=FORGED_SECRET, notebook_id=ASSIGNMENT) + ".html"
+    assert not (hub.exchange / "feedback" / forged_name).exists()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -490,6 +596,75 @@ def test_a_student_reads_nothing_of_the_other_students_or_the_course(hub, sessio
     assert "Submitted assignments:" in output and CARA.id not in output and ADA.id not in output
 
 
+def secret_texts():
+    """Texts found only in what the release does not ship: the hidden checks' own functions, the solutions' lines,
+    the catalogues' and the demo class's opening lines."""
+    shipped = "".join(p.read_text() for p in (ROOT / "release" / ASSIGNMENT).glob("*.py"))
+    shipped += (ROOT / "release" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").read_text()
+    hidden = (ROOT / "grading" / "checks" / "backprop_checks.py").read_text()
+    texts = [m for m in re.findall(r"^def ([a-z]\w+)\(", hidden, re.M) if f"def {m}(" not in shipped]
+    texts = [f"def {m}(" for m in texts]
+    source = nbformat.read(ROOT / "source" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
+    for cell in source.cells:
+        inside = False
+        for line in cell.source.splitlines():
+            if "BEGIN SOLUTION" in line:
+                inside = True
+            elif "END SOLUTION" in line:
+                inside = False
+            elif inside and len(line.strip()) > 30 and line.strip() not in shipped:
+                if not line.strip().startswith(("import ", "from ", "#")):  # imports are anyone's
+                    texts.append(line.strip())
+    for module in ("submission_catalogue", "tamper_catalogue", "demo_class"):
+        first = (ROOT / "grading" / "course_kit" / f"{module}.py").read_text().splitlines()[0]
+        texts.append(first.strip('"'))
+    return texts
+
+
+def test_no_hidden_check_or_solution_is_readable_by_a_student(hub, sessions):
+    """As Cara: grep for every hidden check and solution text through the class's runtime, the instructor's library,
+    the exchange, the configuration and every other account's home finds nothing she can read; her Python imports
+    none of the course's package (her notebook's checks are the copies the release ships beside it)."""
+    texts = secret_texts()
+    assert len(texts) > 20
+    patterns = "\n".join(texts) + "\n"
+    homes = [pwd.getpwnam(user).pw_dir for user in (INSTRUCTOR, ADA.id)]
+    grep = ["grep", "-rlsF", "-f", "-", hub.root, *homes]  # -s: what she cannot read is skipped silently
+    result = as_student(hub, CARA, grep, check=False, timeout=900, input=patterns)
+    assert result.returncode in (1, 2) and result.stdout == "", result.stdout[:2000]  # 2: some were unreadable
+    probe = "import importlib.util as u; print([m for m in ('grading', 'backprop_checks') if u.find_spec(m)])"
+    assert as_student(hub, CARA, ["python", "-c", probe]).stdout.strip() == "[]"
+    # the check sees them where they are: in the instructor's library, as root
+    found = subprocess.run(
+        ["grep", "-rlsF", "-f", "-", hub.klass["instructor_library"]], input=patterns, text=True, capture_output=True
+    )
+    assert found.returncode == 0
+
+
+def test_setup_refuses_a_checkout_students_could_read():
+    """A checkout whose hidden checks or source notebook others can read: setup_hub.py says which and what to do,
+    and makes nothing, unless told to go on; a private one passes."""
+    with tempfile.TemporaryDirectory() as top:  # in the machine's temporary folder, which every account can enter
+        tmp_path = Path(top)
+        course = tmp_path / "course"
+        for rel in ("grading/checks/backprop_checks.py", "grading/course_kit/tamper_catalogue.py", "source/a/a.ipynb"):
+            (course / rel).parent.mkdir(parents=True, exist_ok=True)
+            (course / rel).write_text("secret\n")
+        for dirpath, _dirnames, filenames in os.walk(tmp_path):
+            os.chmod(dirpath, 0o755)
+            for name in filenames:
+                os.chmod(Path(dirpath, name), 0o644)
+        exposed = setup_hub.exposed_secrets(course, tmp_path / "venv")
+        assert {p.name for p in exposed} == {"backprop_checks.py", "tamper_catalogue.py", "a.ipynb"}
+        if os.geteuid() == 0:
+            hub_root = tmp_path / "hub-root"
+            with pytest.raises(setup_hub.SetupError, match=f"chmod 700 {re.escape(str(course))}"):
+                setup_hub.setup(hub_root, tmp_path / "roster.csv", "teacher", course_from=course, venv=tmp_path / "v")
+            assert not hub_root.exists()
+        os.chmod(course, 0o700)
+        assert setup_hub.exposed_secrets(course, tmp_path / "venv") == []
+
+
 def test_the_students_servers_run_on_nothing_from_the_checkout(hub, sessions):
     """The students' servers and kernels map no file of the checkout, its .venv or a folder they cannot enter; so
     the class runs the same from a checkout under /root (a fresh clone's layout there)."""
@@ -521,7 +696,7 @@ def test_the_students_servers_run_on_nothing_from_the_checkout(hub, sessions):
             "--",
             "python",
             "-c",
-            "import jupyterhub.singleuser, jupyterlab, nbgrader, torch, grading; print(grading.__file__)",
+            "import jupyterhub.singleuser, jupyterlab, nbgrader, torch, hub_private_submit as h; print(h.__file__)",
         ],
     )
     assert result.stdout.strip().startswith(str(hub.root / "venv"))
@@ -538,6 +713,76 @@ def test_make_hub_serves_the_roster(hub):
     assert version == pinned
 
 
+HOG = """
+import json, os, signal, sys, time
+seen = {}
+children = []
+try:
+    for _ in range(3000):
+        pid = os.fork()
+        if pid == 0:
+            time.sleep(60)
+            os._exit(0)
+        children.append(pid)
+    seen["forks"] = len(children)
+except OSError:
+    seen["forks"] = len(children)
+for pid in children:
+    os.kill(pid, signal.SIGKILL)
+    os.waitpid(pid, 0)
+try:
+    hog = bytearray(int(sys.argv[1]) + (1 << 30))
+    seen["memory"] = "allocated"
+except MemoryError:
+    seen["memory"] = "refused"
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+path = os.path.expanduser("~/big.bin")
+try:
+    with open(path, "wb") as f:
+        f.seek(int(sys.argv[2]))
+        f.write(b"x")
+    seen["file"] = "written"
+except OSError:
+    seen["file"] = "refused"
+finally:
+    os.unlink(path)
+print(json.dumps(seen))
+"""
+
+
+def server_limits(student):
+    """{limit: soft value} of the student's running server (its jupyterhub-singleuser process)."""
+    uid = pwd.getpwnam(student.id).pw_uid
+    for pid in (p for p in os.listdir("/proc") if p.isdigit()):
+        try:
+            if (
+                os.stat(f"/proc/{pid}").st_uid != uid
+                or b"jupyterhub-singleuser" not in Path(f"/proc/{pid}/cmdline").read_bytes()
+            ):
+                continue
+            lines = Path(f"/proc/{pid}/limits").read_text().splitlines()
+        except OSError:
+            continue
+        names = {"Max processes": "nproc", "Max address space": "as", "Max file size": "fsize"}
+        return {names[n]: int(line[26:].split()[0]) for line in lines for n in names if line.startswith(n)}
+    raise AssertionError(f"no server of {student.id}")
+
+
+def test_a_runaway_student_fails_alone(hub, sessions):
+    """Cara's server runs under limits of processes, memory and file size; a fork bomb, a huge allocation and a huge
+    file under those limits fail, and Ada's server keeps working."""
+    limits = server_limits(CARA)
+    assert 0 < limits["nproc"] <= 4096 and 0 < limits["as"] <= 16 << 30 and 0 < limits["fsize"] <= 8 << 30, limits
+    prefix = ["prlimit", *(f"--{name}={value}" for name, value in limits.items()), "--"]
+    result = as_student(hub, CARA, [*prefix, "python", "-c", HOG, limits["as"], limits["fsize"]], timeout=300)
+    seen = json.loads(result.stdout)
+    assert seen["forks"] < limits["nproc"] and seen["memory"] == "refused" and seen["file"] == "refused", seen
+    page = sessions[ADA.id]
+    page.reload()
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile("^Nbgrader$")).wait_for(timeout=120_000)
+    assert server_limits(CARA) == limits  # and Cara's own server is still there
+
+
 def test_the_hub_configuration_takes_the_sites_own_settings_last(tmp_path, monkeypatch):
     """hub/jupyterhub_config.py reads the class setup_hub.py wrote, then HUB_ROOT/state/jupyterhub_site.py, where a
     site puts its university's login (here OAuth, which needs no shared password)."""
@@ -552,13 +797,15 @@ def test_the_hub_configuration_takes_the_sites_own_settings_last(tmp_path, monke
         "exchange": str(tmp_path / "exchange"),
         "proxy": "chp",
         "config_dirs": {"student": "/s", "instructor": "/i"},
+        "instructor_library": "/lib",
         "sandbox_problem": None,
     }
     (state / "class.json").write_text(json.dumps(klass))
-    (state / "passwords.json").write_text(json.dumps({"student": "s" * 12, "instructor": "i" * 40}))
-    (state / "jupyterhub_site.py").write_text('c.JupyterHub.authenticator_class = "generic-oauth"\n')
     monkeypatch.setenv("HUB_ROOT", str(tmp_path))
     monkeypatch.setenv("HUB_PORT", "8123")
+    config = PyFileConfigLoader("jupyterhub_config.py", path=str(ROOT / "hub")).load_config()
+    assert config.JupyterHub.authenticator_class == "pam"  # each account's own password
+    (state / "jupyterhub_site.py").write_text('c.JupyterHub.authenticator_class = "generic-oauth"\n')
     config = PyFileConfigLoader("jupyterhub_config.py", path=str(ROOT / "hub")).load_config()
     assert config.JupyterHub.authenticator_class == "generic-oauth"
     assert config.JupyterHub.bind_url == "http://127.0.0.1:8123"

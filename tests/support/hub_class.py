@@ -50,6 +50,11 @@ class Hub:
     process: subprocess.Popen = field(repr=False)
 
     @property
+    def setup_log(self):
+        """What hub/setup_hub.py printed."""
+        return self.log.with_name("setup_hub.log")
+
+    @property
     def course_dir(self):
         return Path(self.klass["course_dir"])
 
@@ -62,7 +67,8 @@ class Hub:
         return f"sqlite:///{self.course_dir / 'gradebook.db'}"
 
     def password(self, user):
-        return self.passwords["instructor" if user == self.klass["instructor"] else "student"]
+        """The user's own password, as hub/setup_hub.py made it."""
+        return self.passwords[user]
 
     def log_tail(self, chars=6000):
         return self.log.read_text(errors="replace")[-chars:] if self.log.exists() else ""
@@ -172,7 +178,18 @@ def running_class(students, log_dir, timeout=120):
         os.chmod(roster, 0o644)
         env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
         setup = subprocess.run(
-            [sys.executable, SETUP, "--hub-root", root, "--roster", roster, "--instructor", INSTRUCTOR],
+            # the test's checkout may be readable by others: setup_hub.py then says so, and serves the class
+            [
+                sys.executable,
+                SETUP,
+                "--hub-root",
+                root,
+                "--roster",
+                roster,
+                "--instructor",
+                INSTRUCTOR,
+                "--allow-readable-checkout",
+            ],
             env=env,
             capture_output=True,
             text=True,
@@ -185,7 +202,7 @@ def running_class(students, log_dir, timeout=120):
             )
         state = root / "state"
         klass = json.loads((state / "class.json").read_text())
-        passwords = json.loads((state / "passwords.json").read_text())
+        passwords = json.loads((state / "logins.json").read_text())
         port = free_port()
         log = Path(log_dir) / "jupyterhub.log"
         env.update(
