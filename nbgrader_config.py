@@ -57,8 +57,8 @@ c.Autograde.autograde_preprocessors = [
 # Execution limits of one notebook. Each default is written once, in grading/engine/sandbox.py (class Limits); change
 # one here, for example c.Sandbox.memory_bytes = 4 * 2**30. The limits: c.Execute.timeout (seconds per cell) and
 # c.Sandbox.notebook_timeout (wall-clock seconds for the whole notebook), memory_bytes (address space per process; the
-# whole sandbox where a cgroup is allowed), max_processes, max_output_bytes (output kept per notebook; errors always
-# kept, shortened), max_file_bytes (largest file a submission may write).
+# whole sandbox where a cgroup is allowed), max_processes, max_output_bytes (output kept per notebook, every message
+# counted), max_file_bytes (largest file a submission may write), tmpfs_bytes (each folder it can write).
 c.Execute.timeout = Limits.cell_timeout
 c.Execute.interrupt_on_timeout = True
 

@@ -10,25 +10,44 @@ It never touches the gradebook or the course directory. The kernel is nbgrader's
 (an nbclient client) with a kernel manager that starts the kernel in the sandbox. Whatever happens to
 the kernel, the notebook comes back: outputs kept so far, and an error output in every code cell that
 did not run to the end, so those cells score 0 and the cells that ran are graded.
+
+What the kernel sends is bounded twice: the notebook that comes back holds at most limits.max_output_bytes of
+output (counted as written, whatever the message: LimitedExecute) plus one short note in each cell that lost some,
+and the grader never holds more of what is on its way than a few messages of message_limit(limits) bytes
+(bounded_context, WatchedChannel), however much the kernel sends.
 """
 
 import json
 import logging
 import threading
 import time
+import uuid
+from collections import deque
+from queue import Empty
 
 import nbformat
 import zmq
 import zmq.asyncio
+from jupyter_client.asynchronous import AsyncKernelClient
+from jupyter_client.channels import AsyncZMQSocketChannel
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbclient.util import run_sync
 from nbgrader.preprocessors import Execute
+from traitlets import Type
+from zmq.utils.monitor import parse_monitor_message
 
 from .kernel_template import TemplateError, TemplateKernelManager, discard_worker_template, worker_template
 from .sandbox import Limits, SandboxKernelManager, remove_tree, scratch_folder, write_files
 
 ERROR_TEXT_CHARS = 4000
+BRIEF_ERROR_CHARS = 200  # an error that does not fit the budget keeps its name and this much of its message
 MAX_ANSWER_BYTES = 8 << 20  # what a probe may print; the judge caps what it parses too
+MESSAGE_QUEUE = 4  # messages zmq holds for each of the client's sockets (ZMQ_RCVHWM); the rest wait in the kernel
+DRAIN_BYTES = 32 << 20  # what a channel takes off zmq ahead of the messages it gave out (WatchedChannel)
+WATCH_SECONDS = 0.2  # how often a channel waiting for a message looks whether zmq dropped its connection
+DISPLAY_ID_CHARS = 256  # longest display id kept (IPython's are 32 hexadecimal digits)
+OUTPUT_DEPTH = 4  # levels of indentation of an output in a notebook file (notebook, cells, cell, outputs)
+LINE_BREAKS = ("\n", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029")  # str.splitlines'
 _QUIET = logging.getLogger("grading.execute.client")
 _QUIET.setLevel(logging.CRITICAL)  # what the client would log is in the outcome
 SIGNALS = {
@@ -41,15 +60,195 @@ SIGNALS = {
 }
 
 
+def message_limit(limits):
+    """The largest message the client accepts from the kernel (ZMQ_MAXMSGSIZE): room for any output that fits the
+    budget and for a probe's answer (JSON printed inside JSON: up to twice its length), never more than
+    limits.max_message_bytes. zmq refuses a larger message by dropping the connection, which reconnects; what
+    the kernel sent meanwhile is lost (LimitedExecute notes it in the cell)."""
+    return min(limits.max_message_bytes, max(limits.max_output_bytes, 2 * MAX_ANSWER_BYTES) + (1 << 20))
+
+
+def bounded_context(limits):
+    """A zmq context whose sockets take messages up to message_limit(limits) and queue at most MESSAGE_QUEUE of
+    them: what the grader holds of what a kernel sends, before it is counted, is bounded by these two."""
+    context = zmq.asyncio.Context()
+    context.setsockopt(zmq.MAXMSGSIZE, message_limit(limits))
+    context.setsockopt(zmq.RCVHWM, MESSAGE_QUEUE)
+    return context
+
+
+class WatchedChannel(AsyncZMQSocketChannel):
+    """A channel to the kernel that takes messages off zmq as they come, up to DRAIN_BYTES, and connects again when
+    zmq drops its connection.
+
+    zmq queues at most MESSAGE_QUEUE messages for the client, of any size up to ZMQ_MAXMSGSIZE: a burst of many
+    small ones (a loop of displays) waits here instead, bounded in bytes, not in messages, so that none is lost.
+    zmq drops a connection when a message is larger than ZMQ_MAXMSGSIZE (to zmq a protocol error) and does not
+    reconnect it by itself: without this, one message too large would silence the channel for the rest of the
+    notebook. What the kernel sent meanwhile is lost; `dropped` counts the drops. If a request was waiting for its
+    reply (the shell channel), get_msg gives an error reply in its place, instead of the client waiting in vain.
+    """
+
+    def __init__(self, socket, session, loop=None):
+        super().__init__(socket, session, loop)
+        self.endpoint = socket.getsockopt_string(zmq.LAST_ENDPOINT)
+        self.limit = socket.getsockopt(zmq.MAXMSGSIZE)
+        self.reader = zmq.Socket.shadow(socket.underlying)  # reads without waiting
+        self.monitor = socket.get_monitor_socket(zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED)
+        self.events = zmq.Socket.shadow(self.monitor.underlying)
+        self.taken, self.taken_bytes = deque(), 0  # messages read from zmq, not yet given out
+        self.dropped = 0
+        self.reconnecting = self.reconnected = False
+        self.waiting = None  # header of the request whose reply has not come
+
+    def send(self, msg):
+        self.waiting = msg["header"]
+        super().send(msg)
+
+    async def get_msg(self, timeout=None):
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            self.look()
+            self.take()  # all that came before a drop is there to read
+            if self.taken:
+                frames = self.taken.popleft()
+                self.taken_bytes -= sum(map(len, frames))
+                msg = self.session.deserialize(self.session.feed_identities(frames)[1])
+                if self.waiting is not None and msg["parent_header"].get("msg_id") == self.waiting.get("msg_id"):
+                    self.waiting = None
+                return msg
+            if self.reconnected:
+                self.reconnected = False
+                if self.waiting is not None:  # its reply was refused: the kernel is there, but the reply is not
+                    return self.lost_reply()
+            left = WATCH_SECONDS if deadline is None else max(0.0, min(WATCH_SECONDS, deadline - time.monotonic()))
+            if not await self.socket.poll(int(left * 1000)) and deadline is not None and time.monotonic() >= deadline:
+                raise Empty
+
+    def take(self):
+        """Read what zmq holds, while what was read and not given out is under DRAIN_BYTES."""
+        while self.taken_bytes < DRAIN_BYTES:
+            try:
+                frames = self.reader.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                return
+            self.taken.append(frames)
+            self.taken_bytes += sum(map(len, frames))
+
+    async def msg_ready(self):
+        return bool(self.taken) or await super().msg_ready()
+
+    def look(self):
+        """Read what happened to the connection: connect again when zmq dropped it, and note when it is back (a
+        kernel that died does not come back: the client then learns it from the kernel manager)."""
+        while True:
+            try:
+                event = parse_monitor_message(self.events.recv_multipart(zmq.NOBLOCK))["event"]
+            except zmq.Again:
+                return
+            if event == zmq.EVENT_DISCONNECTED:
+                self.dropped += 1
+                self.reconnecting = True
+                if self.socket.type != zmq.SUB:  # the kernel's ROUTER refuses a second peer with the old identity
+                    self.socket.setsockopt(zmq.IDENTITY, uuid.uuid4().hex.encode())
+                self.socket.disconnect(self.endpoint)
+                self.socket.connect(self.endpoint)
+            elif event == zmq.EVENT_HANDSHAKE_SUCCEEDED and self.reconnecting:
+                self.reconnecting, self.reconnected = False, True
+
+    def lost_reply(self):
+        """An error reply to the request that was waiting, whose reply zmq refused."""
+        request, self.waiting = self.waiting, None
+        evalue = f"the kernel's reply was larger than {self.limit} bytes and was refused"
+        content = {
+            "status": "error",
+            "ename": "MessageTooLarge",
+            "evalue": evalue,
+            "traceback": [f"MessageTooLarge: {evalue}"],
+            "execution_count": None,
+        }
+        return self.session.msg(str(request.get("msg_type", "")).replace("_request", "_reply"), content, request)
+
+    def close(self):
+        if not self.monitor.closed:
+            self.socket.disable_monitor()
+            self.monitor.close(linger=0)
+        self.taken.clear()
+        super().close()
+
+
+class BoundedKernelClient(AsyncKernelClient):
+    """A kernel client whose sockets come from its kernel manager's zmq context (see bounded_context), where
+    jupyter_client's would make a context of its own with zmq's defaults, and whose shell and iopub channels
+    connect again when zmq drops them (WatchedChannel)."""
+
+    shell_channel_class = Type(WatchedChannel)
+    iopub_channel_class = Type(WatchedChannel)
+
+    def _context_default(self):  # not created here, so not destroyed with the client: its owner destroys it
+        return self.parent.context
+
+    def start_channels(self, shell=True, iopub=True, stdin=True, hb=True, control=True):
+        # no heartbeat: the kernel manager says whether the kernel lives (its thread would outlive the context)
+        super().start_channels(shell=shell, iopub=iopub, stdin=stdin, hb=False, control=control)
+
+
+def written_size(value, depth=OUTPUT_DEPTH, limit=None):
+    """Bytes `value` takes at most in a notebook file, written as nbformat writes it (JSON indented one space per
+    level, `depth` levels deep; text split into a list of lines; ASCII at worst escaped). Once the count passes
+    `limit` it stops and returns a number above limit, so that a value far too large costs little to refuse."""
+    limit = float("inf") if limit is None else limit
+    total, pending = 2 * depth + 8, [(value, depth)]  # its place in a list (line break, indentation, comma, ...)
+    while pending and total <= limit:
+        item, level = pending.pop()
+        if isinstance(item, str):
+            if len(item) > limit - total:
+                return limit + 1
+            # as a list of lines: brackets, and for each line quotes, comma, line break and indentation
+            breaks = sum(item.count(brk) for brk in LINE_BREAKS)
+            total += len(json.dumps(item)) + level + 4 + (1 + breaks) * (level + 6)
+        elif isinstance(item, dict | list):
+            total += 2 * level + 4  # brackets, the closing one on a line of its own
+            for key in item:
+                if isinstance(item, dict):
+                    total += len(json.dumps(str(key))) + level + 5  # line break, indentation, ": ", ","
+                    pending.append((item[key], level + 1))
+                else:
+                    total += level + 3
+                    pending.append((key, level + 1))
+                if total > limit:
+                    return limit + 1
+        else:
+            total += len(json.dumps(item))
+    return total if total <= limit else limit + 1
+
+
 class LimitedExecute(Execute):
-    """nbgrader's Execute that keeps a bounded amount of output and remembers which cell is running."""
+    """nbgrader's Execute that keeps a bounded amount of output and remembers which cell is running.
+
+    Every output the kernel sends is counted as the bytes it takes in the notebook file (written_size) and kept
+    only if it fits what is left of max_output_bytes; otherwise it is dropped as it arrives, and its cell gets one
+    short note. That covers streams, display data, execute results and errors, with all their mime types and
+    metadata, and display updates (update_display_data, or output with a display_id, which rewrite every earlier
+    output with that id: each one rewritten counts). clear_output gives back what it clears. An error that does
+    not fit is kept as its name and the start of its message. Widget (comm) messages are not kept at all.
+    A probe's output (while `asking`) is the judge's, not the notebook's: only its stdout is kept, within
+    MAX_ANSWER_BYTES, and it updates nothing of the notebook.
+    """
 
     def __init__(self, max_output_bytes, questions=None, **kwargs):
+        kwargs.setdefault("store_widget_state", False)
+        # a message zmq refused may take the cell's last one with it: the cell then ends after nbclient's
+        # iopub_timeout, noted, instead of stopping the notebook
+        kwargs.setdefault("raise_on_iopub_timeout", False)
         super().__init__(**kwargs)
         self.max_output_bytes = max_output_bytes
         self.kept_bytes = 0
         self.truncated = False
+        self.notes = {}  # cell index -> (the one note in that cell saying that output was dropped, its outputs)
         self.running_cell = None
+        self.current = None  # (outputs list, cell index) of the cell whose messages are being read
+        self.idle_seen = None  # whether the running cell's last message (status idle) arrived
         self.questions = dict(questions or {})
         self.answers = {}
         self.asked_seconds = 0.0  # time the kernel spent answering the judge
@@ -58,8 +257,14 @@ class LimitedExecute(Execute):
     def on_cell_start(self, cell, cell_index):  # nbclient hook
         self.running_cell = cell_index
 
+    def on_cell_execute(self, cell, cell_index):  # nbclient hook, right before the kernel is asked to run it
+        self.idle_seen = False
+
     async def async_execute_cell(self, cell, cell_index, execution_count=None, store_history=True):
+        self.idle_seen, dropped = None, self.dropped_connections()
         cell = await super().async_execute_cell(cell, cell_index, execution_count, store_history)
+        if self.idle_seen is False or (self.idle_seen and self.dropped_connections() != dropped):
+            self.cut(cell.outputs, cell_index, lost=True)  # zmq refused a message too large, or some came too late
         gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
         if self.asking is None and gid in self.questions:
             self.answers[gid] = await self.ask(self.questions.pop(gid), cell_index)
@@ -67,58 +272,176 @@ class LimitedExecute(Execute):
 
     execute_cell = run_sync(async_execute_cell)  # nbclient binds its own coroutine here; ours asks the probes
 
+    def dropped_connections(self):
+        return sum(getattr(channel, "dropped", 0) for channel in (self.kc.iopub_channel, self.kc.shell_channel))
+
     async def ask(self, code, cell_index):
         """Run a probe cell right after the test cell at cell_index; what it printed (the judge reads its answer)."""
         self.asking, self.asked_bytes = nbformat.v4.new_code_cell(code), 0
         test_cell, started = self.nb.cells[cell_index], time.monotonic()
         try:
             await super().async_execute_cell(self.asking, cell_index, store_history=False)
-            return "".join(
-                o.get("text", "")
-                for o in self.asking.outputs
-                if o.get("output_type") == "stream" and o.get("name") == "stdout"
-            )[:MAX_ANSWER_BYTES]
+            return "".join(o.text for o in self.asking.outputs)[:MAX_ANSWER_BYTES]
         finally:
             self.nb.cells[cell_index] = test_cell  # nbclient stores the cell it ran at cell_index
             self.asking = None
             self.asked_seconds += time.monotonic() - started
 
+    def process_message(self, msg, cell, cell_index):
+        msg_type, content = msg["msg_type"], msg["content"]
+        if msg_type.startswith("comm"):
+            return None  # widgets: nothing of them is kept
+        if msg_type == "status" and content.get("execution_state") == "idle":
+            self.idle_seen = True
+        count = content.get("execution_count")
+        if count is not None and not (type(count) is int and 0 <= count < 1 << 31):
+            content["execution_count"] = None
+        transient = content.get("transient")
+        shown_as = transient.get("display_id") if isinstance(transient, dict) else None
+        if shown_as is not None and not (isinstance(shown_as, str) and len(shown_as) <= DISPLAY_ID_CHARS):
+            content["transient"] = None  # a display id is kept as long as the notebook runs: a short string, or none
+        self.current = (cell.outputs, cell_index)
+        return super().process_message(msg, cell, cell_index)
+
+    def _update_display_id(self, display_id, msg):
+        """Rewrite the outputs shown with display_id, if the budget has room for every one of them rewritten."""
+        if self.asking is not None:
+            return
+        targets = [
+            self.nb.cells[cell_index].outputs[index]
+            for cell_index, indices in self._display_id_map.get(display_id, {}).items()
+            for index in indices
+            if index < len(self.nb.cells[cell_index].get("outputs", []))
+        ]
+        if not targets:
+            return
+        content = msg["content"]
+        update = {"data": content.get("data", {}), "metadata": content.get("metadata", {})}
+        before = sum(written_size({"data": out.get("data"), "metadata": out.get("metadata")}) for out in targets)
+        room = self.max_output_bytes - self.kept_bytes + before
+        each = written_size(update, limit=room // len(targets))
+        if each * len(targets) > room:
+            self.cut(*self.current, dropped="display update")
+            return
+        try:
+            update = nbformat.v4.new_output("display_data", **update)
+        except Exception:  # noqa: BLE001 - not what a notebook can hold: nothing to rewrite
+            return
+        for out in targets:
+            out["data"], out["metadata"] = update["data"], update["metadata"]
+        self.kept_bytes += each * len(targets) - before
+
     def output(self, outs, msg, display_id, cell_index):
-        if self.asking is not None:  # a probe's output: kept apart, within its own cap
-            out = super().output(outs, msg, display_id, cell_index)
-            if out is not None:
-                self.asked_bytes += len(json.dumps(out))
-                if self.asked_bytes > MAX_ANSWER_BYTES and outs and outs[-1] is out:
-                    outs.pop()
+        if self.asking is not None:
+            return self.answer_output(outs, msg)
+        if self.clear_before_next_output:
+            self.clear(outs, cell_index)
+        room = self.max_output_bytes - self.kept_bytes
+        shown = {key: value for key, value in msg["content"].items() if key != "transient"}
+        if msg["msg_type"] in ("stream", "display_data", "execute_result") and written_size(shown, limit=room) > room:
+            self.cut(outs, cell_index, dropped=str(shown.get("name", "")))  # too large even before it is an output
             return None
-        out = super().output(outs, msg, display_id, cell_index)
-        if out is None:
+        try:
+            out = nbformat.v4.output_from_msg(msg)
+        except Exception:  # noqa: BLE001 - not an output, or not one a notebook can hold: nothing to keep
             return None
-        if out.output_type in ("error", "execute_result"):  # they decide grades: keep them, shortened
+        return self.keep(outs, out, cell_index, display_id)
+
+    def keep(self, outs, out, cell_index, display_id=None):
+        """Append out to outs (the outputs of cell cell_index) if it fits the budget; None if it was dropped."""
+        message_chars = len(str(out.get("evalue", "")))
+        if out.output_type == "error":
             _shorten(out)
-            return out
-        size = len(json.dumps(out))
-        if self.kept_bytes + size <= self.max_output_bytes:
-            self.kept_bytes += size
-            return out
+        room = self.max_output_bytes - self.kept_bytes
+        size = written_size(out, limit=room)
+        if size > room:
+            self.cut(outs, cell_index, dropped=out.get("name", out.output_type))
+            if out.output_type != "error":
+                return None
+            out = _brief(
+                out, message_chars
+            )  # what a student needs to see why the cell failed; counted, past the budget
+            size = written_size(out)
+        self.kept_bytes += size
+        if display_id:  # as nbclient records it, for later updates
+            self._display_id_map.setdefault(display_id, {}).setdefault(cell_index, []).append(len(outs))
+        outs.append(out)
+        return out
+
+    def clear_output(self, outs, msg, cell_index):
+        if self.asking is None and not msg["content"].get("wait"):
+            self.clear(outs, cell_index)
+        else:  # clear_output(wait=True): nbclient clears when the next output comes (self.output)
+            super().clear_output(outs, msg, cell_index)
+
+    def clear(self, outs, cell_index):
+        """Clear outs (the outputs of cell cell_index) as nbclient does, giving back what they counted; a note
+        that output was dropped stays."""
+        note, noted = self.notes.get(cell_index, (None, None))
+        self.kept_bytes -= sum(written_size(out) for out in outs if out is not note)
+        outs[:] = [note] if noted is outs else []
+        self.clear_display_id_mapping(cell_index)
+        self.clear_before_next_output = False
+
+    def cut(self, outs, cell_index, dropped="stdout", lost=False):
+        """Output of cell cell_index was dropped (or lost): say so once in the cell, in a short stream of its own,
+        stderr if an stderr stream was dropped (an stderr stream fails a test cell)."""
         self.truncated = True
-        if outs and outs[-1] is out:
-            outs.pop()
-        if out.output_type == "stream" and not any(o.get("name") == out.name for o in outs):
-            # a stream of this name stays (an stderr stream fails a test cell), its text replaced
-            note = f"[output truncated: this notebook printed more than {self.max_output_bytes} bytes]\n"
-            outs.append(nbformat.v4.new_output("stream", name=out.name, text=note))
-        return None
+        note, noted = self.notes.get(cell_index, (None, None))
+        if noted is not outs:  # none yet in this list of outputs
+            why = (
+                "some of this cell's output did not reach the grader (a message too large is refused)"
+                if lost
+                else f"this notebook's output is limited to {self.max_output_bytes} bytes; what did not fit was dropped"
+            )
+            note = nbformat.v4.new_output("stream", name="stdout", text=f"[output truncated: {why}]\n")
+            self.notes[cell_index] = note, outs
+            outs.append(note)
+        if dropped == "stderr":
+            note.name = "stderr"
+
+    def answer_output(self, outs, msg):
+        """Keep the stdout text of a probe's output, up to MAX_ANSWER_BYTES in all; drop the rest as it comes."""
+        if self.clear_before_next_output:
+            outs[:] = []
+            self.clear_before_next_output = False
+        content = msg["content"]
+        text = content.get("text")
+        if msg["msg_type"] != "stream" or content.get("name") != "stdout" or not isinstance(text, str):
+            return None
+        if self.asked_bytes + len(text) > MAX_ANSWER_BYTES:
+            return None
+        self.asked_bytes += len(text)
+        out = nbformat.v4.new_output("stream", name="stdout", text=text)
+        outs.append(out)
+        return out
+
+    def on_cell_executed(self, **kwargs):  # nbclient hook: nbgrader adds the reply's error if none was shown
+        cell = kwargs["cell"]
+        if self.asking is not None:
+            return
+        shown = len(cell.outputs)
+        super().on_cell_executed(**kwargs)
+        added = cell.outputs[shown:]
+        del cell.outputs[shown:]
+        for out in added:
+            self.keep(cell.outputs, out, kwargs["cell_index"])
 
 
 def _shorten(out):
     if "evalue" in out:
-        out.evalue = out.evalue[:ERROR_TEXT_CHARS]
+        out.evalue = str(out.evalue)[:ERROR_TEXT_CHARS]
     if "traceback" in out:
-        out.traceback = [line[:ERROR_TEXT_CHARS] for line in out.traceback[:200]]
-    for mime, value in list(out.get("data", {}).items()):
-        if isinstance(value, str) and len(value) > ERROR_TEXT_CHARS:
-            out.data[mime] = value[:ERROR_TEXT_CHARS]
+        out.traceback = [str(line)[:ERROR_TEXT_CHARS] for line in list(out.traceback)[:200]]
+
+
+def _brief(error, message_chars):
+    """An error output cut to its name and the start of its message (of message_chars characters)."""
+    ename = str(error.get("ename", "Error"))[:BRIEF_ERROR_CHARS]
+    evalue = str(error.get("evalue", ""))
+    if message_chars > BRIEF_ERROR_CHARS:
+        evalue = evalue[:BRIEF_ERROR_CHARS] + f"... [{message_chars} characters, cut]"
+    return _error(ename, evalue)
 
 
 def _error(ename, evalue):
@@ -178,8 +501,7 @@ def _execute(notebook_json, files, limits, questions=None):
     """execute_in_sandbox's one attempt: (executed JSON, outcome, whether the template failed before any cell ran)."""
     started = time.monotonic()
     nb = nbformat.reads(notebook_json, as_version=4)
-    context = zmq.asyncio.Context()
-    context.setsockopt(zmq.MAXMSGSIZE, limits.max_message_bytes)
+    context = bounded_context(limits)
     template = scratch = None
     try:
         if limits.sandbox and limits.kernel_template:
@@ -192,6 +514,7 @@ def _execute(notebook_json, files, limits, questions=None):
             workdir, ipc_dir = scratch / "work", scratch / "ipc"
             write_files(workdir, files)
             km = SandboxKernelManager(limits, workdir, ipc_dir, context=context)
+        km.client_factory = BoundedKernelClient
     except TemplateError as error:
         context.destroy(linger=0)
         detail = f"TemplateError: {error}"[:500]

@@ -76,11 +76,15 @@ class Sandbox(Configurable):
         config=True
     )
     max_output_bytes = Integer(
-        Limits.max_output_bytes, help="bytes of output kept per notebook (errors are always kept, shortened)"
+        Limits.max_output_bytes,
+        help="bytes of output kept per notebook, every message counted as written (an error that does not fit "
+        "keeps its name and the start of its message)",
     ).tag(config=True)
-    max_message_bytes = Integer(Limits.max_message_bytes, help="largest single message accepted from the kernel").tag(
-        config=True
-    )
+    max_message_bytes = Integer(
+        Limits.max_message_bytes,
+        help="upper limit of a single message accepted from the kernel; the one applied also follows from "
+        "max_output_bytes and the judge's answers (grading/engine/execute_sandboxed.py: message_limit)",
+    ).tag(config=True)
     max_file_bytes = Integer(Limits.max_file_bytes, help="largest file the kernel may write (RLIMIT_FSIZE)").tag(
         config=True
     )

@@ -1,21 +1,61 @@
 """Running tiny notebooks through the execute step (execute_in_sandbox), for the sandbox and template tests."""
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import nbformat
 
 from grading.engine.execute_sandboxed import execute_in_sandbox
 from grading.engine.sandbox import Sandbox
 
 DEFAULTS = {"notebook_timeout": 60}  # limits every run gets unless it says otherwise
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def run(*sources, files=None, **limits):
     """Execute one code cell per source in the sandbox; (executed cells, outcome)."""
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(s) for s in sources])
+    executed, outcome = run_json(*sources, files=files, **limits)
+    return nbformat.reads(executed, as_version=4).cells, outcome
+
+
+def run_json(*sources, files=None, questions=None, **limits):
+    """Like run, but (the executed notebook as the JSON text the grader keeps, outcome); a source may be a whole
+    cell (to carry a grade id), and questions are as execute_in_sandbox takes them."""
+    cells = [nbformat.v4.new_code_cell(s) if isinstance(s, str) else s for s in sources]
+    nb = nbformat.v4.new_notebook(cells=cells)
     nb.metadata.kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
     settings = {**Sandbox().limits(cell_timeout=10), **DEFAULTS, **limits}
     given = {"data/given.txt": b"given"} if files is None else files
-    executed, outcome = execute_in_sandbox(nbformat.writes(nb), given, settings)
-    return nbformat.reads(executed, as_version=4).cells, outcome
+    return execute_in_sandbox(nbformat.writes(nb), given, settings, questions)
+
+
+def run_measured(*sources, **limits):
+    """run_json in a grader process of its own: (executed JSON, outcome, that process's peak resident memory in
+    bytes). Only the grader is measured: the kernel's memory is the sandbox's business."""
+    code = (
+        "import json, resource, sys\n"
+        "from support.sandbox_runs import run_json\n"
+        "sources, limits = json.load(sys.stdin)\n"
+        "executed, outcome = run_json(*sources, **limits)\n"
+        "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024\n"
+        "json.dump([executed, outcome, peak], sys.stdout)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        input=json.dumps([sources, {**DEFAULTS, **limits}]),
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        env=env,
+        timeout=600,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    executed, outcome, peak = json.loads(done.stdout)
+    return executed, outcome, peak
 
 
 def text(cell):
