@@ -196,7 +196,8 @@ def test_what_the_grader_holds_is_bounded_by_the_budget_not_by_what_the_kernel_s
     cells = cut_to_the_budget(executed, outcome, Limits.max_output_bytes)
     assert NOTE in text(cells[1]) and NOTE in text(cells[2])
     assert [o.ename for o in cells[3].outputs if o.output_type == "error"] == ["MessageTooLarge"]
-    assert peak < 512 << 20, f"the grader peaked at {peak >> 20} MiB"
+    # what it may hold: a few messages of message_limit bytes per channel, read ahead within DRAIN_BYTES, parsed once
+    assert peak < 1 << 30, f"the grader peaked at {peak >> 20} MiB"
 
 
 def test_counted_size_is_never_less_than_what_the_notebook_file_holds():

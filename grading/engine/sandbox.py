@@ -156,12 +156,12 @@ def rlimits(limits):
 def _rlimit_preamble(limits):
     """Python source run first in the sandbox: copy the assignment's files in, set per-process limits, then become
     the kernel."""
-    sets = "; ".join(f"r.setrlimit(r.{name}, ({value}, {value}))" for name, value in rlimits(limits).items())
-    copy = f"shutil.copytree({GIVEN_FILES!r}, {WORKDIR!r}, symlinks=True, dirs_exist_ok=True)" if limits.sandbox else ""
-    return (
-        f"import os, sys, shutil, resource as r; {copy}; {sets}; "
-        "os.execv(sys.executable, [sys.executable] + sys.argv[1:])"
-    )
+    steps = ["import os, sys, shutil, resource as r"]
+    if limits.sandbox:  # unconfined, the kernel runs in the grader's folder of the files itself
+        steps.append(f"shutil.copytree({GIVEN_FILES!r}, {WORKDIR!r}, symlinks=True, dirs_exist_ok=True)")
+    steps += [f"r.setrlimit(r.{name}, ({value}, {value}))" for name, value in rlimits(limits).items()]
+    steps.append("os.execv(sys.executable, [sys.executable] + sys.argv[1:])")
+    return "; ".join(steps)
 
 
 def kernel_environment():
