@@ -88,6 +88,7 @@ c.HTMLExporter.filters = {
     "content_security_policy": "grading.reports.inert_content.content_security_policy",
 }
 c.HTMLExporter.sanitize_html = True
+c.HTMLExporter.preprocessors = [InertOutputs]  # outputs and their metadata checked again as each page renders
 c.HTMLExporter.embed_images = True
 
 # ---------------------------------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ its $HOME and /tmp, and behind a loopback TCP listener. None may reach a hostile
 student keeps full marks, each fault costs only the question it is in, and a report line says what happened.
 """
 
+import copy
 import json
 import os
 import signal
@@ -181,6 +182,16 @@ def hostile_class(tmp_path_factory):
     points = build_submission(SOLUTION)
     cell_named(points, "q1a_test_graph").metadata.nbgrader["points"] = 100
     students["changes-points"] = points
+    copies = build_submission(SOLUTION)  # copy and paste in JupyterLab keeps a cell's nbgrader metadata
+    for grade_id in ("q1a_answer", "q1a_test_graph", "q6_answer"):
+        original = cell_named(copies, grade_id)
+        pasted = nbformat.from_dict(copy.deepcopy(dict(original)))
+        pasted.id = uuid.uuid4().hex[:8]  # a new cell id, as JupyterLab gives a pasted cell
+        copies.cells.insert(copies.cells.index(original), pasted)
+    students["copies-graded-cells"] = copies
+    many = build_submission(SOLUTION)  # cells beyond any notebook's need: every one would cost grading and pages
+    many.cells += [nbformat.v4.new_code_cell("1") for _ in range(2000)]
+    students["too-many-cells"] = many
     for student, nb in students.items():
         write_submission(course, student, nb)
     folder = course / "submitted"
@@ -236,7 +247,9 @@ def test_hostile_code_changes_nothing_outside_its_sandbox(hostile_class):
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
 
 
-@pytest.mark.parametrize("student", ["honest", "honest-too", "victim", "leaks-everything", "changes-points"])
+@pytest.mark.parametrize(
+    "student", ["honest", "honest-too", "victim", "leaks-everything", "changes-points", "copies-graded-cells"]
+)
 def test_honest_work_keeps_every_point(hostile_class, student):
     assert {q: hostile_class["scores"][student][q] for q in AUTOGRADED} == FULL
 
@@ -284,6 +297,7 @@ def test_points_changed_in_metadata_are_restored(hostile_class):
     [
         ("not-json", "is not a valid notebook"),
         ("renamed", "no backprop.ipynb in the submission (found my_backprop.ipynb"),
+        ("too-many-cells", "cells, more than 2000; not graded"),
     ],
 )
 def test_unreadable_notebook_scores_zero_with_a_reason(hostile_class, student, words):

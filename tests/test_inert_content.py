@@ -3,7 +3,6 @@ payload of grading/course_kit/active_content_catalogue.py, the autograded notebo
 feedback pages as nbconvert renders them with the course's configuration. tests/test_inert_pages.py opens the same
 submission, graded, in a real browser."""
 
-import json
 import re
 import subprocess
 
@@ -14,6 +13,7 @@ from grading.course_kit.active_content_catalogue import (
     BEACON,
     PRINTED,
     active_content_submission,
+    displayed_outputs,
     displays_cell,
     html_payloads,
 )
@@ -91,8 +91,7 @@ def test_svg_pictures_keep_their_drawing_and_lose_scripts_handlers_and_outside_r
 def executed_displays():
     """The displays cell of the active-content submission with the outputs a kernel gives it."""
     cell = nbformat.v4.new_code_cell(displays_cell())
-    bundles = re.findall(r"^display\((.*), raw=True\)$", cell.source, flags=re.M)
-    cell.outputs = [nbformat.v4.new_output("display_data", data=json.loads(b)) for b in bundles]
+    cell.outputs = [nbformat.v4.new_output("display_data", data=d, metadata=m) for d, m in displayed_outputs()]
     cell.outputs.append(nbformat.v4.new_output("stream", name="stdout", text=PRINTED + "\n"))
     return cell
 
@@ -111,6 +110,8 @@ def test_autograded_notebooks_are_stored_without_active_outputs():
     svg = next(o.data["image/svg+xml"] for o in nb.cells[0].outputs if "image/svg+xml" in o.get("data", {}))
     assert 'fill="green"' in svg  # the drawing itself stays
     assert nb.cells[0].outputs[-1].text == PRINTED + "\n"  # printed text is text
+    metadata = [o.metadata for o in nb.cells[0].outputs if "image/png" in o.get("data", {})]
+    assert metadata == [{}, {}]  # a width that is not a number, and `filenames`, are gone
 
 
 def page_scripts(html):

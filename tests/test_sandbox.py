@@ -173,3 +173,14 @@ def test_a_temporary_folder_too_long_for_the_kernels_sockets_is_refused_with_wha
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / ("t" * 60)))
     problem = bwrap_problem(Limits())
     assert problem is not None and "TMPDIR" in problem and "too long" in problem
+
+
+def test_a_dead_kernel_in_a_notebook_of_many_cells_leaves_a_bounded_note():
+    """Every later cell counts as not run, but only graded cells and the first few others say so: a notebook of
+    thousands of cells does not grow by a note each."""
+    from grading.engine.execute_sandboxed import NOT_RUN_NOTES
+
+    cells, outcome = run("import os; os._exit(3)", *["1"] * 300)
+    assert outcome["status"] == "kernel-exited" and outcome["cells_not_run"] == 301
+    notes = [c for c in cells[1:] if any(o.get("ename") == "NotRun" for o in c.outputs)]
+    assert len(notes) == NOT_RUN_NOTES and all(not c.outputs for c in cells[1 + NOT_RUN_NOTES :])

@@ -21,6 +21,8 @@ from grading.checks.judge import Judgement
 from grading.engine.execute_sandboxed import execute_in_sandbox
 from grading.engine.sandbox import Limits, Sandbox, bwrap_problem
 
+MAX_CELLS = 2000  # the release has about 60; every cell costs grading, feedback and the formgrader
+
 UNSAFE_BANNER = (
     "!" * 78 + "\n!! UNSAFE: grading WITHOUT the sandbox. Student code runs as you, can read the\n"
     "!! solutions and the gradebook, change any grade and reach the network.\n" + "!" * 78
@@ -81,6 +83,8 @@ class SandboxedJudgedExecute(NbGraderPreprocessor):
             self.log.warning(UNSAFE_BANNER)
         elif (why := refusal(limits)) is not None:
             raise SandboxRefused(why)
+        if len(nb.cells) > MAX_CELLS:  # as make autograde refuses it (notebook_steps.read_notebook)
+            raise RuntimeError(f"the notebook has {len(nb.cells)} cells, more than {MAX_CELLS}; not graded")
         coursedir = CourseDirectory(config=self.config)
         assignment = resources["nbgrader"]["assignment"]
         judgement, runnable = Judgement.prepare(nb, assignment)

@@ -22,6 +22,7 @@ from grading.checks.judge import Judgement
 
 from .course_layout import CourseAssignment
 from .grading_outcome import ExecutionOutcome, NotebookOutcome
+from .judged_execute import MAX_CELLS
 from .restore_cell_flags import restore_cell_flags
 
 MAX_NOTEBOOK_BYTES = 20 << 20
@@ -72,6 +73,8 @@ def read_notebook(folder: Path, name: str) -> nbformat.NotebookNode:
         raise Unreadable(
             f"{name}.ipynb is not a valid notebook ({type(error).__name__}: {str(error).splitlines()[0][:120]})"
         ) from None
+    if len(nb.cells) > MAX_CELLS:
+        raise Unreadable(f"{name}.ipynb has {len(nb.cells)} cells, more than {MAX_CELLS}; not graded")
     return nb
 
 

@@ -22,9 +22,18 @@ def restore_cell_flags(nb, db_url, course_id, assignment, name):
         points = {c.name: c.max_score for c in notebook.grade_cells}
         solutions = {c.name for c in notebook.solution_cells}
         tasks = {c.name: c.max_score for c in notebook.task_cells}
-    for cell in nb.cells:
+    # a cell copied in JupyterLab keeps its nbgrader metadata: as nbgrader's DeduplicateIds does, the last copy is
+    # graded, and the others become plain cells here (DeduplicateIds would leave them with empty metadata, on
+    # which OverwriteCells fails and the whole notebook is not graded)
+    last = {_grade_id(cell): index for index, cell in enumerate(nb.cells) if _grade_id(cell) is not None}
+    for index, cell in enumerate(nb.cells):
         meta = cell.metadata.get("nbgrader")
         if meta is None:
+            continue
+        copied = _grade_id(cell)
+        if copied is not None and last[copied] != index:
+            del cell.metadata["nbgrader"]
+            notes.append(f"cell {copied} appears more than once (copied?); the last copy is graded")
             continue
         gid = meta.get("grade_id") if isinstance(meta, dict) else None
         if not isinstance(gid, str) or gid not in source:
@@ -69,6 +78,12 @@ def restore_cell_flags(nb, db_url, course_id, assignment, name):
             del cell.metadata["nbgrader"]
             notes.append(f"cell {gid} has broken metadata; treated as a plain cell")
     return notes
+
+
+def _grade_id(cell):
+    meta = cell.metadata.get("nbgrader")
+    gid = meta.get("grade_id") if isinstance(meta, dict) else None
+    return gid if isinstance(gid, str) else None
 
 
 def _same_number(a, b):

@@ -89,22 +89,35 @@ SVG = (
 PRINTED = "<b>printed-html</b><script>never</script>"  # what a student prints is shown as text
 
 
-def displays_cell() -> str:
-    """A code cell that shows every payload in every kind of output."""
+PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
+
+
+def displayed_outputs() -> list[tuple[dict, dict]]:
+    """(data, metadata) of every output the displays cell shows: each payload in each kind of output, and metadata
+    that nbconvert would write into a page (a width written unquoted, `filenames` written as an image's src)."""
     html, markdown = html_payloads("html-output"), html_payloads("markdown-output")
     svg_script = script("svg-output")
     svg = SVG.format(on=svg_script.replace('"', "&quot;"), script=svg_script, beacon=BEACON)
-    bundles = [
-        {"text/html": "".join(html.values()), "text/plain": "html"},
-        {"text/markdown": "Some *markdown* output.\n\n" + "\n\n".join(markdown.values()), "text/plain": "md"},
-        {"image/svg+xml": svg, "text/plain": "svg"},
-        {"application/javascript": script("javascript-output"), "text/plain": "js"},
-        {"text/latex": r"$\href{javascript:" + script("latex-output") + r"}{x^2}$", "text/plain": "latex"},
-        {"application/vnd.jupyter.widget-view+json": {"model_id": "x", "version_major": 2}, "text/plain": "widget"},
-        {"text/html": f'<table class="dataframe"><tr><th>a</th></tr><tr><td>{PRINTED[:3]}1</td></tr></table>'},
+    attributes = f"1 onerror={script('width-metadata').replace(' ', '')} data-toggle=modal data-remote=backprop.ipynb"
+    return [
+        ({"text/html": "".join(html.values()), "text/plain": "html"}, {}),
+        ({"text/markdown": "Some *markdown* output.\n\n" + "\n\n".join(markdown.values()), "text/plain": "md"}, {}),
+        ({"image/svg+xml": svg, "text/plain": "svg"}, {}),
+        ({"application/javascript": script("javascript-output"), "text/plain": "js"}, {}),
+        ({"text/latex": r"$\href{javascript:" + script("latex-output") + r"}{x^2}$", "text/plain": "latex"}, {}),
+        ({"application/vnd.jupyter.widget-view+json": {"model_id": "x", "version_major": 2}, "text/plain": "w"}, {}),
+        ({"text/html": f'<table class="dataframe"><tr><th>a</th></tr><tr><td>{PRINTED[:3]}1</td></tr></table>'}, {}),
+        ({"image/png": PNG, "text/plain": "width"}, {"image/png": {"width": attributes, "height": attributes}}),
+        ({"image/png": PNG, "text/plain": "filenames"}, {"filenames": {"image/png": f"{BEACON}filenames-metadata"}}),
     ]
+
+
+def displays_cell() -> str:
+    """A code cell that shows every payload in every kind of output."""
     lines = ["from IPython.display import display"]
-    lines += [f"display({json.dumps(bundle)}, raw=True)" for bundle in bundles]
+    lines += [
+        f"display({json.dumps(data)}, raw=True, metadata={json.dumps(meta)})" for data, meta in displayed_outputs()
+    ]
     lines += [f"print({PRINTED!r})"]
     return "\n".join(lines)
 
@@ -138,4 +151,4 @@ def payload_names() -> list[str]:
         for where in ("html-output", "markdown-output", "markdown-cell", "q6-answer")
         for name in html_payloads(where)
     ]
-    return names + ["svg-output", "javascript-output", "latex-output"]
+    return names + ["svg-output", "javascript-output", "latex-output", "width-metadata", "filenames-metadata"]

@@ -463,8 +463,12 @@ def _death_cause(km, timed_out, limits):
     return "kernel-exited", f"the kernel exited (exit code {code}), e.g. by os._exit or sys.exit"
 
 
+NOT_RUN_NOTES = 50  # ungraded cells that say they were not run; past that only graded cells do (bounded output)
+
+
 def _mark_not_run(nb, running_cell, why):
-    """Error outputs in the cell that was running and in every later code cell; returns how many cells."""
+    """Error outputs in the cell that was running and in every later graded code cell (and the first NOT_RUN_NOTES
+    others: a notebook of many cells gets no more); returns how many cells did not run."""
     marked = 0
     for index, cell in enumerate(nb.cells):
         if cell.cell_type != "code" or running_cell is None or index < running_cell or not cell.source.strip():
@@ -472,7 +476,9 @@ def _mark_not_run(nb, running_cell, why):
         if index == running_cell:
             cell.setdefault("outputs", []).append(_error("KernelDied", f"{why} while running this cell"))
         else:
-            cell.outputs = [_error("NotRun", f"this cell was not run: {why} in an earlier cell")]
+            graded = bool(cell.get("metadata", {}).get("nbgrader", {}).get("grade"))
+            note = graded or marked <= NOT_RUN_NOTES
+            cell.outputs = [_error("NotRun", f"this cell was not run: {why} in an earlier cell")] if note else []
             cell.execution_count = None
         marked += 1
     return marked

@@ -4,9 +4,11 @@ A submission's outputs and markdown cells are the student's. Shown raw, a `<scri
 `javascript:` link would run with the rights of whoever looks: the instructor's formgrader login, or a student's
 feedback page. Three layers keep them inert:
 
-- `InertOutputs` (an nbgrader preprocessor, after execution in `c.Autograde.autograde_preprocessors`): the
-  autograded notebook is stored without active outputs. Mime types that run code (JavaScript, widgets, anything
-  unknown) are dropped; HTML is sanitized; SVG keeps only drawing elements; markdown outputs become sanitized HTML.
+- `InertOutputs` (an nbgrader preprocessor, after execution in `c.Autograde.autograde_preprocessors`, and in
+  `c.HTMLExporter.preprocessors`): the autograded notebook is stored without active outputs, and pages render none.
+  Mime types that run code (JavaScript, widgets, anything unknown) are dropped; HTML is sanitized; SVG keeps only
+  drawing elements; markdown outputs become sanitized HTML; output metadata keeps only numeric sizes and alt text
+  (nbconvert writes sizes into attributes unquoted, and `filenames` as an image's address).
 - `clean_html` and `markdown2html` (filters of nbconvert's HTMLExporter, `c.HTMLExporter.filters`): every page
   nbconvert renders for the course (the formgrader's grading page, feedback) sanitizes HTML outputs and markdown
   cells once more as it renders them, markdown cells included, which stay as the student wrote them in the notebook.
@@ -173,15 +175,53 @@ def inert_output(output: Any) -> tuple[Any, list[str]]:
         changes.append(mime)
     if not data:
         data["text/plain"] = "[an output that could only run code was removed]"
-    metadata = output.get("metadata")
-    if isinstance(metadata, dict):
-        for mime in [m for m in metadata if "/" in m and m not in data]:
-            del metadata[mime]
+    if "metadata" in output:
+        output["metadata"] = inert_metadata(output["metadata"], data)
     return output, changes
 
 
+def _dimension(value: Any) -> int | float | None:
+    """A width or height as a number (nbconvert writes it into an attribute unquoted), or None."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float) and 0 <= value < 1e6:
+        return value
+    if isinstance(value, str) and re.fullmatch(r"\d{1,6}(\.\d{1,3})?", value.strip()):
+        return float(value)
+    return None
+
+
+def _picture_metadata(metadata: Any) -> dict[str, Any]:
+    """What nbconvert reads of an output's (or one mime type's) metadata, checked: numeric width and height, text
+    alt, the image flags; never `filenames` (it would become an image's src) or anything else."""
+    kept: dict[str, Any] = {}
+    if not isinstance(metadata, dict):
+        return kept
+    for key in ("width", "height"):
+        if (number := _dimension(metadata.get(key))) is not None:
+            kept[key] = number
+    if isinstance(metadata.get("alt"), str):
+        kept["alt"] = metadata["alt"][:1000]
+    for flag in ("unconfined", "needs_background", "isolated"):
+        if isinstance(metadata.get(flag), bool | str) and len(str(metadata[flag])) < 20:
+            kept[flag] = metadata[flag]
+    return kept
+
+
+def inert_metadata(metadata: Any, data: dict[str, Any]) -> dict[str, Any]:
+    """An output's metadata reduced to what pictures need, for the mime types the output still has."""
+    kept = _picture_metadata(metadata)
+    if isinstance(metadata, dict):
+        for mime in data:
+            if (picture := _picture_metadata(metadata.get(mime))) and mime.startswith("image/"):
+                kept[mime] = picture
+    return kept
+
+
 class InertOutputs(NbGraderPreprocessor):
-    """Autograded notebooks stored without active outputs (see the module's docstring)."""
+    """Outputs made inert: in the autograded notebook as it is stored, and again in every page nbconvert renders for
+    the course (c.HTMLExporter.preprocessors), so that an output's metadata never reaches a page's attributes
+    unchecked (see the module's docstring)."""
 
     def preprocess_cell(self, cell: Any, resources: dict[str, Any], index: int) -> tuple[Any, dict[str, Any]]:
         if cell.cell_type == "code":
@@ -196,7 +236,10 @@ class InertOutputs(NbGraderPreprocessor):
                         del kept["image/svg+xml"]
                     else:
                         kept["image/svg+xml"] = base64.b64encode(picture.encode()).decode()
-                cell.attachments[name] = kept
+                if kept:
+                    cell.attachments[name] = kept
+                else:  # nothing left to show: an empty bundle would stop nbconvert from rendering the page
+                    del cell.attachments[name]
         return cell, resources
 
 
