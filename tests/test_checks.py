@@ -209,7 +209,7 @@ def test_notebook_data_is_what_the_notebooks_data_cell_makes():
     np.random.seed(42)
     grid = np.meshgrid(np.arange(0.0, 1.0, 0.1), np.arange(0.0, 1.0, 0.1), sparse=False, indexing="ij")
     inputs = np.vstack(tuple(map(np.ravel, grid))).T
-    targets = inputs.dot(np.array((0.4, 0.2)).reshape(1, -1).T) + 1e-2 * np.random.rand(inputs.shape[0], 1)
+    targets = inputs.dot(np.array((0.4, 0.2)).reshape(1, -1).T) + 1e-2 * (np.random.rand(inputs.shape[0], 1) - 0.5)
     sample = np.random.randint(0, 100, 20)
     got_inputs, got_targets = backprop_checks.notebook_data()
     assert (got_inputs == inputs[sample].astype(np.float32)).all()
