@@ -3,10 +3,11 @@
 Shipped with the release (`make release` puts this file, answer_data.py and kernel_questions.py beside the
 notebook), each test cell runs its question's public check on the notebook's own objects and says, in the
 grader's own sentence, what is wrong. It reveals nothing beyond the questions: the values it compares are those
-the questions state (x = 2 and y = 3, F = 20 and its gradients 24 and 4, 12.5 and 10, the true weights
-(0.4, 0.2)), and a mini-batch it shows. Questions 1a, 1b and 2 state every value they ask for, so their checks
-here are the grader's own; for the others the grader (grading/checks/backprop_checks.py, not shipped) asks the same
-of points and data the notebook never shows, judging with the same functions.
+the questions state (x = 2 and y = 3, F = 20 and its gradients 24 and 4, 12.5 and 10, the weights (0.4, 0.2)
+the notebook's data were made with), and the mini-batches and the second training data set it shows.
+Questions 1a, 1b and 2 state every value they ask for, so their checks here are the grader's own; for the
+others the grader (grading/checks/backprop_checks.py, not shipped) asks the same of points and data the notebook
+never shows, judging with the same functions.
 """
 
 import math
