@@ -298,3 +298,43 @@ def test_the_digraph_renders_to_svg_with_its_description_as_tooltip():
     ):
         assert words in svg, words
     assert svg.count('class="node"') == 5 and svg.count('class="edge"') == 5
+
+
+def _text_scale(graph):
+    """How much the notebook's picture shrinks its text: the drawing's own width against MAX_WIDTH (1 = not at all)."""
+    import re
+
+    from grading.course_kit.backprop_graph import MAX_WIDTH
+
+    graph = graph.copy()
+    graph.graph_attr.pop("size")
+    width = float(re.search(r'width="([\d.]+)pt"', graph.pipe(format="svg").decode()).group(1))
+    return min(1.0, MAX_WIDTH * 72 / width)
+
+
+def test_question_2s_picture_fits_the_notebook_with_text_as_large_as_question_1s():
+    pictures = {}
+    for build in (q1, q2):
+        x, y = leaves(2, 3)
+        named = build(x, y)
+        pictures[build] = _text_scale(draw_backprop(named["F"], {"x": x, "y": y}, names=named))
+    assert pictures[q2] >= pictures[q1] > 0.9, pictures
+
+
+def test_a_node_used_twice_shows_how_its_two_local_derivatives_add_up():
+    x = torch.tensor(2.0, requires_grad=True)
+    u = 3 * x
+    F = u * u
+    source = draw_backprop(F, {"x": x}, names={"u": u, "F": F}).source
+    assert source.count("dF/du = 6 + 6 = 12") == 1 and "dF/du = 6 " not in source.replace("6 + 6", ""), source
+    assert "(input 1 of 2)" in describe_backprop(F, {"x": x}, names={"u": u, "F": F})
+
+
+def test_a_vector_intermediate_is_said_plainly_to_be_beyond_the_helper():
+    x, y = leaves(2, 3)
+    v = torch.stack([x, y])
+    F = (v * v).sum()
+    nodes, notes = by_name(F, {"x": x, "y": y}, names={"v": v, "F": F})
+    assert any(note.startswith("v holds 2 numbers (a vector") for note in notes), notes
+    assert not any("Pass its tensor in names" in note for note in notes), notes
+    assert nodes["F"].value == 13.0

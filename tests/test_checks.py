@@ -103,6 +103,30 @@ def test_public_checks_flag_no_question_a_wrong_answer_does_not_touch(public_ver
     assert not collateral, collateral
 
 
+@pytest.mark.parametrize(
+    "name, fix",
+    [
+        ("q5-no-zero-grad", "optimizer.zero_grad()"),
+        ("q4-learning-rate-diverges", "smaller learning rate"),
+        ("q4-trains-the-global-data-not-its-arguments", "the x and y passed to train_sgd"),
+        ("q4-hard-coded-weights-with-invented-records", "record a copy of w"),
+        ("q5-weights-typed-in-with-a-no-op-optimizer-step", "rather than typing them in"),
+        ("q4-seed-learning-rate-and-epochs", "larger learning rate"),
+    ],
+)
+def test_hints_point_toward_the_fix_before_and_after_submission(catalogue_verdicts, public_verdicts, name, fix):
+    question = WRONG[name][0]
+    for verdicts in (catalogue_verdicts, public_verdicts):
+        passed, sentence = verdicts[name][question]
+        assert not passed and fix in sentence, sentence
+
+
+def test_a_given_training_cell_that_crashed_is_reported_as_a_crash(public_verdicts):
+    passed, sentence = public_verdicts["q4-mini-batch-indexes-past-the-end-of-the-data"]["q4"]
+    assert not passed and "stopped with an error" in sentence and "IndexError" in sentence, sentence
+    assert "not defined" not in sentence
+
+
 def test_failure_messages_state_no_value_the_questions_do_not_give(catalogue_verdicts):
     """Messages may name 2, 3, 24, 12.5, 10, 0.05, (0.4, 0.2) and the like; never a hidden point or expected value."""
     for name, verdicts in catalogue_verdicts.items():
@@ -185,7 +209,7 @@ def test_notebook_data_is_what_the_notebooks_data_cell_makes():
     np.random.seed(42)
     grid = np.meshgrid(np.arange(0.0, 1.0, 0.1), np.arange(0.0, 1.0, 0.1), sparse=False, indexing="ij")
     inputs = np.vstack(tuple(map(np.ravel, grid))).T
-    targets = inputs.dot(np.array((0.4, 0.2)).reshape(1, -1).T) + 1e-2 * np.random.rand(inputs.shape[0], 1)
+    targets = inputs.dot(np.array((0.4, 0.2)).reshape(1, -1).T) + 1e-2 * (np.random.rand(inputs.shape[0], 1) - 0.5)
     sample = np.random.randint(0, 100, 20)
     got_inputs, got_targets = backprop_checks.notebook_data()
     assert (got_inputs == inputs[sample].astype(np.float32)).all()
@@ -198,3 +222,34 @@ def test_fresh_targets_are_never_those_of_the_notebook():
     for seed in range(200):
         _, _, best = backprop_checks.fresh_targets(random.Random(seed))
         assert max(abs(best[0] - 0.4), abs(best[1] - 0.2)) > 0.1
+
+
+def _records(path):
+    """Described losses, weights and final w of a training that recorded the weights `path` (rows of two)."""
+    torch = pytest.importorskip("torch")
+    from grading.checks.kernel_questions import describe
+
+    losses = [1.0 / (i + 1) for i in range(len(path))]
+    return describe(losses), describe(path), describe(torch.tensor([[path[-1][0]], [path[-1][1]]], requires_grad=True))
+
+
+@pytest.mark.parametrize(
+    "path, fix",
+    [
+        # steps that overshoot the valley: w jumps back and forth around (0.4, 0.2) and ends at (0.40, 0.125)
+        (
+            [[1.5, -0.3]] + [[0.4 + 0.2 * (-1) ** i, 0.2 - 0.15 * (-1) ** i] for i in range(40)] + [[0.4, 0.125]],
+            "smaller",
+        ),
+        # steps too small: w creeps towards (0.4, 0.2) and is still on its way
+        ([[1.5 - 0.01 * i, -0.3 + 0.004 * i] for i in range(60)], "larger learning rate"),
+    ],
+    ids=["jumps-back-and-forth", "creeps"],
+)
+def test_training_that_ends_short_is_told_which_way_to_change_the_learning_rate(path, fix):
+    from grading.checks.answer_data import Feedback
+    from grading.checks.backprop_public_checks import TRUE_WEIGHTS, judge_records
+
+    with pytest.raises(Feedback) as told:
+        judge_records(*_records(path), None, TRUE_WEIGHTS, "On the notebook's data")
+    assert fix in str(told.value), told.value

@@ -143,7 +143,7 @@ def notebook_data():
     state = np.random.RandomState(42)
     grid = np.meshgrid(np.arange(0.0, 1.0, 0.1), np.arange(0.0, 1.0, 0.1), sparse=False, indexing="ij")
     inputs = np.vstack(tuple(map(np.ravel, grid))).T
-    targets = inputs.dot(np.array([[0.4], [0.2]])) + 1e-2 * state.rand(inputs.shape[0], 1)
+    targets = inputs.dot(np.array([[0.4], [0.2]])) + 1e-2 * (state.rand(inputs.shape[0], 1) - 0.5)
     sample = state.randint(0, 100, 20)
     return inputs[sample].astype(np.float32), targets[sample, 0].astype(np.float32)
 

@@ -17,8 +17,9 @@ tensor is reached through an AccumulateGrad node, whose .variable is the tensor)
 on fresh float64 tensors, and torch.autograd.grad on that one small replay gives its local derivatives.
 Constants, such as the 3 in 3 * x, are read from what PyTorch saved in the node (its _saved_... attributes).
 Your tensors are only read: nothing runs backward through your graph and no .grad changes.
-A number that cannot be found (an operation missing from the tables below, or a constant PyTorch freed when
-backward ran without retain_graph=True) is shown as ?, and a note under the picture says why.
+A number that cannot be found (an operation missing from the tables below, a constant PyTorch freed when
+backward ran without retain_graph=True, or a node that holds a vector of numbers, which this helper does not
+follow) is shown as ?, and a note under the picture says why.
 """
 
 import html
@@ -30,6 +31,7 @@ import torch
 
 UNKNOWN = float("nan")  # a number that could not be found: anything computed from it is unknown too
 MAX_NODES = 60  # for small graphs only: a bigger picture would not be readable
+MAX_WIDTH = 9.5  # inches: a wider picture is shrunk to fit a notebook, and its text with it
 
 # Operations with one input: PyTorch's name for the node -> (label, function).
 _ONE_INPUT = {
@@ -176,8 +178,24 @@ def _check(F, inputs, names, tangent):
     return names, tangent
 
 
+def _size(node):
+    """How many numbers the node's result holds, from what PyTorch recorded of its shape (1 if unknown)."""
+    try:
+        return math.prod(int(n) for n in node.fn._input_metadata[0].shape) if node.leaf is None else node.leaf.numel()
+    except (AttributeError, IndexError, TypeError, RuntimeError):
+        return 1
+
+
 def _value_and_local_derivatives(node, notes):
     """Set node.value and node.local by replaying its operation; say in notes what stays unknown."""
+    size = _size(node)
+    if size != 1:
+        node.value, node.local = UNKNOWN, [UNKNOWN] * len(node.inputs)
+        notes.append(
+            f"{node.text} holds {size} numbers (a vector, from {node.op}): this helper follows graphs of single "
+            "numbers only, so it shows ? for this node and for the numbers that depend on it."
+        )
+        return
     if node.leaf is not None:
         value, node.local, why = _number(node.leaf), [], ""
     else:
@@ -328,7 +346,8 @@ def _describe(nodes, notes, seed_tensor):
             gradient += (
                 " ("
                 + "; ".join(
-                    f"via {parent.text}: {_d(output)}/{_d(parent)} × {_d(parent)}/{_d(node)} = "
+                    f"via {parent.text}{_use(node, parent, slot)}: {_d(output)}/{_d(parent)} × "
+                    f"{_d(parent)}/{_d(node)} = "
                     f"{_fmt(parent.gradient)} × {_fmt(parent.local[slot])} = {_fmt(term)}"
                     for (parent, slot), (_, term) in zip(node.parents, node.paths)
                 )
@@ -339,9 +358,16 @@ def _describe(nodes, notes, seed_tensor):
     return "\n".join(lines + [f"Note: {note}" for note in notes])
 
 
+def _use(node, parent, slot):
+    """For a node that is an input of `parent` more than once (u in u * u): which use, such as " (input 2 of 2)"."""
+    slots = [s for p, s in node.parents if p is parent]
+    return f" (input {slots.index(slot) + 1} of {len(slots)})" if len(slots) > 1 else ""
+
+
 def draw_backprop(F, inputs, names=None, tangent=None):
-    """A graphviz.Digraph of F's graph, inputs on the left and F on the right: each box shows its value,
-    tangent d(node)/d(tangent input) and gradient dF/d(node), each arrow its local derivative."""
+    """A graphviz.Digraph of F's graph, inputs on the left and F on the right (or, for a graph of more columns
+    than rows, inputs at the top and F at the bottom, so that it fits a notebook's width): each box shows its
+    value, tangent d(node)/d(tangent input) and gradient dF/d(node), each arrow its local derivative."""
     nodes, notes = backprop_nodes(F, inputs, names, tangent)
     seed_tensor = inputs[next(iter(inputs)) if tangent is None else tangent]
     output, seed = nodes[-1], next(node for node in nodes if node.leaf is seed_tensor)
@@ -369,8 +395,8 @@ def draw_backprop(F, inputs, names=None, tangent=None):
             "tooltip": _describe(nodes, notes, seed_tensor),
             "nodesep": "0.4",
             "ranksep": "0.9",
-            "size": "9.5,12",
-        },  # at most 9.5 inches wide: shrunk to fit a notebook, never enlarged
+            "size": f"{MAX_WIDTH},16",
+        },  # at most MAX_WIDTH inches wide: shrunk to fit a notebook, never enlarged
         node_attr={
             "shape": "box",
             "style": "rounded,filled",
@@ -381,6 +407,10 @@ def draw_backprop(F, inputs, names=None, tangent=None):
         },
         edge_attr={"fontname": FONT, "fontsize": "14", "fontcolor": COLOURS["edge"], "color": "#555555"},
     )
+    layers = _layers(nodes)
+    if len(layers) > max(3, max(len(layer) for layer in layers)):
+        # more columns than rows: draw the steps from the top down, so that the picture fits a notebook's width
+        graph.graph_attr["rankdir"] = "TB"
     ids = {id(node): f"n{i}" for i, node in enumerate(nodes)}
     with graph.subgraph(name="leaves") as left:  # all leaves in the first column
         left.attr(rank="min")
@@ -396,10 +426,36 @@ def draw_backprop(F, inputs, names=None, tangent=None):
                 fillcolor="#fdf0e6" if last else "white",
                 penwidth="2" if last else "1",
             )
-            for child, d in zip(node.inputs, node.local):
-                if child is not None:
-                    graph.edge(ids[id(child)], ids[id(node)], label=f" {_d(node)}/{_d(child)} = {_fmt(d)} ")
+            for child, terms in _arrows(node):
+                label = f" {_d(node)}/{_d(child)} = {_fmt(sum(terms))} "
+                if len(terms) > 1:  # a child used more than once, as in u * u: one term per use
+                    label = (
+                        f" {_d(node)}/{_d(child)} = {' + '.join(_fmt(t) for t in terms)} = {_fmt(sum(terms))} \n"
+                        f" ({child.text} is used {len(terms)} times) "
+                    )
+                graph.edge(ids[id(child)], ids[id(node)], label=label)
     return graph
+
+
+def _arrows(node):
+    """(child, [local derivative for each use of the child]) for each distinct input of the node."""
+    arrows = {}
+    for child, d in zip(node.inputs, node.local):
+        if child is not None:
+            arrows.setdefault(id(child), (child, []))[1].append(d)
+    return list(arrows.values())
+
+
+def _layers(nodes):
+    """The nodes in columns, as the picture draws them: the leaves, then each node one column after its inputs."""
+    column = {}
+    for node in nodes:  # every node after its inputs, leaves first
+        inputs = [column[id(child)] for child in node.inputs if child is not None]
+        column[id(node)] = 0 if node.leaf is not None else 1 + max(inputs, default=0)
+    layers = [[] for _ in range(max(column.values()) + 1)]
+    for node in nodes:
+        layers[column[id(node)]].append(node)
+    return layers
 
 
 def _html(node, output, seed):

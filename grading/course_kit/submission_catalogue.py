@@ -993,6 +993,25 @@ WRONG = {
             )
         ),
     ),
+    "q4-mini-batch-indexes-past-the-end-of-the-data": (
+        "q4",
+        answers(
+            q4=training_loop(
+                "0.5",
+                1000,
+                body="""
+        losses, weights = [], []
+        for t in range(steps):
+            sample = np.random.randint(0, len(x), batch_size) + len(x)  # one past the last row, and beyond
+            loss = sgd_step(w, x[sample], y[sample], learning_rate)
+            if t % 10 == 0:
+                losses.append(loss)
+                weights.append(w.detach().reshape(-1).tolist())
+        return losses, weights
+    """,
+            )
+        ),
+    ),
     # Question 5
     "q5-no-optimizer-step": ("q5", answers(q5=optimizer_loop(step="pass"))),
     "q5-no-zero-grad": ("q5", answers(q5=optimizer_loop(zero="pass"))),

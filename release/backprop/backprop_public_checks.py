@@ -3,10 +3,11 @@
 Shipped with the release (`make release` puts this file, answer_data.py and kernel_questions.py beside the
 notebook), each test cell runs its question's public check on the notebook's own objects and says, in the
 grader's own sentence, what is wrong. It reveals nothing beyond the questions: the values it compares are those
-the questions state (x = 2 and y = 3, F = 20 and its gradients 24 and 4, 12.5 and 10, the true weights
-(0.4, 0.2)), and a mini-batch it shows. Questions 1a, 1b and 2 state every value they ask for, so their checks
-here are the grader's own; for the others the grader (grading/checks/backprop_checks.py, not shipped) asks the same
-of points and data the notebook never shows, judging with the same functions.
+the questions state (x = 2 and y = 3, F = 20 and its gradients 24 and 4, 12.5 and 10, the weights (0.4, 0.2)
+the notebook's data were made with), and the mini-batches and the second training data set it shows.
+Questions 1a, 1b and 2 state every value they ask for, so their checks here are the grader's own; for the
+others the grader (grading/checks/backprop_checks.py, not shipped) asks the same of points and data the notebook
+never shows, judging with the same functions.
 """
 
 import math
@@ -53,7 +54,7 @@ else:  # beside the notebook
         value_of,
     )
 
-TRUE_WEIGHTS = [0.4, 0.2]  # the weights the notebook's data were made with
+TRUE_WEIGHTS = [0.4, 0.2]  # the weights the notebook's data were made with (its noise has mean zero)
 MAX_STEPS = 20_000  # Question 4 states it
 
 
@@ -96,6 +97,19 @@ def _scalar_tensor(value, name):
     return number(value, name)
 
 
+def _holds_a_logarithm(answer):
+    """Whether a reaches answer lists a logarithm among the operations of the graph (Question 2's F has one,
+    Question 1's none)."""
+    operations = answer.get("operations") if isinstance(answer, dict) else None
+    return isinstance(operations, list) and any(isinstance(op, str) and op.startswith("Log") for op in operations)
+
+
+REBOUND_BY_QUESTION_2 = (
+    "x, y and F are now Question 2's (its answer cell gives these names new tensors, and F holds a logarithm): "
+    "run Question 1a's answer cell again{then}, then this check."
+)
+
+
 # --- Question 1a ------------------------------------------------------------------------------------------------
 def check_q1a(student):
     """x and y are leaf tensors (2, 3) that require grad; c = x², s = x + y and F = c·s are computed from them."""
@@ -103,6 +117,7 @@ def check_q1a(student):
         _describe("x", "y", "c", "s", "F")
         + [
             {"op": "grad", "outputs": ["c", "s", "F"], "inputs": ["x", "y"]},
+            {"op": "reaches", "output": "F", "inputs": ["x", "y"]},
             # for Question 1b: count the backward passes that reach x or y from now on
             {"op": "count_backward", "inputs": ["x", "y"]},
             # for Question 2: tell Question 1's tensors from new ones
@@ -112,11 +127,18 @@ def check_q1a(student):
     values = {name: value_of(answer, name) for name, answer in zip("x y c s F".split(), answers)}
     for name in values:
         _scalar_tensor(values[name], name)
+    if _holds_a_logarithm(answers[6]):
+        raise Feedback(REBOUND_BY_QUESTION_2.format(then=""))
     for name, want in (("x", 2.0), ("y", 3.0)):
-        if not (flag(values[name], "is_leaf") and flag(values[name], "requires_grad")):
+        if not flag(values[name], "is_leaf"):
             raise Feedback(
-                f"{name} must be a leaf tensor made with requires_grad=True (not computed from another "
-                f"tensor), so that backward can fill {name}.grad."
+                f"{name} must be a leaf tensor, made with torch.tensor(..., requires_grad=True), not computed "
+                "from another tensor."
+            )
+        if not flag(values[name], "requires_grad"):
+            raise Feedback(
+                f"{name} does not require gradients: make it with requires_grad=True, so that backward can fill "
+                f"{name}.grad."
             )
         if not near(number(values[name], name), want, tolerance(values[name], 1e-5)):
             raise Feedback(f"{name} should hold {want}.")
@@ -143,8 +165,9 @@ def check_q1a(student):
     ):
         if failure(output) is not None:
             raise Feedback(
-                "The graph of F was already freed by backward(): Question 1a only builds F; backward "
-                "comes in Question 1b."
+                "The graph of F was already freed by a backward() that ran after Question 1a's cell (in "
+                "Question 1b's cell or a given cell): run Question 1a's answer cell again, then this check. "
+                "Question 1a only builds F; backward comes in Question 1b."
             )
         grads = output.get("grads") if isinstance(output.get("grads"), list) else []
         got = [0.0 if g is None else number(g, f"the gradient of {name}") for g in grads]
@@ -202,13 +225,20 @@ def public_q1fwd(student):
 def check_q1b(student):
     """One backward pass on F filled x.grad and y.grad with dF/dx and dF/dy of the student's own F, graph kept."""
     answers = student.ask(
-        [{"op": "backward_count"}] + _describe("x", "y", "F") + [{"op": "grad", "outputs": ["F"], "inputs": ["x", "y"]}]
+        [{"op": "backward_count"}]
+        + _describe("x", "y", "F")
+        + [
+            {"op": "grad", "outputs": ["F"], "inputs": ["x", "y"]},
+            {"op": "reaches", "output": "F", "inputs": ["x", "y"]},
+        ]
     )
     count = answers[0].get("count")
     x, y, F = (value_of(answer, name) for name, answer in zip("xyF", answers[1:4]))
     for name, value in (("x", x), ("y", y), ("F", F)):
         if not is_tensor(value):
             raise Feedback(f"{name} from Question 1a should be a tensor.")
+    if _holds_a_logarithm(answers[5]):
+        raise Feedback(REBOUND_BY_QUESTION_2.format(then=" and Question 1b's once"))
     if grad(x) is None:
         raise Feedback("x.grad is None: call backward on F (Question 1b) after building F in Question 1a.")
     if grad(y) is None:
@@ -222,11 +252,19 @@ def check_q1b(student):
         )
     if grad_fn(F) is None:
         raise Feedback("F has no autograd history any more: keep the F of Question 1a and call backward on it.")
+    if numbers(grad(x)) == [0.0] and numbers(grad(y)) == [0.0]:
+        raise Feedback(
+            "x.grad and y.grad are zero. The given cell after this check runs backward again and then zeroes "
+            "them: if you ran it, run Question 1a's answer cell, Question 1b's answer cell once, and this check "
+            "again. Otherwise, do not zero the gradients in Question 1b."
+        )
     outputs = answers[4].get("outputs") if isinstance(answers[4].get("outputs"), list) else []
     if len(outputs) != 1 or failure(outputs[0]) is not None:
         raise Feedback(
             "The graph of F was freed by backward(): pass retain_graph=True so that it is kept for further "
-            "gradient computations."
+            "gradient computations. A graph that was freed cannot be kept afterwards (a second backward on it "
+            "raises an error), so run Question 1a's answer cell again to build F anew, then Question 1b's "
+            "answer cell once, then this check."
         )
     grads = outputs[0].get("grads") if isinstance(outputs[0].get("grads"), list) else []
     if len(grads) != 2:
@@ -237,8 +275,9 @@ def check_q1b(student):
     tol = tolerance(grad(x), 1e-5)
     if all_near(got, [2 * w for w in want], tol) and (want[0] != 0 or want[1] != 0):
         raise Feedback(
-            "x.grad and y.grad are twice dF/dx and dF/dy: gradients add up each time backward runs, so call "
-            "it once, with the default gradient."
+            "x.grad and y.grad are twice dF/dx and dF/dy: gradients add up each time backward runs. Run "
+            "Question 1a's answer cell again (new x and y, with no gradient yet), then Question 1b's answer "
+            "cell once, then this check."
         )
     if not all_near(got, want, tol):
         raise Feedback(
@@ -263,8 +302,9 @@ def check_q2(student):
         _scalar_tensor(values[name], name)
     if answers[7].get("same") not in ([False, False], None):
         raise Feedback(
-            "x and y are Question 1's tensors: create new x and y tensors in this cell, because gradients "
-            "add up in the old ones."
+            "x and y are Question 1's tensors. If you ran Question 1's cells again after Question 2, run "
+            "Question 2's answer cell again, then this check; otherwise create new x and y tensors in Question "
+            "2's answer cell, because gradients add up in the old ones."
         )
     for name, want in (("x", 2.0), ("y", 3.0)):
         if not (flag(values[name], "is_leaf") and flag(values[name], "requires_grad")):
@@ -328,7 +368,14 @@ def gradient_pair(result, where=""):
     if got is None or len(got) != 2:
         raise Feedback(
             f"grad_forward should return two numbers, (dF/dx, dF/dy); {where}it returned "
-            f"{kind_in_words(result)}" + ("" if got is None else f" holding {len(got)} number(s)") + "."
+            + (
+                kind_in_words(result)
+                if got is None
+                else "one number"
+                if len(got) == 1
+                else f"{kind_in_words(result)} of {len(got)} numbers"
+            )
+            + "."
         )
     if not finite(got):
         raise Feedback("grad_forward returned a number that is not finite (nan or inf).")
@@ -491,7 +538,31 @@ def _within(got, best, tol=0.05):
 
 def _target(best):
     """The weights training should reach, in the words a message may use."""
-    return "(0.4, 0.2)" if best == TRUE_WEIGHTS else "the best weights"
+    if best == TRUE_WEIGHTS:
+        return "(0.4, 0.2)"
+    if best == SHOWN_TRAINING_WEIGHTS:
+        return "(0.1, 0.5), the weights its targets were made with"
+    return "the best weights"
+
+
+def _trained_elsewhere(final, best, function, name):
+    """Feedback if training on data made from other weights ended at the notebook's weights (0.4, 0.2)."""
+    if best != TRUE_WEIGHTS and _within(final, TRUE_WEIGHTS):
+        raise Feedback(
+            f"On data made from other weights, {function} ended with {name} at the notebook's (0.4, 0.2): "
+            f"train on the x and y passed to {function} (not X_train and y_train), and compute the weights "
+            "rather than typing them in."
+        )
+
+
+def _back_and_forth(path):
+    """Whether the recorded weights (rows of two) jump back and forth over the second half of training instead
+    of moving on: the sign of a learning rate too large for mini-batches, whose steps overshoot the valley."""
+    half = path[len(path) // 2 :]
+    if len(half) < 4:
+        return False
+    travelled = sum(math.dist(a, b) for a, b in zip(half, half[1:]))
+    return travelled > 0.2 and travelled > 3 * math.dist(half[0], half[-1])
 
 
 def learning_choices(lr_answer, steps_answer):
@@ -538,20 +609,81 @@ def judge_records(losses, weights, w, start, best, where):
             "to the end of training."
         )
     if not _within(final, best):
+        _trained_elsewhere(final, best, "train_sgd", "w")
+        if _back_and_forth(path):
+            raise Feedback(
+                f"{where}, training with your learning_rate and steps does not bring w within 0.05 of "
+                f"{_target(best)}: at the end of training w still jumps back and forth, so the learning rate "
+                "is too large for mini-batches (each step overshoots the valley of the loss). Choose a "
+                "smaller learning_rate."
+            )
         raise Feedback(
             f"{where}, training with your learning_rate and steps does not bring w within 0.05 of "
-            f"{_target(best)}: choose a larger learning rate "
-            "or more steps (the original 1e-2 and 500 are not enough), and check that each step updates "
-            "the w passed in."
+            f"{_target(best)}: w is still on its way there, so choose a larger learning rate (below where "
+            "the sweep before Question 4 diverges) or more steps (the original 1e-2 and 500 are not enough), "
+            "and check that each step updates the w passed in."
         )
 
 
+# A second data set, shown here: the notebook's inputs with targets made, without noise, from other weights, and
+# a start as far from them as the notebook's start is from (0.4, 0.2). Training that ignores its arguments, or
+# types in weights, shows here.
+SHOWN_TRAINING_WEIGHTS = [0.1, 0.5]
+SHOWN_INPUTS = [
+    [0.6, 0.2], [0.9, 0.5], [0.5, 0.1], [0.9, 0.5], [0.0, 0.3], [0.9, 0.3], [0.2, 0.2], [0.1, 0.4], [0.4, 0.2],
+    [0.2, 0.8], [0.3, 0.5], [0.1, 0.2], [0.3, 0.1], [0.7, 0.0], [0.5, 0.8], [0.8, 0.5], [0.2, 0.7], [0.6, 0.5],
+    [0.4, 0.1], [0.4, 0.4],
+]  # fmt: skip
+SHOWN_START = [1.24, 0.01]
+SHOWN_WHERE = "On the data set shown in backprop_public_checks.py"
+
+
+def shown_training_data():
+    """The shown inputs and targets, as float32 values (lists of rows)."""
+    inputs = [[_f32(v) for v in row] for row in SHOWN_INPUTS]
+    targets = [[_f32(sum(v * w for v, w in zip(row, SHOWN_TRAINING_WEIGHTS)))] for row in SHOWN_INPUTS]
+    return inputs, targets
+
+
+def _given_cell_stopped(call_answer, function):
+    """Feedback for a given training cell that did not define its results: its crash, if the same call crashes."""
+    error = call_answer.get("error") if isinstance(call_answer, dict) else None
+    if isinstance(error, dict):
+        raise Feedback(
+            f"The given cell after your answer stopped with an error before it finished: {function} raises "
+            f"{error.get('type', 'an error')} ({str(error.get('message', ''))[:200]}). Fix {function}, then run "
+            "your answer cell, the given cell and this check again."
+        )
+    raise Feedback(
+        f"The given cell after your answer, which trains with your {function}, has not run to the end: run it "
+        "(after your answer cell), then this check."
+    )
+
+
 def public_q4(student):
-    """The notebook's training reached (0.4, 0.2) within 0.05, recording losses and weights as it went."""
-    answers = student.ask(_describe("learning_rate", "steps", "losses", "weights", "w", "train_sgd"))
+    """The notebook's training reached (0.4, 0.2) within 0.05, recording losses and weights as it went, and
+    train_sgd with the same choices trains on the data set shown above."""
+    inputs, targets = shown_training_data()
+    answers = student.ask(
+        _describe("learning_rate", "steps", "losses", "weights", "w", "train_sgd")
+        + [
+            _call(
+                "train_sgd",
+                {"tensor": inputs},
+                {"tensor": targets},
+                {"tensor": [[_f32(v)] for v in SHOWN_START], "requires_grad": True, "as": "w"},
+                {"global": "learning_rate"},
+                {"global": "steps", "at_most": MAX_STEPS},
+                4,
+                refs=["w"],
+            )
+        ]
+    )
     learning_choices(answers[0], answers[1])
     if kind(value_of(answers[5], "train_sgd")) != "function":
         raise Feedback("Define a function train_sgd(x, y, w, learning_rate, steps, batch_size).")
+    if any(failure(answer) is not None for answer in answers[2:5]):
+        _given_cell_stopped(answers[6], "train_sgd")
     judge_records(
         value_of(answers[2], "losses"),
         value_of(answers[3], "weights"),
@@ -560,8 +692,18 @@ def public_q4(student):
         TRUE_WEIGHTS,
         "On the notebook's data",
     )
+    result, error, _, refs = _called(answers[6], "train_sgd", "(x, y, w, learning_rate, steps, batch_size)")
+    if error is not None:
+        raise Feedback(f"train_sgd raised {error[0]} on the data set shown in backprop_public_checks.py: {error[1]}")
+    items = result.get("items") if kind(result) == "list" else None
+    if not (isinstance(items, list) and len(items) == 2):
+        raise Feedback("train_sgd should return two things, losses and weights (the records made every 10 steps).")
+    judge_records(
+        items[0], items[1], refs.get("w"), [_f32(v) for v in SHOWN_START], SHOWN_TRAINING_WEIGHTS, SHOWN_WHERE
+    )
     return (
-        "train_sgd brought w within 0.05 of (0.4, 0.2) on the notebook's data; the grader also trains it on other data."
+        "train_sgd brought w within 0.05 of (0.4, 0.2) on the notebook's data, and of (0.1, 0.5) on the data "
+        "set shown in backprop_public_checks.py; the grader also trains it on other data."
     )
 
 
@@ -581,33 +723,50 @@ def judge_model(result, best, where):
     final = numbers(weight)
     if final is None or len(final) != 2:
         raise Feedback("model.weight should hold two weights.")
-    if not finite(final):
-        raise Feedback("model.weight holds inf or nan: the training diverged; choose a smaller learning rate.")
+    if not finite(final) or max(abs(v) for v in final) > 100:
+        raise Feedback(
+            "model.weight holds inf, nan or huge values: the training diverged. Zero the gradients at every "
+            "step (optimizer.zero_grad()), or backward adds each step's gradient to all the earlier ones; if "
+            "you do, choose a smaller learning rate."
+        )
     if weight.get("stepped_by_optimizer") is not True:
         raise Feedback(
             "model.weight was not updated by a torch.optim optimizer: make one over model.parameters() "
             "and call its step() after loss.backward()."
         )
     if not _within(final, best):
+        _trained_elsewhere(final, best, "train_model", "model.weight")
         raise Feedback(
             f"{where}, train_model does not bring model.weight within 0.05 of "
-            f"{_target(best)}: zero the gradients at every "
-            "step (optimizer.zero_grad()), call backward() and optimizer.step(), and train longer or with a "
-            "larger learning rate."
+            f"{_target(best)}: zero the gradients at every step (optimizer.zero_grad()), call backward() and "
+            "optimizer.step(), and train on the x and y passed in. If all that is there, train longer, or with "
+            "a larger learning rate if the weights still creep towards their target, or a smaller one if they "
+            "jump around it."
         )
 
 
 def public_q5(student):
-    """train_model on the notebook's data returns a Linear(2, 1) without bias, trained by a torch.optim optimizer to
-    within 0.05 of (0.4, 0.2)."""
-    answer = student.ask([_call("train_model", {"global": "X_train"}, {"global": "y_train"}, watch_optimizers=True)])[0]
-    result, error, _, _ = _called(answer, "train_model", "(X_train, y_train)")
-    if error is not None:
-        raise Feedback(f"train_model raised {error[0]} on the notebook's data: {error[1]}")
-    judge_model(result, TRUE_WEIGHTS, "On the notebook's data")
+    """train_model on the notebook's data, and on the data set shown above, returns a Linear(2, 1) without bias,
+    trained by a torch.optim optimizer to within 0.05 of the weights the data were made with."""
+    inputs, targets = shown_training_data()
+    answers = student.ask(
+        [
+            _call("train_model", {"global": "X_train"}, {"global": "y_train"}, watch_optimizers=True),
+            _call("train_model", {"tensor": inputs}, {"tensor": targets}, watch_optimizers=True),
+        ]
+    )
+    for answer, data, best, where in (
+        (answers[0], "the notebook's data", TRUE_WEIGHTS, "On the notebook's data"),
+        (answers[1], "the data set shown in backprop_public_checks.py", SHOWN_TRAINING_WEIGHTS, SHOWN_WHERE),
+    ):
+        result, error, _, _ = _called(answer, "train_model", "(x, y)")
+        if error is not None:
+            raise Feedback(f"train_model raised {error[0]} on {data}: {error[1]}")
+        judge_model(result, best, where)
     return (
-        "train_model trains model.weight to within 0.05 of (0.4, 0.2) with a torch.optim optimizer; the grader "
-        "also trains it on other data."
+        "train_model trains model.weight to within 0.05 of (0.4, 0.2) on the notebook's data, and of (0.1, 0.5) "
+        "on the data set shown in backprop_public_checks.py, with a torch.optim optimizer; the grader also "
+        "trains it on other data."
     )
 
 

@@ -33,7 +33,8 @@ NOT_RUN = {
     "lr_sweep",
     "q4_loss_plot",
     "q4_weights_plot",
-}  # drawings: nothing to check, slow to draw
+    "q6_experiment",
+}  # drawings and timings: nothing to check, slow to run
 
 
 def _judge_in_shell(nb, seed):
