@@ -93,8 +93,10 @@ figures: $(patsubst %.dot,%.svg,$(wildcard images/*.dot))
 images/%.svg: images/%.dot | system-packages
 	dot -Tsvg $< -o $@
 
-## release: the student version, generated from source/ by nbgrader, with its figures
+## release: the student version, generated from source/ by nbgrader, with its figures; first the test cells and points
+## of the instructor notebook are written from the questions' declarations (grading/checks/backprop_questions.py)
 release: setup figures
+	python -m grading.course_kit.question_cells
 	nbgrader generate_assignment $(ASSIGNMENT) --force --log-level=WARN
 	mkdir -p release/$(ASSIGNMENT)/images
 	cp images/*.svg release/$(ASSIGNMENT)/images/

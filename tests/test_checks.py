@@ -12,7 +12,7 @@ import pytest
 
 from grading.checks import backprop_checks
 from grading.checks.answer_data import Unanswered
-from grading.checks.backprop_checks import CHECKS
+from grading.checks.backprop_questions import CHECKS
 from grading.checks.judge import Answered, parse_answers, questions_for, run_check
 from grading.course_kit.submission_catalogue import AUTOGRADED, BUILDS_ON, CORRECT, WRONG
 from grading.course_kit.submissions import build_submission, solution_answers

@@ -12,7 +12,7 @@ import sys
 import nbformat
 import pytest
 
-from grading.checks.backprop_public_checks import PUBLIC
+from grading.checks.backprop_questions import PUBLIC
 from grading.checks.judge import HIDDEN, NotebookStudent, grade_id, run_check
 from grading.course_kit.submissions import SOURCE_NOTEBOOK
 

@@ -8,6 +8,8 @@ import subprocess
 import pytest
 
 from conftest import run
+from grading.checks.backprop_questions import AUTOGRADED, POINTS, TOTAL_POINTS
+from grading.course_kit.demo_class import MISTAKES
 from grading.course_kit.submissions import ROOT
 
 pytestmark = pytest.mark.slow
@@ -45,16 +47,13 @@ def test_demo_prints_the_class_table_with_every_demo_student(demo):
     lines = result.stdout.splitlines()
     table = lines[next(i for i, line in enumerate(lines) if line.startswith("student ")) :]
     totals = {line.split()[0]: line.split()[-1] for line in table[1:] if "/" in line}
-    for student in (
-        "sum-instead-of-product",
-        "reverse-mode-in-forward-question",
-        "graph-not-kept",
-        "seed-learning-rate",
-    ):
-        assert totals[student] == "15/19", student
-    assert totals["perfect"] == "17/19" and totals["blank"] == "0/19"  # question 6 waits for a manual grade
+    autograded = sum(POINTS[q] for q in AUTOGRADED)  # the written question waits for a manual grade
+    for student, answers in MISTAKES.items():
+        (question,) = {answer_id.removesuffix("_answer") for answer_id in answers}
+        assert totals[student] == f"{autograded - POINTS[question]}/{TOTAL_POINTS}", student
+    assert totals["perfect"] == f"{autograded}/{TOTAL_POINTS}" and totals["blank"] == f"0/{TOTAL_POINTS}"
     absent = next(line for line in table if line.startswith("absent "))  # on the roster, submitted nothing
-    assert "(no submission)" in absent and totals["absent"] == "0/19"
+    assert "(no submission)" in absent and totals["absent"] == f"0/{TOTAL_POINTS}"
 
 
 def test_demo_writes_feedback_grades_and_the_report(demo):

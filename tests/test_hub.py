@@ -31,6 +31,7 @@ from nbgrader.api import Gradebook
 from nbgrader.utils import notebook_hash
 from traitlets.config.loader import PyFileConfigLoader
 
+from grading.checks.backprop_questions import TOTAL_POINTS
 from grading.course_kit.demo_class import MISTAKES
 from grading.course_kit.submissions import ASSIGNMENT, ROOT, build_submission, solution_answers
 from hub import setup_hub
@@ -50,7 +51,7 @@ QUESTION_6 = {
     ADA.id: (2.0, "Clear: one pass per input against one pass per output."),
     CARA.id: (1.0, "Say why: count the passes each mode needs."),
 }
-MAX_SCORE = 19.0
+MAX_SCORE = float(TOTAL_POINTS)
 FORGED_SECRET = "chosen-by-the-forger"
 
 

@@ -1,10 +1,14 @@
 """The student release: generated from source/, in sync, clean, and free of solutions and hidden tests."""
 
 import filecmp
+import re
 
 import nbformat
 import pytest
 
+from grading.checks.backprop_questions import CHECKS, QUESTIONS
+from grading.checks.questions import Question
+from grading.course_kit.question_cells import with_declared_cells
 from grading.course_kit.submissions import ASSIGNMENT, RELEASE_NOTEBOOK, ROOT, SOURCE_NOTEBOOK
 
 
@@ -64,7 +68,7 @@ def test_every_test_cell_runs_its_questions_public_check_and_says_what_it_checks
     tests = [
         c for c in cells(RELEASE_NOTEBOOK) if c.metadata.get("nbgrader", {}).get("grade") and c.cell_type == "code"
     ]
-    assert len(tests) == 8
+    assert [c.metadata["nbgrader"]["grade_id"] for c in tests] == list(CHECKS)
     for cell in tests:
         assert cell.source.startswith('"""Question ') and "check_here(" in cell.source, cell.source[:200]
 
@@ -111,3 +115,30 @@ def test_release_ships_the_question_1_figure_it_shows():
     assert figure.exists() and "<svg" in figure.read_text()
     built = ROOT / "images" / "computational_graph.svg"
     assert filecmp.cmp(figure, built, shallow=False), "the release's figure differs from images/: run `make release`"
+
+
+def test_test_cells_and_points_are_what_the_questions_declare():
+    """make release writes them from grading/checks/backprop_questions.py; a hand edit, or a declaration changed
+    without make release, fails here."""
+    nb = nbformat.read(str(SOURCE_NOTEBOOK), as_version=4)
+    assert with_declared_cells(nb) == nb
+    release_points = {
+        c.metadata["nbgrader"]["grade_id"]: c.metadata["nbgrader"]["points"]
+        for c in cells(RELEASE_NOTEBOOK)
+        if c.metadata.get("nbgrader", {}).get("grade")
+    }
+    assert release_points == {q.grade_id: q.points for q in QUESTIONS}
+
+
+def test_each_questions_answer_cell_in_the_release_names_what_it_defines():
+    answer_cells = {c.metadata.get("nbgrader", {}).get("grade_id"): c.source for c in cells(RELEASE_NOTEBOOK)}
+    for question in QUESTIONS:
+        for name in question.defines:
+            assert re.search(rf"\b{re.escape(name)}\b", answer_cells[question.answer_id]), (question.key, name)
+
+
+def test_a_question_without_an_answer_cell_is_refused_with_its_name():
+    nb = nbformat.read(str(SOURCE_NOTEBOOK), as_version=4)
+    extra = Question("q9", "Question 9", points=1, test="x", states="s", public=len, hidden=len)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="Question 9"):
+        with_declared_cells(nb, QUESTIONS + (extra,))

@@ -22,9 +22,6 @@ from .backprop_public_checks import (
     _describe,
     _f32,
     _forward_result,
-    check_q1a,
-    check_q1b,
-    check_q2,
     gradient_pair,
     judge_model,
     judge_records,
@@ -226,15 +223,3 @@ def check_q5(student):
         raise Feedback(f"train_model raised {error[0]} on data other than the notebook's: {error[1]}")
     judge_model(result, best, "On data other than the notebook's")
     return "train_model trains the model with a torch.optim optimizer on data the notebook never shows."
-
-
-CHECKS = {
-    "q1a_test_graph": check_q1a,
-    "q1fwd_test_values": check_q1fwd,
-    "q1b_test_gradients": check_q1b,
-    "q2_test_gradients": check_q2,
-    "q2fwd_test_values": check_q2fwd,
-    "q3_test_sgd_step": check_q3,
-    "q4_test_training": check_q4,
-    "q5_test_training": check_q5,
-}

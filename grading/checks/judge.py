@@ -175,11 +175,12 @@ def judge_notebook(nb, answers, seed, checks, why_missing=None):
 
 
 def load_checks(assignment):
-    """grade id -> check of an assignment: grading/<assignment>_checks.py's CHECKS, or {} if it has none."""
+    """grade id -> check of an assignment, from its declared questions (grading/checks/<assignment>_questions.py),
+    or {} if it declares none."""
     try:
-        module = importlib.import_module(f"{__package__}.{assignment}_checks")
+        module = importlib.import_module(f"{__package__}.{assignment}_questions")
     except ModuleNotFoundError as error:
-        if error.name != f"{__package__}.{assignment}_checks":
+        if error.name != f"{__package__}.{assignment}_questions":
             raise
         return {}
     return module.CHECKS

@@ -22,9 +22,8 @@ import functools
 import io
 from textwrap import dedent
 
+from grading.checks.backprop_questions import AUTOGRADED  # noqa: F401 (the tests read it from here)
 from grading.course_kit.submissions import build_submission, solution_answers
-
-AUTOGRADED = ["q1a", "q1fwd", "q1b", "q2", "q2fwd", "q3", "q4", "q5"]
 
 
 def answers(**cells):
@@ -715,7 +714,7 @@ def forged_answers():
     """op that tells a question apart -> the JSON a correct notebook's kernel answers to that question's probe, for
     the questions whose requests never change (1a, 1b, 2): the solution's cells run here, in order, and asked."""
     from grading.checks import kernel_questions
-    from grading.checks.backprop_checks import CHECKS
+    from grading.checks.backprop_questions import CHECKS
     from grading.checks.judge import questions_for
 
     requests = questions_for(build_submission({}), "any seed", CHECKS)

@@ -768,15 +768,3 @@ def public_q5(student):
         "on the data set shown in backprop_public_checks.py, with a torch.optim optimizer; the grader also "
         "trains it on other data."
     )
-
-
-PUBLIC = {
-    "q1a_test_graph": check_q1a,
-    "q1fwd_test_values": public_q1fwd,
-    "q1b_test_gradients": check_q1b,
-    "q2_test_gradients": check_q2,
-    "q2fwd_test_values": public_q2fwd,
-    "q3_test_sgd_step": public_q3,
-    "q4_test_training": public_q4,
-    "q5_test_training": public_q5,
-}

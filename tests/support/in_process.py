@@ -11,8 +11,7 @@ import os
 import sys
 import traceback
 
-from grading.checks.backprop_checks import CHECKS
-from grading.checks.backprop_public_checks import PUBLIC
+from grading.checks.backprop_questions import CHECKS, PUBLIC
 from grading.checks.judge import HIDDEN, NotebookStudent, grade_id, run_check
 from grading.course_kit.submissions import SOURCE_NOTEBOOK
 from grading.engine.sandbox import PRELOAD
