@@ -155,6 +155,17 @@ def test_run_all_shows_values_tangents_and_gradients_on_the_students_graph(stude
     screenshot(student, "02b-backprop-on-the-graph-of-F")
 
 
+def test_run_all_shows_the_reverse_sweep_checked_against_backward_and_finite_differences(student):
+    test = cell(student, "q1rev_test_adjoints").locator(".jp-OutputArea-output")
+    test.first.scroll_into_view_if_needed()
+    assert "adjoints_F and adjoints_G give every node's adjoint" in test.first.inner_text()
+    table = cell(student, "q1rev_gradient_check").locator(".jp-OutputArea-output").first.inner_text()
+    for text in ("your sweep", "backward()", "finite difference", "dF/dx", "dG/dy", "48.000000", "they agree"):
+        assert text in table, f"not in the gradient check's table: {text}"
+    cell(student, "q1rev_gradient_check").scroll_into_view_if_needed()
+    screenshot(student, "02c-reverse-sweep-by-hand-checked")
+
+
 def test_run_all_draws_the_loss_and_weight_plots(student):
     for plot in ("q4_loss_plot", "q4_weights_plot"):
         image = cell(student, plot).locator(".jp-RenderedImage img")

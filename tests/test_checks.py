@@ -6,12 +6,14 @@ The same checks and parser that grade submissions run here on notebooks executed
 
 import json
 import math
+import random
 import re
 
 import pytest
 
 from grading.checks import backprop_checks
 from grading.checks.answer_data import Unanswered
+from grading.checks.backprop_public_checks import sweep_order, torch_adjoints
 from grading.checks.backprop_questions import CHECKS
 from grading.checks.judge import Answered, parse_answers, questions_for, run_check
 from grading.course_kit.submission_catalogue import AUTOGRADED, BUILDS_ON, CORRECT, WRONG
@@ -107,6 +109,10 @@ def test_public_checks_flag_no_question_a_wrong_answer_does_not_touch(public_ver
     "name, fix",
     [
         ("q5-no-zero-grad", "optimizer.zero_grad()"),
+        ("q1rev-overwrites-the-adjoint-of-a-node-used-twice", "rather than overwrite"),
+        ("q1rev-G-keeps-only-the-direct-edge-of-u", "one term per edge"),
+        ("q1rev-sweep-by-backward-and-retain-grad", "do the sweep yourself"),
+        ("q1rev-local-derivatives-of-the-product-swapped", "the other factor"),
         ("q4-learning-rate-diverges", "smaller learning rate"),
         ("q4-trains-the-global-data-not-its-arguments", "the x and y passed to train_sgd"),
         ("q4-hard-coded-weights-with-invented-records", "record a copy of w"),
@@ -148,7 +154,18 @@ def test_each_check_asks_plain_json_and_draws_new_points_per_submission():
         "q3_test_sgd_step",
         "q4_test_training",
         "q5_test_training",
+        "q1rev_test_adjoints",
     }
+
+
+@pytest.mark.parametrize("function", ["adjoints_F", "adjoints_G"])
+def test_the_graders_adjoints_are_pytorchs_at_random_points(function):
+    rng = random.Random(function)
+    for _ in range(20):
+        x0, y0 = rng.uniform(-3, 3), rng.uniform(-3, 3)
+        exact, reference = backprop_checks.exact_adjoints(function, x0, y0), torch_adjoints(function, x0, y0)
+        assert set(exact) == set(reference) == set(sweep_order(function))
+        assert all(math.isclose(exact[n], reference[n], rel_tol=1e-9, abs_tol=1e-12) for n in exact), (x0, y0)
 
 
 @pytest.mark.parametrize(

@@ -61,6 +61,7 @@ SHIPPED = (
     "kernel_questions.py",
     "backprop_public_checks.py",
     "backprop_graph.py",
+    "gradient_check.py",
 )  # beside the notebook
 
 

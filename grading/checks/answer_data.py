@@ -65,7 +65,7 @@ def value_of(answer, name):
 
 
 def kind(value):
-    """The type of a described value: tensor, number, bool, array, list, module, function, none or other."""
+    """The type of a described value: tensor, number, bool, array, list, dict, module, function, none or other."""
     return str(_field(value, "type", str, "other"))
 
 
@@ -76,6 +76,7 @@ def kind_in_words(value):
         "bool": "a bool",
         "array": "a NumPy array",
         "list": "a list or tuple",
+        "dict": "a dict",
         "module": "a torch module",
         "function": "a function",
         "none": "None",

@@ -17,6 +17,8 @@ import numpy as np
 from .answer_data import Feedback, kind, kind_in_words, near, number, numbers, tolerance
 from .backprop_public_checks import (
     MAX_STEPS,
+    SHOWN_SWEEP_POINTS,
+    SWEEP_GRAPHS,
     _call,
     _called,
     _describe,
@@ -26,8 +28,10 @@ from .backprop_public_checks import (
     judge_model,
     judge_records,
     judge_sgd_steps,
+    judge_sweep,
     learning_choices,
     sgd_step_requests,
+    sweep_requests,
 )
 
 
@@ -223,3 +227,48 @@ def check_q5(student):
         raise Feedback(f"train_model raised {error[0]} on data other than the notebook's: {error[1]}")
     judge_model(result, best, "On data other than the notebook's")
     return "train_model trains the model with a torch.optim optimizer on data the notebook never shows."
+
+
+# --- Question 1, reverse mode by hand ------------------------------------------------------------------------------
+def exact_adjoints(function, x, y):
+    """Every node's adjoint, from the derivatives worked out on paper (the tests compare them with PyTorch's)."""
+    if function == "adjoints_F":  # F = x²(x + y)
+        return {"F": 1.0, "c": x + y, "s": x * x, "x": 3 * x * x + 2 * x * y, "y": x * x}
+    return {"G": 1.0, "v": x * y, "u": 2 * x * y + x, "x": 2 * x * y * y + 2 * x * y, "y": 2 * x * x * y + x * x}
+
+
+def _adjoints_at(answer):
+    """The numbers of a sweep's dict answer, by node (None where it is not a dict of numbers)."""
+    result = answer.get("result") if isinstance(answer, dict) else None
+    items = result.get("items") if kind(result) == "dict" else None
+    if not isinstance(items, dict):
+        return None
+    found = {node: numbers(value) for node, value in items.items()}
+    return {node: v[0] for node, v in found.items() if v and len(v) == 1} if all(found.values()) else None
+
+
+def check_q1rev(student):
+    """adjoints_F and adjoints_G give every node's adjoint at new points, by the student's own sweep."""
+    shown = [v for point in SHOWN_SWEEP_POINTS for v in point]
+    points = [
+        (_point(student.rng, -2.5, 2.5, avoid=shown), _point(student.rng, -2.5, 2.5, avoid=shown)) for _ in range(2)
+    ]
+    answers = iter(student.ask(sweep_requests(points)))
+    for x0, y0 in points:
+        for function in SWEEP_GRAPHS:
+            answer = next(answers)
+            try:
+                judge_sweep(
+                    answer, function, exact_adjoints(function, x0, y0), x0, y0, "at a point the notebook never shows"
+                )
+            except Feedback:
+                got, stated = _adjoints_at(answer) or {}, exact_adjoints(function, *SHOWN_SWEEP_POINTS[0])
+                if all(node in got and near(got[node], value, 1e-5) for node, value in stated.items()):
+                    raise Feedback(
+                        f"{function} returns the adjoints at (2, 3) at every point: compute them from x0 and y0."
+                    ) from None
+                raise
+    return (
+        "adjoints_F and adjoints_G give every node's adjoint by your own reverse sweep at points the notebook "
+        "never shows."
+    )

@@ -5,12 +5,13 @@ the judge's checks (CHECKS), the public checks (PUBLIC), the points of each ques
 and what the catalogues expect. Adding a question: README, "Adding a question".
 """
 
-from .backprop_checks import check_q1fwd, check_q2fwd, check_q3, check_q4, check_q5
+from .backprop_checks import check_q1fwd, check_q1rev, check_q2fwd, check_q3, check_q4, check_q5
 from .backprop_public_checks import (
     check_q1a,
     check_q1b,
     check_q2,
     public_q1fwd,
+    public_q1rev,
     public_q2fwd,
     public_q3,
     public_q4,
@@ -29,6 +30,17 @@ QUESTIONS = (
         public=check_q1a,
         hidden=check_q1a,  # the question states every value it asks for
         defines=("x", "y", "c", "s", "F"),
+    ),
+    Question(
+        "q1rev",
+        "Question 1, reverse mode by hand",
+        points=3,
+        test="adjoints",
+        states="adjoints_F and adjoints_G give every node's adjoint at (2, 3) and (-2, 1), as PyTorch's backward() "
+        "does, without reverse mode (the grader also tries other points).",
+        public=public_q1rev,
+        hidden=check_q1rev,
+        defines=("adjoints_F", "adjoints_G"),
     ),
     Question(
         "q1fwd",

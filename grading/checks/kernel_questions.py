@@ -72,7 +72,7 @@ def _lookup(namespace, dotted):
 
 
 def describe(value, stepped=frozenset(), depth=0):
-    """value as plain data: tensors with their values and autograd state, numbers, lists, arrays, modules."""
+    """value as plain data: tensors with their values and autograd state, numbers, lists, dicts, arrays, modules."""
     import numpy as np
     import torch
 
@@ -92,6 +92,13 @@ def describe(value, stepped=frozenset(), depth=0):
         except (TypeError, ValueError):
             values = None
         return {"type": "array", "shape": list(value.shape), "values": values}
+    if isinstance(value, dict) and depth < 3:
+        items = list(value.items())[:MAX_ITEMS]
+        return {
+            "type": "dict",
+            "length": len(value),
+            "items": {str(k): describe(v, stepped, depth + 1) for k, v in items},
+        }
     if isinstance(value, (list, tuple)) and depth < 3:
         items = [describe(item, stepped, depth + 1) for item in list(value)[:MAX_ITEMS]]
         return {"type": "list", "length": len(value), "items": items}

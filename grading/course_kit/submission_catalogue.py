@@ -40,6 +40,41 @@ def sgd_step_with(
     """
 
 
+def sweeps(f_sweep, g_sweep):
+    """Question 1's reverse sweeps, adjoints_F and adjoints_G, with the given bodies (after x and y are floats)."""
+    return f"""
+        def adjoints_F(x0, y0):
+            x, y = float(x0), float(y0)
+            {dedent(f_sweep).strip().replace(chr(10), chr(10) + " " * 12)}
+
+        def adjoints_G(x0, y0):
+            x, y = float(x0), float(y0)
+            {dedent(g_sweep).strip().replace(chr(10), chr(10) + " " * 12)}
+    """
+
+
+SWEEP_F = """
+    c, s = x ** 2, x + y
+    F_bar = 1.0
+    c_bar, s_bar = F_bar * s, F_bar * c
+    x_bar = c_bar * 2 * x
+    x_bar += s_bar
+    y_bar = s_bar
+    return {"F": F_bar, "c": c_bar, "s": s_bar, "x": x_bar, "y": y_bar}
+"""
+SWEEP_G = """
+    u = x * y
+    v = u + x
+    G_bar = 1.0
+    u_bar, v_bar = G_bar * v, G_bar * u
+    u_bar += v_bar
+    x_bar = u_bar * y
+    x_bar += v_bar
+    y_bar = u_bar * x
+    return {"G": G_bar, "u": u_bar, "v": v_bar, "x": x_bar, "y": y_bar}
+"""
+
+
 def optimizer_loop(
     optimizer="torch.optim.SGD(model.parameters(), lr=0.5)",
     steps=1000,
@@ -91,6 +126,91 @@ DUAL_CLASS = """
 """
 
 CORRECT = {
+    "q1rev-micrograd-value-class-with-a-topological-sweep": answers(
+        q1rev="""
+        class Value:
+            def __init__(self, data, parents=()):
+                self.data, self.grad, self.parents, self.local = data, 0.0, parents, ()
+
+            def __add__(self, other):
+                out = Value(self.data + other.data, (self, other))
+                out.local = (1.0, 1.0)
+                return out
+
+            def __mul__(self, other):
+                out = Value(self.data * other.data, (self, other))
+                out.local = (other.data, self.data)
+                return out
+
+            def backward(self):
+                order, seen = [], set()
+
+                def visit(node):
+                    if id(node) not in seen:
+                        seen.add(id(node))
+                        for parent in node.parents:
+                            visit(parent)
+                        order.append(node)
+
+                visit(self)
+                self.grad = 1.0
+                for node in reversed(order):
+                    for parent, local in zip(node.parents, node.local):
+                        parent.grad += node.grad * local
+
+        def adjoints_F(x0, y0):
+            x, y = Value(float(x0)), Value(float(y0))
+            c = x * x
+            s = x + y
+            F = c * s
+            F.backward()
+            return {"F": F.grad, "c": c.grad, "s": s.grad, "x": x.grad, "y": y.grad}
+
+        def adjoints_G(x0, y0):
+            x, y = Value(float(x0)), Value(float(y0))
+            u = x * y
+            v = u + x
+            G = u * v
+            G.backward()
+            return {"G": G.grad, "u": u.grad, "v": v.grad, "x": x.grad, "y": y.grad}
+    """
+    ),
+    "q1rev-sweep-over-an-edge-list-with-float32-tensors": answers(
+        q1rev="""
+        def sweep(output, edges):
+            adjoint = {output: torch.tensor(1.0)}
+            for child, parent, local in edges:  # edges listed from the output back to the inputs
+                adjoint[parent] = adjoint.get(parent, torch.tensor(0.0)) + adjoint[child] * local
+            return adjoint
+
+        def adjoints_F(x0, y0):
+            x, y = torch.tensor(x0, dtype=torch.float32), torch.tensor(y0, dtype=torch.float32)
+            c, s = x * x, x + y
+            return sweep("F", [("F", "c", s), ("F", "s", c), ("c", "x", 2 * x), ("s", "x", 1.0), ("s", "y", 1.0)])
+
+        def adjoints_G(x0, y0):
+            x, y = torch.tensor(x0, dtype=torch.float32), torch.tensor(y0, dtype=torch.float32)
+            u = x * y
+            v = u + x
+            return sweep(
+                "G", [("G", "u", v), ("G", "v", u), ("v", "u", 1.0), ("v", "x", 1.0), ("u", "x", y), ("u", "y", x)]
+            )
+    """
+    ),
+    "q1rev-numpy-floats-and-keys-in-another-order": answers(
+        q1rev=sweeps(
+            """
+            x, y = np.float64(x), np.float64(y)
+            c, s = x * x, x + y
+            return dict(y=c, x=3 * x * x + 2 * x * y, s=c, c=s, F=np.float64(1))
+            """,
+            """
+            u, v = x * y, x * y + x
+            u_bar = v + u
+            return {"y": u_bar * x, "x": u_bar * y + u, "v": u, "u": u_bar, "G": 1}
+            """,
+        )
+    ),
     "variable-wrapper-and-functional-ops": answers(
         q1a="""
         x = Variable(torch.tensor(2.), requires_grad=True)
@@ -396,6 +516,72 @@ SWALLOW_EXCEPTIONS = """
 """
 
 WRONG = {
+    # Question 1, reverse mode by hand
+    "q1rev-overwrites-the-adjoint-of-a-node-used-twice": (
+        "q1rev",
+        answers(q1rev=sweeps(SWEEP_F.replace("x_bar += s_bar", "x_bar = s_bar"), SWEEP_G)),
+    ),
+    "q1rev-G-keeps-only-the-direct-edge-of-u": (
+        "q1rev",
+        answers(q1rev=sweeps(SWEEP_F, SWEEP_G.replace("u_bar += v_bar", ""))),
+    ),
+    "q1rev-local-derivatives-of-the-product-swapped": (
+        "q1rev",
+        answers(q1rev=sweeps(SWEEP_F.replace("F_bar * s, F_bar * c", "F_bar * c, F_bar * s"), SWEEP_G)),
+    ),
+    "q1rev-sweep-by-backward-and-retain-grad": (
+        "q1rev",
+        answers(
+            q1rev=sweeps(
+                SWEEP_F,
+                """
+                x, y = torch.tensor(x, requires_grad=True), torch.tensor(y, requires_grad=True)
+                u = x * y
+                v = u + x
+                G = u * v
+                for node in (u, v, G):
+                    node.retain_grad()
+                G.backward()
+                return {"G": 1.0, "u": u.grad.item(), "v": v.grad.item(), "x": x.grad.item(), "y": y.grad.item()}
+                """,
+            )
+        ),
+    ),
+    "q1rev-adjoints-typed-in-at-2-3": (
+        "q1rev",
+        answers(
+            q1rev=sweeps(
+                'return {"F": 1.0, "c": 5.0, "s": 4.0, "x": 24.0, "y": 4.0}',
+                'return {"G": 1.0, "u": 14.0, "v": 6.0, "x": 48.0, "y": 28.0}',
+            )
+        ),
+    ),
+    "q1rev-returns-the-forward-values": (
+        "q1rev",
+        answers(
+            q1rev=sweeps(
+                'return {"F": 1.0, "c": x * x, "s": x + y, "x": x, "y": y}',
+                'return {"G": 1.0, "u": x * y, "v": x * y + x, "x": x, "y": y}',
+            )
+        ),
+    ),
+    "q1rev-sweep-starts-from-zero": (
+        "q1rev",
+        answers(q1rev=sweeps(SWEEP_F.replace("F_bar = 1.0", "F_bar = 0.0"), SWEEP_G)),
+    ),
+    "q1rev-sign-of-a-local-derivative-flipped": (
+        "q1rev",
+        answers(q1rev=sweeps(SWEEP_F, SWEEP_G.replace("x_bar += v_bar", "x_bar -= v_bar"))),
+    ),
+    "q1rev-returns-a-list-not-a-dict": (
+        "q1rev",
+        answers(
+            q1rev=sweeps(
+                SWEEP_F.replace('{"F": F_bar, "c": c_bar, "s": s_bar, "x": x_bar, "y": y_bar}', "[x_bar, y_bar]"),
+                SWEEP_G,
+            )
+        ),
+    ),
     # Question 1a
     "q1a-sum-instead-of-product": (
         "q1a",

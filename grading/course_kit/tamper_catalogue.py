@@ -698,6 +698,7 @@ HIDDEN_TEXT = [
     "check_q5",
     "least_squares",
     "fresh_targets",
+    "exact_adjoints",
     "start_like_the_notebook",
     "NOTEBOOK_START",
     "_scalar_tensor",

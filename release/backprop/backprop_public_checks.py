@@ -221,6 +221,139 @@ def public_q1fwd(student):
     return "dF_dx_forward(2, 3) gives dF/dx = 24 by forward mode; the grader also tries other points."
 
 
+# --- Question 1, reverse mode by hand -----------------------------------------------------------------------------
+# The two graphs the question states: node -> (operation, the nodes it is computed from), inputs x and y first
+SWEEP_GRAPHS = {
+    "adjoints_F": {"c": ("square", ("x",)), "s": ("add", ("x", "y")), "F": ("mul", ("c", "s"))},
+    "adjoints_G": {"u": ("mul", ("x", "y")), "v": ("add", ("u", "x")), "G": ("mul", ("u", "v"))},
+}
+SHOWN_SWEEP_POINTS = ((2.0, 3.0), (-2.0, 1.0))  # where the public check calls the functions
+
+
+def sweep_order(function):
+    """The nodes of a graph in the order the reverse sweep visits them: the output first, the inputs last."""
+    return list(reversed(list(SWEEP_GRAPHS[function]))) + ["x", "y"]
+
+
+def sweep_values(function, x, y):
+    """Every node's value (numbers or tensors), computed as the question states the graph."""
+    values = {"x": x, "y": y}
+    for node, (operation, parents) in SWEEP_GRAPHS[function].items():
+        a = values[parents[0]]
+        values[node] = (
+            a * a if operation == "square" else a + values[parents[1]] if operation == "add" else a * values[parents[1]]
+        )
+    return values
+
+
+def torch_adjoints(function, x0, y0):
+    """d(output)/d(node) of every node, by PyTorch's own reverse mode (in float64): the public check's reference."""
+    import torch
+
+    x, y = (torch.tensor(float(v), dtype=torch.float64, requires_grad=True) for v in (x0, y0))
+    values = sweep_values(function, x, y)
+    for node in values.values():
+        node.retain_grad()
+    values[sweep_order(function)[0]].backward()
+    return {node: float(value.grad) for node, value in values.items()}
+
+
+def _edges_into(function, node):
+    """(child, local derivative's operation) for every edge leaving node: the nodes computed from it."""
+    return [(child, op) for child, (op, parents) in SWEEP_GRAPHS[function].items() if node in parents]
+
+
+def _edge_term(function, node, child, adjoints, values):
+    """child's adjoint times the local derivative d(child)/d(node): one edge's term in node's adjoint."""
+    operation, parents = SWEEP_GRAPHS[function][child]
+    if operation == "square":
+        local = 2 * values[node]
+    elif operation == "add":
+        local = 1.0
+    else:
+        local = values[parents[1] if parents[0] == node else parents[0]]
+    return adjoints[child] * local
+
+
+def judge_sweep(answer, function, expected, x0, y0, where):
+    """An answer of adjoints_F or adjoints_G at (x0, y0) against the expected adjoints; Feedback names the first
+    node, in the sweep's order, whose adjoint is wrong, and why when the mistake is a common one."""
+    result, error, reverse, _ = _called(answer, function, "(x0, y0)")
+    if reverse:
+        raise Feedback(
+            f"{function} uses PyTorch's reverse mode (backward() or autograd.grad): do the sweep yourself, "
+            "one local derivative at a time, with plain arithmetic."
+        )
+    if error is not None:
+        raise Feedback(f"{function} raised {error[0]} {where}: {error[1]}")
+    order = sweep_order(function)
+    keys = ", ".join(f"'{node}'" for node in order)
+    items = result.get("items") if kind(result) == "dict" else None
+    if not isinstance(items, dict):
+        raise Feedback(
+            f"{function} should return a dict of adjoints with the keys {keys}; it returned {kind_in_words(result)}."
+        )
+    missing = [node for node in order if node not in items]
+    if missing:
+        raise Feedback(f"{function} should return a dict with the keys {keys}: '{missing[0]}' is missing.")
+    got = {node: number(items[node], f"{function}'s '{node}'") for node in order}
+    tol = {node: tolerance(items[node], 1e-5) for node in order}
+    values = {node: float(value) for node, value in sweep_values(function, x0, y0).items()}
+    output = order[0]
+    if not near(got[output], 1.0, 1e-6):
+        raise Feedback(
+            f"The sweep starts with the adjoint of {output} itself, ∂{output}/∂{output} = 1: "
+            f"{function}'s '{output}' is not 1."
+        )
+    if all(near(got[node], values[node], 1e-6) for node in order[1:]) and not all(
+        near(expected[node], values[node], 1e-6) for node in order[1:]
+    ):
+        raise Feedback(f"{function} returns the nodes' values: return their adjoints, ∂{output}/∂(node).")
+    for node in order[1:]:
+        if near(got[node], expected[node], tol[node]):
+            continue
+        edges = _edges_into(function, node)
+        terms = {child: _edge_term(function, node, child, expected, values) for child, _ in edges}
+        rule = f"{node}_bar = " + " + ".join(f"{child}_bar · ∂{child}/∂{node}" for child, _ in edges)
+        if len(edges) > 1 and any(near(got[node], term, 1e-6) for term in terms.values()):
+            kept = next(child for child, term in terms.items() if near(got[node], term, 1e-6))
+            raise Feedback(
+                f"{function} gives a wrong adjoint for {node} {where}: {node} feeds "
+                f"{' and '.join(child for child, _ in edges)}, so its adjoint adds one term per edge ({rule}); "
+                f"yours keeps only the term through {kept}. Add the terms up (+=) rather than overwrite."
+            )
+        products = [child for child, op in edges if op == "mul"]
+        if any(near(got[node], expected[child] * values[node], 1e-6) for child in products) and not near(
+            values[node], expected[node], 1e-6
+        ):
+            raise Feedback(
+                f"{function} gives a wrong adjoint for {node} {where}: the local derivative of a product with "
+                "respect to one factor is the other factor."
+            )
+        raise Feedback(
+            f"{function} gives a wrong adjoint for {node} {where}: {rule}, with the adjoints of the nodes after it."
+        )
+    return f"{function} gives every node's adjoint {where}"
+
+
+def sweep_requests(points):
+    """One call of adjoints_F and one of adjoints_G at each point, with PyTorch's reverse mode switched off."""
+    return [_call(function, x0, y0, forward_only=True) for x0, y0 in points for function in SWEEP_GRAPHS]
+
+
+def public_q1rev(student):
+    """adjoints_F and adjoints_G give every node's adjoint at (2, 3) and (-2, 1), checked against PyTorch's own
+    backward(), without reverse mode."""
+    answers = iter(student.ask(sweep_requests(SHOWN_SWEEP_POINTS)))
+    for x0, y0 in SHOWN_SWEEP_POINTS:
+        for function in SWEEP_GRAPHS:
+            judge_sweep(next(answers), function, torch_adjoints(function, x0, y0), x0, y0, f"at ({x0:g}, {y0:g})")
+    return (
+        "adjoints_F and adjoints_G give every node's adjoint at (2, 3) and (-2, 1), as PyTorch's backward() does; "
+        "the grader also tries other points."
+    )
+
+
 # --- Question 1b ----------------------------------------------------------------------------------------------------
 def check_q1b(student):
     """One backward pass on F filled x.grad and y.grad with dF/dx and dF/dy of the student's own F, graph kept."""

@@ -1,0 +1,1 @@
+../../grading/course_kit/gradient_check.py
