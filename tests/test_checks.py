@@ -113,6 +113,7 @@ def test_public_checks_flag_no_question_a_wrong_answer_does_not_touch(public_ver
         ("q1rev-G-keeps-only-the-direct-edge-of-u", "one term per edge"),
         ("q1rev-sweep-by-backward-and-retain-grad", "do the sweep yourself"),
         ("q1rev-local-derivatives-of-the-product-swapped", "the other factor"),
+        ("q1rev-adjoints-typed-in-at-2-3", "compute them from x0 and y0"),
         ("q4-learning-rate-diverges", "smaller learning rate"),
         ("q4-trains-the-global-data-not-its-arguments", "the x and y passed to train_sgd"),
         ("q4-hard-coded-weights-with-invented-records", "record a copy of w"),

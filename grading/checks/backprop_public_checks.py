@@ -275,9 +275,10 @@ def _edge_term(function, node, child, adjoints, values):
     return adjoints[child] * local
 
 
-def judge_sweep(answer, function, expected, x0, y0, where):
+def judge_sweep(answer, function, expected, x0, y0, where, stated=None):
     """An answer of adjoints_F or adjoints_G at (x0, y0) against the expected adjoints; Feedback names the first
-    node, in the sweep's order, whose adjoint is wrong, and why when the mistake is a common one."""
+    node, in the sweep's order, whose adjoint is wrong, and why when the mistake is a common one (`stated`: the
+    adjoints at (2, 3), which an answer typed in for that point returns everywhere)."""
     result, error, reverse, _ = _called(answer, function, "(x0, y0)")
     if reverse:
         raise Feedback(
@@ -287,7 +288,7 @@ def judge_sweep(answer, function, expected, x0, y0, where):
     if error is not None:
         raise Feedback(f"{function} raised {error[0]} {where}: {error[1]}")
     order = sweep_order(function)
-    keys = ", ".join(f"'{node}'" for node in order)
+    keys = ", ".join(f"'{node}'" for node in [order[0], *list(SWEEP_GRAPHS[function])[:-1], "x", "y"])
     items = result.get("items") if kind(result) == "dict" else None
     if not isinstance(items, dict):
         raise Feedback(
@@ -309,6 +310,12 @@ def judge_sweep(answer, function, expected, x0, y0, where):
         near(expected[node], values[node], 1e-6) for node in order[1:]
     ):
         raise Feedback(f"{function} returns the nodes' values: return their adjoints, ∂{output}/∂(node).")
+    if (
+        stated is not None
+        and all(near(got[node], stated[node], 1e-5) for node in order)
+        and not all(near(expected[node], stated[node], 1e-5) for node in order)
+    ):
+        raise Feedback(f"{function} returns the adjoints at (2, 3) at every point: compute them from x0 and y0.")
     for node in order[1:]:
         if near(got[node], expected[node], tol[node]):
             continue
@@ -347,7 +354,8 @@ def public_q1rev(student):
     answers = iter(student.ask(sweep_requests(SHOWN_SWEEP_POINTS)))
     for x0, y0 in SHOWN_SWEEP_POINTS:
         for function in SWEEP_GRAPHS:
-            judge_sweep(next(answers), function, torch_adjoints(function, x0, y0), x0, y0, f"at ({x0:g}, {y0:g})")
+            expected, stated = torch_adjoints(function, x0, y0), torch_adjoints(function, *SHOWN_SWEEP_POINTS[0])
+            judge_sweep(next(answers), function, expected, x0, y0, f"at ({x0:g}, {y0:g})", stated)
     return (
         "adjoints_F and adjoints_G give every node's adjoint at (2, 3) and (-2, 1), as PyTorch's backward() does; "
         "the grader also tries other points."
