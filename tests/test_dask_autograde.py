@@ -45,7 +45,7 @@ def class_copy(course, dest, submissions):
 
 def expected_scores():
     """student -> autograded question -> score, for the demo class: the solution gets every point, the blank
-    release none, and each mistake costs its own question only (as `make demo` shows: 15/19 each)."""
+    release none, and each mistake costs its own question only (as `make demo` shows)."""
     points = question_points()
     expected = {"perfect": {q: points[q] for q in AUTOGRADED}, "blank": {q: 0 for q in AUTOGRADED}}
     for student, answers in MISTAKES.items():

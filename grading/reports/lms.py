@@ -557,7 +557,7 @@ class MoodleExport(LmsExport):
 
     Columns: First name, Last name, Email address, then one per assignment. On import, map from "Email address" to
     "Email address", and each assignment column to a manual grade item created first in the gradebook with the
-    assignment's maximum (19 points for backprop), not to "New grade item" (Moodle creates it with a maximum of 100)
+    assignment's maximum (22 points for backprop), not to "New grade item" (Moodle creates it with a maximum of 100)
     nor to the grade item of a Moodle activity (every imported grade, a '-' included, would override the activity's
     grade for good). Moodle stops the whole import at a row whose user it cannot find, and gives a row with a blank
     email the previous row's user, so students without an email are left out (with a warning).
