@@ -72,7 +72,7 @@ def _called(answer, function, signature):
     if failed is not None:
         kind_, message = failed
         if kind_ in ("KeyError", "TypeError") and ("not defined" in message or "not a function" in message):
-            raise Feedback(f"Define a function {function}{signature}.")
+            raise Feedback(f"{function} is not defined: define a function {function}{signature}, and run its cell.")
         raise Feedback(f"{function} could not be called ({kind_}: {message}).")
     error = answer.get("error")
     if error is not None:
@@ -296,7 +296,10 @@ def judge_sweep(answer, function, expected, x0, y0, where, stated=None):
         )
     missing = [node for node in order if node not in items]
     if missing:
-        raise Feedback(f"{function} should return a dict with the keys {keys}: '{missing[0]}' is missing.")
+        found = ", ".join(f"'{key[:20]}'" for key in list(items)[:6]) or "none"
+        raise Feedback(
+            f"{function} should return a dict with the keys {keys}: '{missing[0]}' is missing (its keys: {found})."
+        )
     got = {node: number(items[node], f"{function}'s '{node}'") for node in order}
     tol = {node: tolerance(items[node], 1e-5) for node in order}
     values = {node: float(value) for node, value in sweep_values(function, x0, y0).items()}
@@ -325,9 +328,9 @@ def judge_sweep(answer, function, expected, x0, y0, where, stated=None):
         if len(edges) > 1 and any(near(got[node], term, 1e-6) for term in terms.values()):
             kept = next(child for child, term in terms.items() if near(got[node], term, 1e-6))
             raise Feedback(
-                f"{function} gives a wrong adjoint for {node} {where}: {node} feeds "
-                f"{' and '.join(child for child, _ in edges)}, so its adjoint adds one term per edge ({rule}); "
-                f"yours keeps only the term through {kept}. Add the terms up (+=) rather than overwrite."
+                f"{function} gives a wrong adjoint for {node} {where}: it keeps only the term through {kept}, but "
+                f"{node} feeds {' and '.join(child for child, _ in edges)}, so its adjoint adds one term per edge, "
+                f"with += ({rule})."
             )
         products = [child for child, op in edges if op == "mul"]
         if any(near(got[node], expected[child] * values[node], 1e-6) for child in products) and not near(
@@ -335,7 +338,7 @@ def judge_sweep(answer, function, expected, x0, y0, where, stated=None):
         ):
             raise Feedback(
                 f"{function} gives a wrong adjoint for {node} {where}: the local derivative of a product with "
-                "respect to one factor is the other factor."
+                f"respect to one factor is the other factor ({rule})."
             )
         raise Feedback(
             f"{function} gives a wrong adjoint for {node} {where}: {rule}, with the adjoints of the nodes after it."
@@ -377,7 +380,11 @@ def check_q1b(student):
     x, y, F = (value_of(answer, name) for name, answer in zip("xyF", answers[1:4]))
     for name, value in (("x", x), ("y", y), ("F", F)):
         if not is_tensor(value):
-            raise Feedback(f"{name} from Question 1a should be a tensor.")
+            raise Feedback(
+                f"{name} is {kind_in_words(value)}, not Question 1a's tensor: if Question 1a's check passed, a "
+                f"later cell gave {name} a new value (keep the work of 'Reverse mode by hand' inside its "
+                "functions). Run Question 1a's answer cell again, then Question 1b's once, then this check."
+            )
     if _holds_a_logarithm(answers[5]):
         raise Feedback(REBOUND_BY_QUESTION_2.format(then=" and Question 1b's once"))
     if grad(x) is None:
@@ -414,9 +421,11 @@ def check_q1b(student):
     want = [0.0 if g is None else number(g, "the gradient of F") for g in grads]
     got = [number(grad(x), "x.grad"), number(grad(y), "y.grad")]
     tol = tolerance(grad(x), 1e-5)
-    if all_near(got, [2 * w for w in want], tol) and (want[0] != 0 or want[1] != 0):
+    times = next((k for k in range(2, 11) if all_near(got, [k * w for w in want], tol)), None)
+    if times is not None and (want[0] != 0 or want[1] != 0):
         raise Feedback(
-            "x.grad and y.grad are twice dF/dx and dF/dy: gradients add up each time backward runs. Run "
+            f"x.grad and y.grad are {'twice' if times == 2 else f'{times} times'} dF/dx and dF/dy: backward ran "
+            f"{'twice' if times == 2 else f'{times} times'} on F, and gradients add up each time backward runs. Run "
             "Question 1a's answer cell again (new x and y, with no gradient yet), then Question 1b's answer "
             "cell once, then this check."
         )

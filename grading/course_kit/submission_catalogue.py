@@ -197,6 +197,34 @@ CORRECT = {
             )
     """
     ),
+    "q1rev-local-derivatives-by-sympy-and-sympy-numbers-returned": answers(
+        q1rev="""
+        import sympy
+
+        def sympy_sweep(output, nodes, point):
+            # nodes: name -> sympy expression of its parents' symbols, in forward order
+            values = dict(point)
+            for name, expression in nodes.items():
+                values[name] = expression.subs({sympy.Symbol(k): v for k, v in values.items()})
+            adjoints = {name: sympy.Integer(0) for name in values}
+            adjoints[output] = sympy.Integer(1)
+            for name, expression in reversed(list(nodes.items())):
+                for parent in expression.free_symbols:
+                    local = sympy.diff(expression, parent).subs({sympy.Symbol(k): v for k, v in values.items()})
+                    adjoints[str(parent)] += adjoints[name] * local
+            return adjoints
+
+        def adjoints_F(x0, y0):
+            x, y, c, s = sympy.symbols("x y c s")
+            point = {"x": sympy.nsimplify(x0), "y": sympy.nsimplify(y0)}
+            return sympy_sweep("F", {"c": x**2, "s": x + y, "F": c * s}, point)
+
+        def adjoints_G(x0, y0):
+            x, y, u, v = sympy.symbols("x y u v")
+            point = {"x": sympy.nsimplify(x0), "y": sympy.nsimplify(y0)}
+            return sympy_sweep("G", {"u": x * y, "v": u + x, "G": u * v}, point)
+    """
+    ),
     "q1rev-numpy-floats-and-keys-in-another-order": answers(
         q1rev=sweeps(
             """

@@ -43,8 +43,8 @@ def _sweep_gradient(sweep, x0, y0):
     if not isinstance(adjoints, dict) or "x" not in adjoints or "y" not in adjoints:
         return "the sweep should return a dict with the keys 'x' and 'y'"
     try:
-        return float(adjoints["x"]), float(adjoints["y"])
-    except (TypeError, ValueError):
+        return tuple(float(v.detach() if isinstance(v, torch.Tensor) else v) for v in (adjoints["x"], adjoints["y"]))
+    except (TypeError, ValueError, RuntimeError):
         return "the sweep's 'x' and 'y' should be numbers"
 
 
@@ -56,16 +56,33 @@ def gradient_check(function, sweep=None, at=(2.0, 3.0), name="f"):
         columns["your sweep"] = _sweep_gradient(sweep, x0, y0)
     columns["backward()"] = backward_gradient(function, x0, y0)
     columns["finite difference"] = finite_difference(function, x0, y0)
-    print(f"{name} at (x, y) = ({x0:g}, {y0:g})".ljust(24) + "".join(f"{title:>20}" for title in columns))
+    label = f"{name} at (x, y) = ({x0:g}, {y0:g})"
+    width = max(24, len(label) + 2)
+    print(label.ljust(width) + "".join(f"{title:>20}" for title in columns))
     for index, variable in enumerate("xy"):
         cells = [f"{value[index]:20.6f}" if isinstance(value, tuple) else f"{'-':>20}" for value in columns.values()]
-        print(f"d{name}/d{variable}".ljust(24) + "".join(cells))
-    notes = [value for value in columns.values() if isinstance(value, str)]
-    for note in notes:
-        print(f"(your sweep: {note})")
-    found = [value for value in columns.values() if isinstance(value, tuple)]
-    if len(found) == len(columns):
-        agree = all(
-            abs(a - b) <= 1e-4 * (1 + abs(b)) for column in found for a, b in zip(column, found[-1], strict=True)
+        print(f"d{name}/d{variable}".ljust(width) + "".join(cells))
+    for value in columns.values():
+        if isinstance(value, str):
+            print(f"(your sweep: {value})")
+    print(verdict({title: value for title, value in columns.items() if isinstance(value, tuple)}, sweep is not None))
+
+
+def _same(a, b):
+    return all(abs(u - v) <= 1e-4 * (1 + abs(v)) for u, v in zip(a, b, strict=True))
+
+
+def verdict(columns, sweep_given):
+    """One sentence on which of the columns agree, and where to look when they do not."""
+    sweep, backward, difference = (columns.get(t) for t in ("your sweep", "backward()", "finite difference"))
+    if not _same(backward, difference):
+        return (
+            "backward() and the finite difference disagree: the function may use operations autograd cannot see "
+            "(math or NumPy functions, .item(), typed-in numbers) or not be smooth at this point."
         )
-        print("they agree" if agree else "they disagree: look for the step whose derivative differs")
+    if sweep is None:
+        return "backward() and the finite difference agree" if sweep_given else "they agree"
+    if _same(sweep, backward):
+        return "they agree"
+    wrong = " and ".join(f"d/d{v}" for i, v in enumerate("xy") if not _same(sweep[i : i + 1], backward[i : i + 1]))
+    return f"your sweep disagrees with both in {wrong}: look for the step whose local derivative differs"

@@ -114,6 +114,11 @@ def describe(value, stepped=frozenset(), depth=0):
         }
     if callable(value):
         return {"type": "function"}
+    if hasattr(type(value), "__float__"):  # other kinds of number: fractions, decimals, sympy's numbers
+        try:
+            return {"type": "number", "value": float(value)}
+        except (TypeError, ValueError, ArithmeticError):
+            pass
     return {"type": "other", "class": type(value).__name__}
 
 
