@@ -26,7 +26,7 @@ pytestmark = [
 ]
 
 GRADING_OUTPUTS = ("submitted", "autograded", "feedback", "build", "autograde_report.txt")
-GRADING_TIMEOUT = 300  # seconds for the demo class (each run takes under a minute on 2 busy cores)
+GRADING_TIMEOUT = 1800  # seconds for the demo class: generous (a run takes about a minute on 2 busy cores)
 
 
 def class_copy(course, dest, submissions):
@@ -58,7 +58,7 @@ def graded(course, students):
     return [s for s in students if (course / "autograded" / s / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").exists()]
 
 
-def still_alive(processes, timeout=10):
+def still_alive(processes, timeout=120):
     """Those of {pid: start time} still running after waiting up to timeout seconds for them to end."""
     deadline = time.monotonic() + timeout
     while alive(processes) and time.monotonic() < deadline:

@@ -111,7 +111,7 @@ class Cluster:
         finally:
             log.close()
 
-    def start(self, timeout=120):
+    def start(self, timeout=600):
         """Start the scheduler, then the workers; return once every worker has registered."""
         scheduler_file = self.folder / "scheduler.json"
         # as README step 2, on loopback with ports the system picks; the file tells which one it picked
@@ -205,7 +205,7 @@ class Cluster:
                     pass
                 process.wait(timeout=10)
         kill_exactly(alive(self.seen))
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 120
         while alive(self.seen) and time.monotonic() < deadline:
             time.sleep(0.1)
         shutil.rmtree(self.tmpdir, ignore_errors=True)
