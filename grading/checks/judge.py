@@ -175,7 +175,7 @@ def judge_notebook(nb, answers, seed, checks, why_missing=None):
 
 
 def load_checks(assignment):
-    """grade id -> check of an assignment: grading/<assignment>_checks.py's CHECKS, or {} if it has none."""
+    """grade id -> check of an assignment: grading/checks/<assignment>_checks.py's CHECKS, or {} if it has none."""
     try:
         module = importlib.import_module(f"{__package__}.{assignment}_checks")
     except ModuleNotFoundError as error:
