@@ -12,7 +12,7 @@ from grading.engine.sandbox import Limits, bwrap_problem
 from grading.reports.class_grades import class_scores
 
 
-def run(args, cwd, timeout=900):
+def run(args, cwd, timeout=1800):
     """Run a course command with the virtual environment first on PATH; fail the test with its output."""
     result = course_command(args, cwd, timeout)
     if result.returncode != 0:

@@ -51,7 +51,7 @@ def new_course(tmp_path_factory, name, **sandbox):
     return course
 
 
-def run_with(args, cwd, env, timeout=600):
+def run_with(args, cwd, env, timeout=1800):
     result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
     if result.returncode != 0:
         pytest.fail(f"{args} exited {result.returncode}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
@@ -336,7 +336,7 @@ def test_nbgrader_autograde_refuses_to_grade_without_its_sandbox_unless_told_lou
         env=env,
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=1800,
     )
     assert refused.returncode != 0 and "refuses to run student code without its sandbox" in refused.stderr
     assert "UNSAFE_NO_SANDBOX=1" in refused.stderr

@@ -101,7 +101,7 @@ def graded(request, tmp_path_factory):
     args, cwd = GRADERS[grader](course)
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "PYTHONWARNINGS": "ignore"}
     started = time.monotonic()
-    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=1200)
+    result = subprocess.run(args, cwd=cwd, env=env, capture_output=True, text=True, timeout=3600)
     seconds = time.monotonic() - started
     print(f"\n{grader}: {len(notebooks)} submissions graded in {seconds:.0f} s (exit status {result.returncode})")
     feedback = subprocess.run(
@@ -110,7 +110,7 @@ def graded(request, tmp_path_factory):
         env={**env, "FEEDBACK_SHOWS_HIDDEN_TESTS": "0"},
         capture_output=True,
         text=True,
-        timeout=600,
+        timeout=1800,
     )
     assert feedback.returncode == 0, feedback.stderr[-3000:]
     scores = class_scores(f"sqlite:///{course / 'gradebook.db'}")
