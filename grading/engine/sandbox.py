@@ -530,6 +530,7 @@ def _cgroup_parents():
 
 
 def _own_cgroup_v2():
+    """This process's cgroup v2 folder, from /proc/self/cgroup (psutil does not tell a process's cgroup)."""
     for line in Path("/proc/self/cgroup").read_text().splitlines():
         if line.startswith("0::"):
             return Path("/sys/fs/cgroup") / line[3:].lstrip("/")
