@@ -2,19 +2,8 @@
 
 import os
 
-from nbconvert.preprocessors import ClearMetadataPreprocessor, CSSHTMLHeaderPreprocessor
-from nbgrader.preprocessors import (
-    AssignLatePenalties,
-    CheckCellMetadata,
-    ClearOutput,
-    DeduplicateIds,
-    GetGrades,
-    IgnorePattern,
-    LimitOutput,
-    OverwriteCells,
-    OverwriteKernelspec,
-    SaveAutoGrades,
-)
+from nbgrader.converters import Autograde, GenerateFeedback
+from nbgrader.preprocessors import Execute, GetGrades
 
 from grading.coordinator.judged_execute import SandboxedJudgedExecute
 from grading.coordinator.restore_cell_flags import RestoreCellFlags
@@ -35,23 +24,22 @@ c.OverwriteCells.add_missing_cells = True
 # `nbgrader autograde` and the formgrader grade as `make autograde` does: each notebook runs in the sandbox, its
 # hidden tests stay here, and the judge (grading/checks/judge.py) decides each test cell's points from plain data that
 # the kernel answers. nbgrader's own Execute would run the hidden tests in the student's kernel, as you, unsandboxed.
-c.Autograde.sanitize_preprocessors = [
-    RestoreCellFlags,
-    ClearOutput,
-    DeduplicateIds,
-    OverwriteKernelspec,
-    OverwriteCells,
-    CheckCellMetadata,
-]  # cell flags from the gradebook, not from the submission
+# nbgrader's own lists (its traitlets' defaults), with the course's steps put in.
+nbgrader_default = {
+    (cls.__name__, name): cls.class_traits()[name].default()
+    for cls, name in (
+        (Autograde, "sanitize_preprocessors"),
+        (Autograde, "autograde_preprocessors"),
+        (GenerateFeedback, "preprocessors"),
+    )
+}
+# cell flags from the gradebook, not from the submission
+c.Autograde.sanitize_preprocessors = [RestoreCellFlags, *nbgrader_default["Autograde", "sanitize_preprocessors"]]
 c.Autograde.autograde_preprocessors = [
-    SandboxedJudgedExecute,
-    InertOutputs,  # what the submission showed is stored inert (grading/reports/inert_content.py)
-    IgnorePattern,
-    ClearMetadataPreprocessor,
-    LimitOutput,
-    SaveAutoGrades,
-    AssignLatePenalties,
-    CheckCellMetadata,
+    step
+    for pp in nbgrader_default["Autograde", "autograde_preprocessors"]
+    # what the submission showed is stored inert (grading/reports/inert_content.py)
+    for step in ((SandboxedJudgedExecute, InertOutputs) if pp is Execute else (pp,))
 ]
 
 # Execution limits of one notebook. Each default is written once, in grading/engine/sandbox.py (class Limits); change
@@ -70,7 +58,11 @@ c.LateSubmissionPlugin.penalty_method = "zero"
 
 # Feedback never shows hidden tests unless the instructor asks: FEEDBACK_SHOWS_HIDDEN_TESTS=1.
 if os.environ.get("FEEDBACK_SHOWS_HIDDEN_TESTS") != "1":
-    c.GenerateFeedback.preprocessors = [GetGrades, ClearHiddenTestsOfTestCells, CSSHTMLHeaderPreprocessor]
+    c.GenerateFeedback.preprocessors = [
+        step
+        for pp in nbgrader_default["GenerateFeedback", "preprocessors"]
+        for step in ((GetGrades, ClearHiddenTestsOfTestCells) if pp is GetGrades else (pp,))
+    ]
 
 # nbgrader's HTML pages work offline (grading/reports/offline_pages.py). Its feedback and formgrade templates ignore
 # HTMLExporter.mathjax_url and load MathJax from a CDN; the course's templates, found first, put in its place MathJax 3

@@ -1,5 +1,6 @@
 """Fixtures: a temporary copy of the course, and grading of synthetic submissions in it."""
 
+import os
 import shutil
 import sys
 
@@ -7,10 +8,11 @@ import pytest
 
 from grading.course_kit.course_copy import BIN, copy_course, course_command  # noqa: F401 (BIN, copy_course: for tests)
 from grading.course_kit.submissions import ASSIGNMENT, ROOT, write_submission
+from grading.engine.sandbox import Limits, bwrap_problem
 from grading.reports.class_grades import class_scores
 
 
-def run(args, cwd, timeout=900):
+def run(args, cwd, timeout=1800):
     """Run a course command with the virtual environment first on PATH; fail the test with its output."""
     result = course_command(args, cwd, timeout)
     if result.returncode != 0:
@@ -18,6 +20,25 @@ def run(args, cwd, timeout=900):
             f"{' '.join(map(str, args))} exited {result.returncode}:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}"
         )
     return result
+
+
+def without_bubblewrap(problem, ci):
+    """What a test that needs the sandbox does where bubblewrap cannot run (`problem` says why): in CI (`ci`, the
+    environment variable CI, set and not "0" or "false") it fails, so that a CI without the sandbox does not pass;
+    elsewhere it is skipped."""
+    message = f"bubblewrap cannot run here: {problem}"
+    if ci and ci.strip().lower() not in ("0", "false"):
+        pytest.fail(f"{message} (CI={ci}: the tests that need the sandbox must run in CI)", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def bubblewrap():
+    """For the tests that run the sandbox (`pytestmark = pytest.mark.usefixtures("bubblewrap")`): where bubblewrap
+    cannot run they are skipped, saying why; in CI (the environment variable CI set, as .ci/run sets it) they fail."""
+    problem = bwrap_problem(Limits())
+    if problem:
+        without_bubblewrap(problem, os.environ.get("CI"))
 
 
 @pytest.fixture(scope="session")

@@ -98,7 +98,7 @@ def page(course, student):
 def feedback(course, *args, module=True):
     """`make feedback` in course (module=False: nbgrader's own command); the finished process."""
     command = [sys.executable, "-m", "grading.reports.feedback_pages"] if module else ["nbgrader", "generate_feedback"]
-    return course_command([*command, ASSIGNMENT, "--force", "--log-level=WARN", *args], course, timeout=300)
+    return course_command([*command, ASSIGNMENT, "--force", "--log-level=WARN", *args], course, timeout=1200)
 
 
 def test_a_hidden_tests_marker_in_an_answer_is_the_students_text(graded):

@@ -13,19 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from grading.engine import kernel_template
+from grading.engine import kernel_template, sandbox
 from grading.engine.sandbox import (
     CGROUP_PREFIX,
     PRELOAD,
-    Limits,
-    _cgroup_parents,
     abandoned,
-    bwrap_problem,
     sweep_leftovers,
 )
 from support.sandbox_runs import run, text
 
-pytestmark = pytest.mark.skipif(bwrap_problem(Limits()) is not None, reason="bubblewrap cannot run here")
+pytestmark = pytest.mark.usefixtures("bubblewrap")  # skipped without bubblewrap, failed in CI (conftest.py)
 
 LEAVE_TRACES = r"""
 import builtins, os, subprocess, torch
@@ -198,7 +195,29 @@ def test_what_cannot_be_emptied_means_a_new_sandbox():
     assert current_template() is not before, "deeper than the template empties, yet the sandbox was kept"
 
 
-def test_sweep_removes_only_what_dead_graders_left(tmp_path, monkeypatch):
+@pytest.fixture
+def own_cgroup_parents(monkeypatch):
+    """Cgroups of this test's own, one below each place where sandbox cgroups are made (where the machine lets us
+    make them), in their place for the test: a sweep then sees no other grader's cgroups. Named as this process's
+    leftovers, so that should the test die, a later sweep removes them."""
+    own = {}
+    for controller, parent in sandbox._cgroup_parents().items():
+        try:
+            (parent / f"{CGROUP_PREFIX}{os.getpid()}-sweep-test").mkdir()
+            own[controller] = parent / f"{CGROUP_PREFIX}{os.getpid()}-sweep-test"
+        except OSError:
+            pass
+    monkeypatch.setattr(sandbox, "_cgroup_parents", lambda: dict(own))
+    yield own
+    for parent in own.values():
+        for path in [*parent.glob(f"{CGROUP_PREFIX}*"), parent]:
+            try:
+                path.rmdir()
+            except OSError:
+                pass
+
+
+def test_sweep_removes_only_what_dead_graders_left(tmp_path, monkeypatch, own_cgroup_parents):
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     finished = subprocess.Popen(["true"])
     finished.wait()
@@ -207,17 +226,15 @@ def test_sweep_removes_only_what_dead_graders_left(tmp_path, monkeypatch):
         (folder / "work").mkdir(parents=True)
         if owner is not None:
             (folder / "owner.pid").write_text(str(owner))
-    cgroups = []
-    for parent in _cgroup_parents().values():
-        try:
-            (parent / f"{CGROUP_PREFIX}{finished.pid}-left").mkdir()
-            cgroups.append(parent / f"{CGROUP_PREFIX}{finished.pid}-left")
-        except OSError:
-            pass
+    left, kept = [], []
+    for parent in own_cgroup_parents.values():
+        for pid, made in ((finished.pid, left), (os.getpid(), kept)):
+            (parent / f"{CGROUP_PREFIX}{pid}-x").mkdir()
+            made.append(parent / f"{CGROUP_PREFIX}{pid}-x")
     assert abandoned(dead) and not abandoned(alive) and not abandoned(unmarked)
     sweep_leftovers()
     assert not dead.exists() and alive.exists() and unmarked.exists()
-    assert not any(path.exists() for path in cgroups)
+    assert not any(path.exists() for path in left) and all(path.exists() for path in kept)
     os.utime(unmarked, (0, 0))  # a folder without an owner is swept once it is old
     sweep_leftovers()
     assert not unmarked.exists()

@@ -278,7 +278,7 @@ def collected(tmp_path_factory):
             nb = build_submission({})
             nb.metadata["canvas_file"] = name  # which file of the download each submission came from
             zf.writestr(name, nbformat.writes(nb) if name.endswith(".ipynb") else "notes")
-    result = run(["make", "--no-print-directory", "collect-lms", f"ZIP={download}"], cwd=course, timeout=300)
+    result = run(["make", "--no-print-directory", "collect-lms", f"ZIP={download}"], cwd=course, timeout=1200)
     return course, result
 
 

@@ -7,20 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nbconvert.preprocessors import ClearMetadataPreprocessor
+from nbgrader.converters import Autograde
 from nbgrader.coursedir import CourseDirectory
-from nbgrader.preprocessors import (
-    AssignLatePenalties,
-    CheckCellMetadata,
-    ClearOutput,
-    DeduplicateIds,
-    Execute,
-    IgnorePattern,
-    LimitOutput,
-    OverwriteCells,
-    OverwriteKernelspec,
-    SaveAutoGrades,
-)
+from nbgrader.preprocessors import Execute
 from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
 from traitlets.utils.importstring import import_item
@@ -28,17 +17,10 @@ from traitlets.utils.importstring import import_item
 from .judged_execute import SandboxedJudgedExecute, assignment_files, sandbox_limits
 from .restore_cell_flags import RestoreCellFlags
 
-# nbgrader's defaults; c.Autograde.sanitize_preprocessors and c.Autograde.autograde_preprocessors replace them,
-# the execute step of the latter being the coordinator's own (workers, sandbox, judge)
-SANITIZE = [ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCells, CheckCellMetadata]
-AFTER_EXECUTION = [
-    IgnorePattern,
-    ClearMetadataPreprocessor,
-    LimitOutput,
-    SaveAutoGrades,
-    AssignLatePenalties,
-    CheckCellMetadata,
-]
+# nbgrader's defaults, from its traitlets; c.Autograde.sanitize_preprocessors and c.Autograde.autograde_preprocessors
+# replace them, the execute step of the latter being the coordinator's own (workers, sandbox, judge)
+SANITIZE = Autograde.class_traits()["sanitize_preprocessors"].default()
+AFTER_EXECUTION = [pp for pp in Autograde.class_traits()["autograde_preprocessors"].default() if pp is not Execute]
 
 
 def load_config(course: Path | str) -> Config:

@@ -7,14 +7,16 @@ in the coordinator. A worker therefore needs the course checked out and its virt
 installs the `grading` package there) and bubblewrap; it never needs the gradebook, the submissions or the
 solutions. The scheduler needs the same virtual environment: it unpickles every task, so it imports `grading`.
 
-DaskExecutor has the part of the concurrent.futures.Executor interface the coordinator uses (submit,
-shutdown) and returns concurrent.futures.Future objects, so the coordinator's loop is the same for its
-local process pool and for a cluster. execute_as_completed is the same thing as a generator.
+DaskExecutor checks the cluster, then hands each task to Dask's own concurrent.futures.Executor
+(distributed's Client.get_executor), so the coordinator's loop is the same for its local process pool and for a
+cluster: submit returns a concurrent.futures.Future that Dask settles (its result, the task's exception, or
+cancelled), and cancelling that future cancels the task.
 """
 
 import concurrent.futures as cf
 
-from .execute_sandboxed import execute_in_sandbox
+# the task every worker runs; the scheduler, which unpickles tasks, imports it through this module (_check_scheduler)
+from .execute_sandboxed import execute_in_sandbox  # noqa: F401
 
 CONNECT_TIMEOUT = "30s"
 
@@ -54,7 +56,8 @@ class DaskExecutor:
             self.client = client or Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
         except OSError as error:
             raise ClusterUnusable(f"cannot reach the Dask scheduler at {address}: {error}") from None
-        self._futures = set()
+        # pure=False: two students' identical notebooks are two executions, each in its own sandbox
+        self._executor = self.client.get_executor(pure=False)
         if check_workers:
             self._check(address, sandbox)
 
@@ -92,54 +95,16 @@ class DaskExecutor:
         """Executions the cluster runs at once (the sum of its workers' threads), at least 1."""
         return max(1, sum(self.client.nthreads().values()))
 
-    def submit(self, fn, *args):
-        """fn(*args) on some worker, as a concurrent.futures.Future. pure=False: two students' identical
-        notebooks are two executions, each in its own sandbox."""
-        task = self.client.submit(fn, *args, pure=False)
-        future = cf.Future()
-        self._futures.add(task)
-
-        def relay(task):
-            self._futures.discard(task)
-            if task.status == "finished":
-                try:
-                    future.set_result(task.result())
-                except Exception as error:  # the result could not be fetched
-                    future.set_exception(error)
-            elif task.status == "cancelled":
-                future.cancel()
-                future.set_running_or_notify_cancel()
-            else:
-                future.set_exception(task.exception() or RuntimeError(f"task ended as {task.status}"))
-
-        task.add_done_callback(relay)
-        return future
+    def submit(self, fn, *args) -> cf.Future:
+        """fn(*args) on some worker, as a concurrent.futures.Future."""
+        return self._executor.submit(fn, *args)
 
     def shutdown(self, wait=True, cancel_futures=False):
-        if cancel_futures and self._futures:
-            self.client.cancel(list(self._futures))
-        if wait and self._futures:
-            from distributed import wait as wait_all
-
-            wait_all(list(self._futures))
+        """End the executor and close the client; cancel_futures cancels the tasks not finished, else wait
+        waits for them."""
+        self._executor.shutdown(wait=wait and not cancel_futures)
         self.close()
 
     def close(self):
         if self._own_client:
             self.client.close()
-
-
-def execute_as_completed(address, notebooks, files, limits):
-    """Execute every (key, notebook_json) of `notebooks` on the cluster; yield (key, executed_json, outcome)
-    as each finishes. A task that failed on the worker yields outcome status "sandbox-error"."""
-    executor = DaskExecutor(address, sandbox=limits.get("sandbox", True))
-    try:
-        futures = {executor.submit(execute_in_sandbox, nb, files, limits): key for key, nb in notebooks}
-        for future in cf.as_completed(futures):
-            try:
-                executed, outcome = future.result()
-            except Exception as error:
-                executed, outcome = None, {"status": "sandbox-error", "detail": f"{type(error).__name__}: {error}"}
-            yield futures[future], executed, outcome
-    finally:
-        executor.shutdown(wait=False, cancel_futures=True)

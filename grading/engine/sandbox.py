@@ -341,15 +341,10 @@ def scratch_folder(kind):
 def _process_gone(pid):
     """True if no process `pid` runs (one that exited and was not yet reaped counts as gone)."""
     try:
-        os.kill(int(pid), 0)
-    except (ProcessLookupError, ValueError):
+        return psutil.Process(int(pid)).status() in (psutil.STATUS_ZOMBIE, psutil.STATUS_DEAD)
+    except (psutil.NoSuchProcess, ValueError):
         return True
-    except PermissionError:
-        return False
-    try:
-        stat = Path(f"/proc/{int(pid)}/stat").read_text()
-        return stat[stat.rindex(")") + 2 :].split()[0] in ("Z", "X")
-    except (OSError, ValueError, IndexError):
+    except psutil.Error:  # there, but not ours to look at
         return False
 
 
@@ -535,6 +530,7 @@ def _cgroup_parents():
 
 
 def _own_cgroup_v2():
+    """This process's cgroup v2 folder, from /proc/self/cgroup (psutil does not tell a process's cgroup)."""
     for line in Path("/proc/self/cgroup").read_text().splitlines():
         if line.startswith("0::"):
             return Path("/sys/fs/cgroup") / line[3:].lstrip("/")

@@ -9,7 +9,6 @@ students.csv) who submitted nothing are listed with 0 and "no submission"; chart
 import argparse
 import base64
 import csv
-import html
 import io
 import re
 import statistics
@@ -17,6 +16,8 @@ from collections import defaultdict
 from datetime import date
 from pathlib import Path
 
+import jinja2
+import markupsafe
 import matplotlib
 
 matplotlib.use("Agg")
@@ -206,19 +207,16 @@ def save_chart(fig, path):
 
 # ---------------------------------------------------------------------------------------------- html
 
-_CSS = """
-body { font-family: system-ui, sans-serif; max-width: 60rem; margin: 2rem auto; padding: 0 1rem; color: #222; }
-h1 { margin-bottom: 0.2rem; } .sub { color: #666; margin-top: 0; }
-img { max-width: 100%; } table { border-collapse: collapse; margin: 0.5rem 0 1.5rem; font-size: 0.9rem; }
-th, td { border: 1px solid #ddd; padding: 0.25rem 0.5rem; text-align: right; }
-th { background: #f4f4f4; } td.l, th.l { text-align: left; } td.fb { text-align: left; font-family: monospace; }
-td.full { background: #e8f5e9; } td.zero { background: #ffebee; } td.none { color: #999; }
-td.nosub { text-align: center; font-style: italic; }
-"""
+# the page's template, beside this file; autoescape: every value put in the page is escaped
+_TEMPLATES = jinja2.Environment(
+    loader=jinja2.FileSystemLoader(Path(__file__).parent),
+    autoescape=True,
+    undefined=jinja2.StrictUndefined,
+)
 
 
-def _img(png):
-    return f'<img alt="" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+def _png_url(png):
+    return f"data:image/png;base64,{base64.b64encode(png).decode()}"
 
 
 def _pct(value):
@@ -229,84 +227,46 @@ REPORT_POLICY = "default-src 'none'; img-src data:; style-src 'unsafe-inline'; b
 
 
 def render_html(scores, points, stats, checks, charts, assignment=ASSIGNMENT, absent=()):
-    """The report as one HTML page; charts: name -> PNG bytes; absent: students of the roster with no submission."""
-    e = html.escape
+    """The report as one HTML page (class_report.html.j2); charts: name -> PNG bytes; absent: students of the roster
+    with no submission."""
     maximum = sum(points.values())
     ungraded = sorted(s for s, by_q in scores.items() if any(by_q.get(q) is None for q in points))
     students = f"{len(scores)} students"
     if absent:
         students = f"{len(scores) + len(absent)} students ({len(scores)} submitted, {len(absent)} no submission)"
-    parts = [
-        "<!DOCTYPE html><html><head><meta charset='utf-8'>",
-        # every value of the page is escaped; and it runs no script and loads nothing, whatever a student's text says
-        f"<meta http-equiv='Content-Security-Policy' content=\"{REPORT_POLICY}\">",
-        f"<title>Class report: {e(assignment)}</title>",
-        f"<style>{_CSS}</style></head><body>",
-        f"<h1>Class report: {e(assignment)}</h1>",
-        f"<p class='sub'>{students}, {maximum:g} points, {date.today().isoformat()}</p>",
+    questions = [
+        {
+            "name": q,
+            "points": f"{s['points']:g}",
+            "mean": "–" if s["mean"] is None else f"{s['mean']:.2g}",
+            "pass_rate": _pct(s["pass_rate"]),
+            "graded": s["graded"],
+        }
+        for q, s in stats.items()
     ]
-    if absent:
-        parts.append(
-            f"<p>No submission ({len(absent)}): {e(', '.join(sorted(absent)))}. They score 0 in the grades "
-            "table; the charts, the question statistics and the checks count submissions only.</p>"
-        )
-    if ungraded:
-        parts.append(
-            f"<p>Not fully graded yet ({len(ungraded)}): {e(', '.join(ungraded))}. "
-            "Their totals count the questions graded so far.</p>"
-        )
-    parts += [
-        "<h2>Totals</h2>",
-        _img(charts["totals_histogram"]),
-        "<h2>Questions</h2>",
-        _img(charts["questions"]),
-        "<table><tr><th class='l'>question</th><th>points</th><th>mean</th><th>pass rate (full marks)</th>"
-        "<th>graded</th></tr>",
-    ]
-    for q, s in stats.items():
-        mean = "–" if s["mean"] is None else f"{s['mean']:.2g}"
-        parts.append(
-            f"<tr><td class='l'>{e(q)}</td><td>{s['points']:g}</td><td>{mean}</td>"
-            f"<td>{_pct(s['pass_rate'])}</td><td>{s['graded']}</td></tr>"
-        )
-    parts += [
-        "</table>",
-        "<h2>Checks that failed most</h2>",
-        _img(charts["failed_checks"]),
-        "<p>Each message students saw, the most frequent first:</p>",
-        "<table><tr><th>#</th><th class='l'>check</th><th>students</th>"
-        "<th class='l'>feedback the students saw</th><th class='l'>who</th></tr>",
-    ]
-    for i, c in enumerate(checks, 1):
-        parts.append(
-            f"<tr><td>{i}</td><td class='l'>{e(c['check'])}</td><td>{len(c['students'])}</td>"
-            f"<td class='fb'>{e(c['feedback'])}</td><td class='l'>{e(', '.join(c['students']))}</td></tr>"
-        )
-    parts += [
-        "</table>",
-        "<h2>Grades</h2>",
-        "<table><tr><th class='l'>student</th>" + "".join(f"<th>{e(q)}</th>" for q in points) + "<th>total</th></tr>",
-        "<tr><td class='l'><i>max</i></td>"
-        + "".join(f"<td><i>{p:g}</i></td>" for p in points.values())
-        + f"<td><i>{maximum:g}</i></td></tr>",
-    ]
+    grades = []
     for student in sorted(scores):
         cells = []
         for q, p in points.items():
             score = scores[student].get(q)
-            if score is None:
-                cells.append("<td class='none'>–</td>")
-            else:
-                cls = "full" if score >= p else "zero" if score == 0 else ""
-                cells.append(f"<td class='{cls}'>{score:g}</td>")
-        parts.append(f"<tr><td class='l'>{e(student)}</td>{''.join(cells)}<td>{total(scores[student]):g}</td></tr>")
-    for student in sorted(absent):
-        parts.append(
-            f"<tr><td class='l'>{e(student)}</td><td class='zero nosub' colspan='{len(points)}'>"
-            "no submission</td><td>0</td></tr>"
-        )
-    parts += ["</table>", "<p class='sub'>–: manually graded question not graded yet.</p></body></html>"]
-    return "\n".join(parts)
+            kind = "" if score is None else "full" if score >= p else "zero" if score == 0 else ""
+            cells.append({"score": None if score is None else f"{score:g}", "kind": kind})
+        grades.append({"student": student, "cells": cells, "total": f"{total(scores[student]):g}"})
+    return _TEMPLATES.get_template("class_report.html.j2").render(
+        # a constant of this module, not a value from the class: written as it is (its quotes are single)
+        policy=markupsafe.Markup(REPORT_POLICY),
+        assignment=assignment,
+        students=students,
+        maximum=f"{maximum:g}",
+        today=date.today().isoformat(),
+        absent=sorted(absent),
+        ungraded=ungraded,
+        charts={name: _png_url(png) for name, png in charts.items()},
+        questions=questions,
+        checks=checks,
+        points={q: f"{p:g}" for q, p in points.items()},
+        grades=grades,
+    )
 
 
 def write_report(out_dir, db_url, autograded_dir, points=None, assignment=ASSIGNMENT):

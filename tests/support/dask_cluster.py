@@ -4,7 +4,7 @@ without PYTHONPATH, so that they import `grading` only as the package `make setu
 
 Every process started here is the first of its own session and process group; stopping the cluster ends those
 groups and then whatever they started that is still alive (a sandbox leaves its group but dies with its worker),
-found by walking /proc from the processes started here. Nothing is ever killed by name."""
+found below the processes started here (psutil). Nothing is ever killed by name."""
 
 import json
 import os
@@ -16,60 +16,66 @@ import tempfile
 import time
 from pathlib import Path
 
+import psutil
+
 BIN = Path(sys.executable).parent
 
 
 def _start_time(pid):
-    """The start time of process pid (clock ticks since boot), or None if it does not exist: with the pid, it names
-    one process for good (a pid alone may be reused)."""
+    """When process pid started, or None if it does not exist: with the pid, it names one process for good (a pid
+    alone may be reused)."""
     try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
+        return psutil.Process(pid).create_time()
+    except psutil.Error:
         return None
-    return int(stat.rsplit(")", 1)[1].split()[19])
 
 
 def descendants(pid):
     """{pid: start time} of the process pid and every live process below it."""
-    children = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, todo = {}, [pid]
-    while todo:
-        p = todo.pop()
-        started = _start_time(p)
-        if started is not None and p not in found:
-            found[p] = started
-            todo += children.get(p, [])
+    try:
+        root = psutil.Process(pid)
+        tree = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return {}
+    found = {}
+    for process in tree:
+        try:
+            found[process.pid] = process.create_time()
+        except psutil.Error:  # ended meanwhile
+            continue
     return found
+
+
+def _still(pid, started):
+    """That very process (pid, started), if it is still there; else None."""
+    try:
+        process = psutil.Process(pid)
+        return process if process.create_time() == started else None
+    except psutil.Error:
+        return None
 
 
 def alive(processes):
     """Those of {pid: start time} still running (zombies count as ended)."""
     live = {}
     for pid, started in processes.items():
-        if _start_time(pid) == started:
-            try:
-                state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-            except OSError:
-                continue
-            if state != "Z":
+        process = _still(pid, started)
+        try:
+            if process is not None and process.status() != psutil.STATUS_ZOMBIE:
                 live[pid] = started
+        except psutil.Error:
+            continue
     return live
 
 
 def kill_exactly(processes, sig=signal.SIGKILL):
     """Send sig to each of {pid: start time} that is still that very process."""
     for pid, started in processes.items():
-        if _start_time(pid) == started:
+        process = _still(pid, started)
+        if process is not None:
             try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
+                process.send_signal(sig)
+            except psutil.Error:
                 pass
 
 
@@ -105,7 +111,7 @@ class Cluster:
         finally:
             log.close()
 
-    def start(self, timeout=120):
+    def start(self, timeout=600):
         """Start the scheduler, then the workers; return once every worker has registered."""
         scheduler_file = self.folder / "scheduler.json"
         # as README step 2, on loopback with ports the system picks; the file tells which one it picked
@@ -199,7 +205,7 @@ class Cluster:
                     pass
                 process.wait(timeout=10)
         kill_exactly(alive(self.seen))
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 120
         while alive(self.seen) and time.monotonic() < deadline:
             time.sleep(0.1)
         shutil.rmtree(self.tmpdir, ignore_errors=True)

@@ -41,7 +41,7 @@ def free_port():
 
 
 @contextlib.contextmanager
-def jupyterlab(root, state_dir, timeout=60):
+def jupyterlab(root, state_dir, timeout=600):
     """JupyterLab serving root (also its working directory, where nbgrader finds its configuration).
 
     Yields (base_url, token). Its settings, workspaces and runtime files live in state_dir.
