@@ -11,6 +11,11 @@ folders mode 0750 and its files 0640, then renames it to the name nbgrader gives
 the group; other students never can, not even while it is being copied. The instructor's collect
 (grading/coordinator/exchange_collect.py) counts it as the work of the account that owns it, at the time the file
 system saw it.
+
+nbgrader also wants the exchange's root writable by all (1777), where any student could fill the disk under it; on the
+hub no account writes it (root's, 0755). The exchange's other steps here (the students' fetch, fetch feedback and
+list; the instructor's release, release feedback and list, in the settings of each role) are nbgrader's own with
+that check only: the root must exist and be readable.
 """
 
 import base64
@@ -19,6 +24,11 @@ import secrets
 import shutil
 import stat
 
+from nbgrader.exchange.default.fetch_assignment import ExchangeFetchAssignment
+from nbgrader.exchange.default.fetch_feedback import ExchangeFetchFeedback
+from nbgrader.exchange.default.list import ExchangeList
+from nbgrader.exchange.default.release_assignment import ExchangeReleaseAssignment
+from nbgrader.exchange.default.release_feedback import ExchangeReleaseFeedback
 from nbgrader.exchange.default.submit import ExchangeSubmit
 from nbgrader.utils import check_mode, get_username
 
@@ -26,7 +36,36 @@ FOLDER_MODE = stat.S_IRWXU | stat.S_IRGRP | stat.S_IXGRP  # 0750
 FILE_MODE = stat.S_IRUSR | stat.S_IWUSR | stat.S_IRGRP  # 0640
 
 
-class PrivateSubmit(ExchangeSubmit):
+class ReadOnlyRoot:
+    """An exchange step for a root that no one writes: nbgrader's check that it is writable by the account (or its
+    release step's change of its mode to 0777) becomes a check that it is there and readable."""
+
+    def ensure_root(self):
+        if not os.path.isdir(self.root) or not check_mode(self.root, read=True, execute=True):
+            self.fail(f"The exchange {self.root} is missing or unreadable; please contact your instructor")
+
+
+class FetchAssignment(ReadOnlyRoot, ExchangeFetchAssignment):
+    pass
+
+
+class FetchFeedback(ReadOnlyRoot, ExchangeFetchFeedback):
+    pass
+
+
+class List(ReadOnlyRoot, ExchangeList):
+    pass
+
+
+class ReleaseAssignment(ReadOnlyRoot, ExchangeReleaseAssignment):
+    pass
+
+
+class ReleaseFeedback(ReadOnlyRoot, ExchangeReleaseFeedback):
+    pass
+
+
+class PrivateSubmit(ReadOnlyRoot, ExchangeSubmit):
     """nbgrader's submit, into the student's own folder of the inbound, readable by the student and the instructor's
     group only."""
 

@@ -23,12 +23,13 @@ brings up to date without touching anyone's work:
 - the instructor's course directory, ~instructor/<course id>: nbgrader_config.py, source/ (links followed), the
   roster, release/ and gradebook.db made by `nbgrader generate_assignment` and `nbgrader db student import` as the
   instructor; made once, then left to the instructor;
-- HUB_ROOT/exchange: nbgrader's file-system exchange (root 1777, the course's folder the instructor's: outbound 755,
-  inbound 711 with a folder per student, inbound/<id> (2750, the student's, setgid to the instructor's group), so
-  that each submits into their own folder and no one lists, reads or writes another's; feedback 711 so that a
-  student reaches only the feedback whose name they know). Students submit into folders only they and the instructor
-  can read (hub/private_submit.py); the instructor collects only submissions owned by the account they name, from
-  their own folder, dated by the file system (grading/coordinator/exchange_collect.py);
+- HUB_ROOT/exchange: nbgrader's file-system exchange (root 0755, which no account writes; the course's folder the
+  instructor's: outbound 755, inbound 711 with a folder per student, inbound/<id> (2750, the student's, setgid to the
+  instructor's group), so that each submits into their own folder and no one lists, reads or writes another's;
+  feedback 711 so that a student reaches only the feedback whose name they know). Students submit into folders only
+  they and the instructor can read (hub/private_submit.py, whose exchange steps accept a root no one writes); the
+  instructor collects only submissions owned by the account they name, from their own folder, dated by the file
+  system (grading/coordinator/exchange_collect.py);
 - HUB_ROOT/disks (root only): each student's own disk, an ext4 image of --student-disk bytes (HUB_STUDENT_DISK,
   default 1 GiB) loop-mounted, holding their home and their inbound folder, bound into place (hub/student_disks.py),
   so that a student who fills theirs fills no one else's disk; where loop devices cannot be mounted (an unprivileged
@@ -73,6 +74,14 @@ USERNAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")  # what useradd accepts and J
 # the editable install of the course's package points into the checkout; the runtime holds a copy instead
 COLLECT = "grading.coordinator.exchange_collect.OwnedExchangeCollect"
 SUBMIT_MODULE = "hub_private_submit.py"  # hub/private_submit.py in the students' runtime
+EXCHANGE = SUBMIT_MODULE[:-3] + "."  # its exchange steps, for nbgrader's c.ExchangeFactory
+STUDENT_EXCHANGE = {
+    "submit": "PrivateSubmit",
+    "fetch_assignment": "FetchAssignment",
+    "fetch_feedback": "FetchFeedback",
+    "list": "List",
+}
+INSTRUCTOR_EXCHANGE = {"release_assignment": "ReleaseAssignment", "release_feedback": "ReleaseFeedback", "list": "List"}
 LOGINS_FILE = "hub-logins.csv"  # the students' passwords, in the instructor's home
 EDITABLE = re.compile(
     r"^(__editable__\.backprop_course_grading-.*\.pth|__editable___backprop_course_grading_.*"
@@ -487,13 +496,14 @@ def ensure_account(name, full_name):
 
 
 def make_exchange(exchange, course_id, instructor):
-    """nbgrader's exchange: root 1777 (nbgrader wants 777; the sticky bit keeps students from removing what is not
-    theirs), the course's folder and its inbound/outbound/feedback owned by the instructor, made here so that no
-    student can claim the course's name first. The inbound is 0711: no student writes or lists it; each submits into
-    a folder of their own in it, inbound/<id> (make_student_storage), which no one else can enter."""
+    """nbgrader's exchange: root 0755, root's (nbgrader wants 777; the exchange's steps of the class's settings,
+    hub/private_submit.py, accept a root no one writes, so that no student can fill the disk under it); the course's
+    folder and its inbound/outbound/feedback owned by the instructor, made here so that no student can claim the
+    course's name first. The inbound is 0711: no student writes or lists it; each submits into a folder of their own
+    in it, inbound/<id> (make_student_storage), which no one else can enter."""
     exchange.mkdir(parents=True, exist_ok=True)
     os.chown(exchange, 0, 0)
-    os.chmod(exchange, 0o1777)
+    os.chmod(exchange, 0o755)
     course = exchange / course_id
     for path, mode in (
         (course, 0o755),
@@ -562,8 +572,9 @@ def write_config_dirs(etc, exchange, course_id, course_dir):
             "c = get_config()  # noqa: F821\n"
             f"c.CourseDirectory.course_id = {course_id!r}\n"
             f"c.Exchange.root = {str(exchange)!r}\n"
-            "# each submission readable by the student and the instructor only (hub/private_submit.py)\n"
-            f"c.ExchangeFactory.submit = {SUBMIT_MODULE[:-3] + '.PrivateSubmit'!r}\n"
+            "# each submission readable by the student and the instructor only, an exchange no student can fill\n"
+            "# (hub/private_submit.py)\n"
+            + "".join(f"c.ExchangeFactory.{step} = {EXCHANGE + name!r}\n" for step, name in STUDENT_EXCHANGE.items())
         ),
     )
     _write_if_changed(
@@ -588,6 +599,8 @@ def write_config_dirs(etc, exchange, course_id, course_dir):
             f"load_subconfig('nbgrader_config.py', path={str(course_dir)!r})  # noqa: F821\n"
             "# a submission counts as the account that made it, when the file system saw it\n"
             f"c.ExchangeFactory.collect = {COLLECT!r}\n"
+            "# an exchange no account writes but the folders of each (hub/private_submit.py)\n"
+            + "".join(f"c.ExchangeFactory.{step} = {EXCHANGE + name!r}\n" for step, name in INSTRUCTOR_EXCHANGE.items())
         ),
     )
 

@@ -382,13 +382,13 @@ def test_cara_validates_a_wrong_answer_and_submits_after_the_due_date(hub, cara_
 
 
 # Cara, from her account (a JupyterLab terminal could do the same): a folder in Ada's name, dated in the future, with
-# a secret of her choosing, in the inbound, in Ada's folder there, and, where she can write, in her own; then Ada's
-# real submission folder, whose name she is told here.
+# a secret of her choosing, in the exchange's root, in its inbound, in Ada's folder there, and, where she can write,
+# in her own; then Ada's real submission folder, whose name she is told here.
 FORGE = """
 import json, os, shutil, sys
-inbound, own, ada, release, ada_folder, secret = sys.argv[1:]
+root, inbound, own, ada, release, ada_folder, secret = sys.argv[1:]
 seen = {}
-for where, folder in (("inbound", inbound), ("ada's folder", ada), ("own folder", own)):
+for where, folder in (("the exchange", root), ("inbound", inbound), ("ada's folder", ada), ("own folder", own)):
     forged = os.path.join(folder, "hubtest-ada+backprop+2099-12-06 00:30:00.000000 UTC+forged")
     try:
         shutil.copytree(release, forged)
@@ -437,16 +437,15 @@ def forgery(hub, ada_submitted, cara_submitted):
     ada_folder = own_submission_folder(hub, ADA)
     inbound = hub.exchange / "inbound"
     release = hub.exchange / "outbound" / ASSIGNMENT
-    result = as_student(
-        hub, CARA, ["python", "-c", FORGE, inbound, inbound / CARA.id, inbound / ADA.id, release, ada_folder, "x"]
-    )
+    folders = [hub.exchange.parent, inbound, inbound / CARA.id, inbound / ADA.id, release, ada_folder]
+    result = as_student(hub, CARA, ["python", "-c", FORGE, *folders, FORGED_SECRET])
     return json.loads(result.stdout), (ada_folder / "submission_secret.txt").read_text()
 
 
 def test_a_student_can_neither_forge_a_classmates_submission_nor_touch_hers(hub, forgery):
     """Cara knows the name of Ada's submission folder: she can neither read it nor write in it, rename it nor
-    remove from it. She can write neither in the inbound nor in Ada's folder of it; she can put a forged,
-    future-dated folder in Ada's name into her own folder: the collect must refuse it (next test)."""
+    remove from it. She can write neither in the exchange's root, nor in its inbound, nor in Ada's folder there; she
+    can put a forged, future-dated folder in Ada's name into her own folder: the collect must refuse it."""
     seen, _ = forgery
     ada_folder = own_submission_folder(hub, ADA)
     info = ada_folder.stat()
@@ -1012,6 +1011,18 @@ def test_a_notebook_beyond_its_servers_memory_dies_alone(hub, sessions):
         assert status == 200 and kernel in kernels
     finally:
         page.evaluate(KERNELS, [base, kernel])
+
+
+def test_make_hub_says_what_to_set_up_where_a_limit_cannot_be_made():
+    """Where loop devices or cgroups cannot be made (an unprivileged container), setup_hub.py's report says which limit
+    is missing, why, and what the instructor must set up instead; where both are made it says nothing of them."""
+    klass = {"student_disks": {"size": 1 << 30, "problem": None}, "server_cgroups": {"problem": None}}
+    assert setup_hub.limit_warnings(klass) == []
+    klass["student_disks"]["problem"] = "mounting a loop device: permission denied"
+    klass["server_cgroups"]["problem"] = "/sys/fs/cgroup is read-only"
+    disks, cgroups = setup_hub.limit_warnings(klass)
+    assert "mounting a loop device: permission denied" in disks and "setquota" in disks and "usrquota" in disks
+    assert "/sys/fs/cgroup is read-only" in cgroups and "only each process's memory is limited" in cgroups
 
 
 def test_the_hub_configuration_takes_the_sites_own_settings_last(tmp_path, monkeypatch):

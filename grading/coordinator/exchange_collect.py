@@ -92,6 +92,12 @@ def seen_at(path):
 class OwnedExchangeCollect(ExchangeCollect):
     """nbgrader's collect for submissions made by their students' own accounts, dated by the file system."""
 
+    def ensure_root(self):
+        """The exchange's root exists and is readable (nbgrader wants it writable by all; on the class's hub no one
+        writes it)."""
+        if not os.path.isdir(self.root) or not check_mode(self.root, read=True, execute=True):
+            self.fail(f"The exchange {self.root} is missing or unreadable")
+
     def init_src(self):
         if self.coursedir.course_id == "":
             self.fail("No course id specified. Re-run with --course flag.")
