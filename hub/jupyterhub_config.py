@@ -15,13 +15,25 @@ in HUB_ROOT/state/jupyterhub_site.py (README: "The class on JupyterHub"). As the
 open students' servers.
 
 The formgrader: http://127.0.0.1:8000/user/<instructor>/formgrader, in a browser tab of its own. JupyterHub 4.1 and
-later forbid other pages to frame a user's server, so JupyterLab's Nbgrader > Formgrader panel stays blank.
+later forbid other pages to frame a user's server, so the instructor's JupyterLab does not offer the Nbgrader >
+Formgrader panel (hub/setup_hub.py disables it).
+
+Limits per student: see STUDENT_LIMITS below; each student's server in a cgroup of its own (hub/server_cgroups.py),
+each student's home and folder of the exchange on a disk of their own (hub/student_disks.py, made by setup_hub.py).
 """
 
 import json
 import os
+import pwd
 import shutil
+import sys
 from pathlib import Path
+
+from jupyterhub.spawner import LocalProcessSpawner
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # hub/: the students' cgroups and disks
+import server_cgroups  # noqa: E402
+import student_disks  # noqa: E402
 
 c = get_config()  # noqa: F821 (provided by JupyterHub when it loads this file)
 
@@ -57,7 +69,27 @@ c.Authenticator.admin_users = {INSTRUCTOR}
 
 # Each user's server: JupyterLab from the class's runtime (every account can run it), as the user's own Unix
 # account, in their home; the instructor's in the course directory, with the formgrader.
-c.JupyterHub.spawner_class = "localprocess"
+
+
+class ClassSpawner(LocalProcessSpawner):
+    """JupyterHub's local-process spawner whose server process first enters the student's cgroup (as root, before it
+    becomes the student), so that the server and everything it starts share the cgroup's limits."""
+
+    cgroup = None  # a server_cgroups.ServerCgroup, made by pre_spawn_hook
+
+    def make_preexec_fn(self, name):
+        become_user = super().make_preexec_fn(name)
+        cgroup = self.cgroup
+
+        def preexec():
+            if cgroup is not None:
+                cgroup.enter()
+            become_user()
+
+        return preexec
+
+
+c.JupyterHub.spawner_class = ClassSpawner
 c.Spawner.cmd = [str(RUNTIME / "bin" / "jupyterhub-singleuser")]
 c.Spawner.default_url = "/lab"
 c.Spawner.env_keep = ["LANG", "LC_ALL"]  # nothing of the hub's own environment (its PATH names the course's .venv)
@@ -78,13 +110,19 @@ c.Spawner.environment = {
 
 # Limits of each student's server and everything it starts (kernels, terminals), so that a runaway or hostile notebook
 # fails alone: processes (and threads) of the student's account, address space of each process, size of each file
-# written. HUB_STUDENT_PROCESSES, HUB_STUDENT_MEMORY and HUB_STUDENT_FILE_SIZE (bytes) change them. The instructor's
-# server has none: it runs the grader, whose sandbox limits each graded notebook itself.
+# written (prlimit); and the memory and processes of the server and all it starts together, in a cgroup of its own
+# (hub/server_cgroups.py), whose OOM killer ends the biggest process of that student's server only.
+# HUB_STUDENT_PROCESSES, HUB_STUDENT_MEMORY, HUB_STUDENT_FILE_SIZE and HUB_STUDENT_SERVER_MEMORY (bytes) change them.
+# The instructor's server has none: it runs the grader, whose sandbox limits each graded notebook itself. Each
+# student's home and inbound folder are on a disk of their own when hub/setup_hub.py could make one (class.json).
 STUDENT_LIMITS = {
     "nproc": int(os.environ.get("HUB_STUDENT_PROCESSES", 512)),
     "as": int(os.environ.get("HUB_STUDENT_MEMORY", 4 << 30)),
     "fsize": int(os.environ.get("HUB_STUDENT_FILE_SIZE", 1 << 30)),
 }
+SERVER_MEMORY = int(os.environ.get("HUB_STUDENT_SERVER_MEMORY", 4 << 30))
+CGROUPS = not (CLASS.get("server_cgroups") or {"problem": "not probed"})["problem"]
+DISKS = not (CLASS.get("student_disks") or {"problem": "not made"})["problem"]
 PRLIMIT = shutil.which("prlimit") or "/usr/bin/prlimit"
 
 
@@ -97,13 +135,26 @@ def student_cmd():
 def pre_spawn_hook(spawner):
     if role(spawner) == "student":
         spawner.cmd = student_cmd()
+        if DISKS and not student_disks.is_mounted(pwd.getpwnam(spawner.user.name).pw_dir):
+            # after a reboot, before make hub mounted the students' disks again: nothing written where no limit holds
+            raise RuntimeError(f"{spawner.user.name}'s disk is not mounted: run make hub (hub/setup_hub.py) again")
+        if CGROUPS:
+            spawner.cgroup = server_cgroups.ServerCgroup.make(spawner.user.name, SERVER_MEMORY, STUDENT_LIMITS["nproc"])
     if role(spawner) == "instructor":
         spawner.notebook_dir = CLASS["course_dir"]
         # the course's package (hidden checks, solutions, the grader): the instructor's only
         spawner.environment = {**spawner.environment, "PYTHONPATH": CLASS["instructor_library"]}
 
 
+def post_stop_hook(spawner):
+    """What the student's server left running ends with it; its cgroup goes."""
+    if getattr(spawner, "cgroup", None) is not None:
+        spawner.cgroup.remove()
+        spawner.cgroup = None
+
+
 c.Spawner.pre_spawn_hook = pre_spawn_hook
+c.Spawner.post_stop_hook = post_stop_hook
 
 # The site's own settings last, such as the university's login in place of the demo one (README: "The class on
 # JupyterHub"): HUB_ROOT/state/jupyterhub_site.py, root only as it may hold a client secret.

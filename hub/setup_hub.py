@@ -23,11 +23,17 @@ brings up to date without touching anyone's work:
 - the instructor's course directory, ~instructor/<course id>: nbgrader_config.py, source/ (links followed), the
   roster, release/ and gradebook.db made by `nbgrader generate_assignment` and `nbgrader db student import` as the
   instructor; made once, then left to the instructor;
-- HUB_ROOT/exchange: nbgrader's file-system exchange (root 1777, the course's folder the instructor's: outbound 755,
-  inbound 3733 so that students can submit but neither list nor remove, feedback 711 so that a student reaches only
-  the feedback whose name they know). Students submit into folders only they and the instructor can read
-  (hub/private_submit.py); the instructor collects only submissions owned by the account they name, dated by the
-  file system (grading/coordinator/exchange_collect.py);
+- HUB_ROOT/exchange: nbgrader's file-system exchange (root 0755, which no account writes; the course's folder the
+  instructor's: outbound 755, inbound 711 with a folder per student, inbound/<id> (2750, the student's, setgid to the
+  instructor's group), so that each submits into their own folder and no one lists, reads or writes another's;
+  feedback 711 so that a student reaches only the feedback whose name they know). Students submit into folders only
+  they and the instructor can read (hub/private_submit.py, whose exchange steps accept a root no one writes); the
+  instructor collects only submissions owned by the account they name, from their own folder, dated by the file
+  system (grading/coordinator/exchange_collect.py);
+- HUB_ROOT/disks (root only): each student's own disk, an ext4 image of --student-disk bytes (HUB_STUDENT_DISK,
+  default 1 GiB) loop-mounted, holding their home and their inbound folder, bound into place (hub/student_disks.py),
+  so that a student who fills theirs fills no one else's disk; where loop devices cannot be mounted (an unprivileged
+  container) it says so and what to set up instead, and homes and inbound folders stay on HUB_ROOT's disk;
 - HUB_ROOT/etc/student and HUB_ROOT/etc/instructor: the Jupyter configuration of each role (JUPYTER_CONFIG_PATH of
   their servers): the exchange and course id for nbgrader; students get the assignment list and Validate, not the
   formgrader or the course list;
@@ -36,8 +42,9 @@ brings up to date without touching anyone's work:
 - the proxy, npm's configurable-http-proxy pinned in hub/package-lock.json, in hub/node_modules.
 
 Then it checks, as the accounts themselves, that a student's Python imports what a server needs and not the course's
-package, and that the instructor can start the grading sandbox (unprivileged bubblewrap); it says what is wrong if
-not. It never prints a password.
+package, and that the instructor can start the grading sandbox (unprivileged bubblewrap), and whether the hub can
+give each student's server a cgroup of its own (hub/server_cgroups.py: memory and processes of the whole server); it
+says what is wrong if not. It never prints a password.
 """
 
 import argparse
@@ -55,13 +62,26 @@ import sys
 from pathlib import Path
 
 HUB_DIR = Path(__file__).resolve().parent
+sys.path.insert(0, str(HUB_DIR))  # its neighbours, whether run as a script or imported as hub.setup_hub
+import server_cgroups  # noqa: E402
+import student_disks  # noqa: E402
+
 REPO = HUB_DIR.parent
 PROXY = HUB_DIR / "node_modules" / ".bin" / "configurable-http-proxy"
 DEFAULT_HUB_ROOT = Path("/srv/backprop-hub")
+DEFAULT_STUDENT_DISK = 1 << 30  # bytes of each student's disk (home and inbound folder)
 USERNAME = re.compile(r"^[a-z_][a-z0-9_-]{0,31}$")  # what useradd accepts and JupyterHub keeps as is
 # the editable install of the course's package points into the checkout; the runtime holds a copy instead
 COLLECT = "grading.coordinator.exchange_collect.OwnedExchangeCollect"
 SUBMIT_MODULE = "hub_private_submit.py"  # hub/private_submit.py in the students' runtime
+EXCHANGE = SUBMIT_MODULE[:-3] + "."  # its exchange steps, for nbgrader's c.ExchangeFactory
+STUDENT_EXCHANGE = {
+    "submit": "PrivateSubmit",
+    "fetch_assignment": "FetchAssignment",
+    "fetch_feedback": "FetchFeedback",
+    "list": "List",
+}
+INSTRUCTOR_EXCHANGE = {"release_assignment": "ReleaseAssignment", "release_feedback": "ReleaseFeedback", "list": "List"}
 LOGINS_FILE = "hub-logins.csv"  # the students' passwords, in the instructor's home
 EDITABLE = re.compile(
     r"^(__editable__\.backprop_course_grading-.*\.pth|__editable___backprop_course_grading_.*"
@@ -476,19 +496,19 @@ def ensure_account(name, full_name):
 
 
 def make_exchange(exchange, course_id, instructor):
-    """nbgrader's exchange: root 1777 (nbgrader wants 777; the sticky bit keeps students from removing what is not
-    theirs), the course's folder and its inbound/outbound/feedback owned by the instructor, made here so that no
-    student can claim the course's name first. The inbound is 3733: students can add a submission but not list the
-    folder; setgid, so that each submission belongs to the instructor's group (hub/private_submit.py gives it to that
-    group alone); sticky, so that no student renames or removes another's."""
+    """nbgrader's exchange: root 0755, root's (nbgrader wants 777; the exchange's steps of the class's settings,
+    hub/private_submit.py, accept a root no one writes, so that no student can fill the disk under it); the course's
+    folder and its inbound/outbound/feedback owned by the instructor, made here so that no student can claim the
+    course's name first. The inbound is 0711: no student writes or lists it; each submits into a folder of their own
+    in it, inbound/<id> (make_student_storage), which no one else can enter."""
     exchange.mkdir(parents=True, exist_ok=True)
     os.chown(exchange, 0, 0)
-    os.chmod(exchange, 0o1777)
+    os.chmod(exchange, 0o755)
     course = exchange / course_id
     for path, mode in (
         (course, 0o755),
         (course / "outbound", 0o755),
-        (course / "inbound", 0o3733),
+        (course / "inbound", 0o711),
         (course / "feedback", 0o711),
     ):
         if path.is_symlink() or (path.exists() and not path.is_dir()):
@@ -496,6 +516,40 @@ def make_exchange(exchange, course_id, instructor):
         path.mkdir(exist_ok=True)
         os.chown(path, instructor.pw_uid, instructor.pw_gid)
         os.chmod(path, mode)
+
+
+def make_student_storage(hub_root, inbound, students, instructor, disk_size):
+    """Each student's home and inbound folder (inbound/<id>: theirs, setgid to the instructor's group, 2750). With
+    disk_size, both on a disk of the student's own of that many bytes (hub/student_disks.py); without, or where
+    loop devices cannot be mounted, on the disk that holds HUB_ROOT. Returns why there are no students' disks (None
+    when there are)."""
+    disks = hub_root / "disks"
+    if not disk_size:
+        problem = "no size was given to the students' disks (HUB_STUDENT_DISK=0)"
+    else:
+        disks.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(disks, 0o700)
+        problem = student_disks.problem(disks)
+    for user in students:
+        folder = inbound / user.pw_name
+        if problem is None:
+            try:
+                student_disks.ensure_disk(disks, user, disk_size, instructor.pw_gid, folder)
+                continue
+            except student_disks.DiskError as error:
+                raise SetupError(f"{user.pw_name}'s disk: {error}") from error
+        if student_disks.is_mounted(folder):  # a disk made by an earlier run, not mounted now: never bypassed
+            continue
+        if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+            raise SetupError(f"{folder} is not a folder")
+        folder.mkdir(exist_ok=True)
+        if (disks / f"{user.pw_name}.img").exists():
+            raise SetupError(
+                f"{user.pw_name} has a disk ({disks / user.pw_name}.img) that cannot be mounted: {problem}"
+            )
+        os.chown(folder, user.pw_uid, instructor.pw_gid)
+        os.chmod(folder, 0o2750)
+    return problem
 
 
 def write_config_dirs(etc, exchange, course_id, course_dir):
@@ -518,8 +572,9 @@ def write_config_dirs(etc, exchange, course_id, course_dir):
             "c = get_config()  # noqa: F821\n"
             f"c.CourseDirectory.course_id = {course_id!r}\n"
             f"c.Exchange.root = {str(exchange)!r}\n"
-            "# each submission readable by the student and the instructor only (hub/private_submit.py)\n"
-            f"c.ExchangeFactory.submit = {SUBMIT_MODULE[:-3] + '.PrivateSubmit'!r}\n"
+            "# each submission readable by the student and the instructor only, an exchange no student can fill\n"
+            "# (hub/private_submit.py)\n"
+            + "".join(f"c.ExchangeFactory.{step} = {EXCHANGE + name!r}\n" for step, name in STUDENT_EXCHANGE.items())
         ),
     )
     _write_if_changed(
@@ -544,6 +599,8 @@ def write_config_dirs(etc, exchange, course_id, course_dir):
             f"load_subconfig('nbgrader_config.py', path={str(course_dir)!r})  # noqa: F821\n"
             "# a submission counts as the account that made it, when the file system saw it\n"
             f"c.ExchangeFactory.collect = {COLLECT!r}\n"
+            "# an exchange no account writes but the folders of each (hub/private_submit.py)\n"
+            + "".join(f"c.ExchangeFactory.{step} = {EXCHANGE + name!r}\n" for step, name in INSTRUCTOR_EXCHANGE.items())
         ),
     )
 
@@ -735,7 +792,15 @@ def install_proxy():
     subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--silent"], cwd=HUB_DIR, check=True)
 
 
-def setup(hub_root, roster, instructor_name, course_from=REPO, venv=REPO / ".venv", allow_readable_checkout=False):
+def setup(
+    hub_root,
+    roster,
+    instructor_name,
+    course_from=REPO,
+    venv=REPO / ".venv",
+    allow_readable_checkout=False,
+    student_disk=DEFAULT_STUDENT_DISK,
+):
     if os.geteuid() != 0:
         raise SetupError("run as root: JupyterHub starts each user's server as their own Unix account")
     hub_root = Path(hub_root).resolve()
@@ -765,11 +830,12 @@ def setup(hub_root, roster, instructor_name, course_from=REPO, venv=REPO / ".ven
     runtime = sync_runtime(venv, hub_root / "venv")
     instructor = ensure_account(instructor_name, "Course instructor")
     library = install_instructor_library(course_from / "grading", hub_root / "instructor-lib", instructor)
-    for sid, full_name in students:
-        ensure_account(sid, full_name)
+    accounts = [ensure_account(sid, full_name) for sid, full_name in students]
     course_dir = Path(instructor.pw_dir) / course_id
     exchange = hub_root / "exchange"
     make_exchange(exchange, course_id, instructor)
+    disk_problem = make_student_storage(hub_root, exchange / course_id / "inbound", accounts, instructor, student_disk)
+    cgroup_problem = server_cgroups.problem()
     etc = hub_root / "etc"
     write_config_dirs(etc, exchange, course_id, course_dir)
     make_course(course_from, course_dir, roster, instructor, runtime, etc / "instructor", library)
@@ -788,12 +854,41 @@ def setup(hub_root, roster, instructor_name, course_from=REPO, venv=REPO / ".ven
         "logins_file": str(Path(instructor.pw_dir) / LOGINS_FILE),
         "proxy": str(PROXY),
         "sandbox_problem": problem,
+        # each student's disk (hub/student_disks.py) and each student server's cgroup (hub/server_cgroups.py)
+        "student_disks": {"size": student_disk, "problem": disk_problem},
+        "server_cgroups": {"problem": cgroup_problem},
     }
     _write_if_changed(state / "class.json", json.dumps(klass, indent=2) + "\n", 0o600)
     make_logins(state, [instructor_name] + [sid for sid, _ in students], instructor)
     if problem:
         say("WARNING: " + problem)
+    if not disk_problem:
+        say(f"each student's home and inbound folder: a disk of their own, {student_disk} bytes ({hub_root / 'disks'})")
+    if not cgroup_problem:
+        say("each student's server: a cgroup of its own (memory and processes of the whole server)")
+    for warning in limit_warnings(klass):
+        say("WARNING: " + warning)
     return klass
+
+
+def limit_warnings(klass):
+    """What the class lacks of its limits per student, and what the instructor must set up instead."""
+    warnings = []
+    disks = klass["student_disks"]
+    if disks["problem"]:
+        warnings.append(
+            f"no disk of their own for the students ({disks['problem']}): their homes and inbound folders share "
+            "the disk that holds the hub's state and the gradebook, and one student can fill it. Run make hub "
+            "where loop devices can be mounted (as root, not in an unprivileged container), or give /home and "
+            "HUB_ROOT user quotas (ext4/XFS: mount with usrquota, then setquota per student)"
+        )
+    if klass["server_cgroups"]["problem"]:
+        warnings.append(
+            f"no memory limit per student server ({klass['server_cgroups']['problem']}): only each process's "
+            "memory is limited, and a student running many processes can exhaust the machine's memory. Run the hub "
+            "where it can make cgroups (as root, with /sys/fs/cgroup writable)"
+        )
+    return warnings
 
 
 def main():
@@ -821,6 +916,13 @@ def main():
         help="course to copy for the instructor (its nbgrader_config.py and source/)",
     )
     parser.add_argument(
+        "--student-disk",
+        type=int,
+        default=int(os.environ.get("HUB_STUDENT_DISK", DEFAULT_STUDENT_DISK)),
+        help="bytes of each student's own disk, for their home and inbound folder; 0: none "
+        "(default: $HUB_STUDENT_DISK or %(default)s)",
+    )
+    parser.add_argument(
         "--allow-readable-checkout",
         action="store_true",
         default=os.environ.get("HUB_ALLOW_READABLE_CHECKOUT") == "1",
@@ -834,6 +936,7 @@ def main():
             args.instructor,
             args.course_from,
             allow_readable_checkout=args.allow_readable_checkout,
+            student_disk=args.student_disk,
         )
     except SetupError as error:
         sys.exit(f"[hub] {error}")

@@ -10,11 +10,14 @@ scores Question 6 by hand, generates and releases feedback; each student fetches
 score and messages. Each person logs in with their own password: no student gets in as a classmate. Before the
 collect, Cara forges a submission in Ada's name dated in the future and tries Ada's real submission folder: she can
 neither read nor write it, and the collect refuses the forgery and says so; Ada's submission and feedback are hers.
-Last, from the students' accounts: nothing of the other students or of the instructor's course is readable, no
-hidden check or solution is readable anywhere the class's accounts reach, and the students' servers run on nothing
-from the checkout. Screenshots: build/screenshots/hub-*.png.
+Each step is a module fixture made after the steps it needs, so that the tests pass in any order. From the students'
+accounts: nothing of the other students or of the instructor's course is readable, no hidden check or solution is
+readable anywhere the class's accounts reach, the students' servers run on nothing from the checkout, and a student
+who exceeds a limit (processes, memory per process or per server, file size, her disk) fails alone while the other's
+server keeps working. Screenshots: build/screenshots/hub-*.png.
 """
 
+import contextlib
 import datetime
 import json
 import os
@@ -23,6 +26,8 @@ import re
 import stat
 import subprocess
 import tempfile
+import time
+import urllib.request
 from pathlib import Path
 
 import nbformat
@@ -34,8 +39,8 @@ from traitlets.config.loader import PyFileConfigLoader
 from grading.checks.backprop_questions import TOTAL_POINTS
 from grading.course_kit.demo_class import MISTAKES
 from grading.course_kit.submissions import ASSIGNMENT, ROOT, build_submission, solution_answers
-from hub import setup_hub
-from support.hub_class import INSTRUCTOR, Student, running_class
+from hub import server_cgroups, setup_hub
+from support.hub_class import INSTRUCTOR, SERVER_MEMORY, Student, running_class
 from support.lab_browser import chromium
 
 pytestmark = [pytest.mark.hub, pytest.mark.slow]
@@ -219,11 +224,7 @@ def submit(page):
 
 def submission_time(hub, student):
     """When the student's own submission in the exchange was made (its timestamp.txt), in UTC."""
-    inbound, uid = hub.exchange / "inbound", pwd.getpwnam(student.id).pw_uid
-    (folder,) = [
-        p for p in inbound.iterdir() if p.name.startswith(f"{student.id}+{ASSIGNMENT}+") and p.stat().st_uid == uid
-    ]
-    stamp = (folder / "timestamp.txt").read_text().strip()
+    stamp = (own_submission_folder(hub, student) / "timestamp.txt").read_text().strip()
     return datetime.datetime.strptime(stamp.replace(" UTC", ""), "%Y-%m-%d %H:%M:%S.%f")
 
 
@@ -268,41 +269,54 @@ def test_the_passwords_are_each_accounts_own_and_never_printed(hub):
     assert str(sheet) in printed and not any(w in printed for w in words.values())
 
 
-def test_instructor_releases_the_assignment_from_the_formgrader(hub, sessions):
+# ---------------------------------------------------------------------------------------------------------------
+# the story's steps: each a fixture, made once, after the steps it needs, whichever test asks first; each test checks
+# what its step did
+
+
+@pytest.fixture(scope="module")
+def released(hub, sessions):
+    """The instructor releases backprop (a draft until then) from the formgrader."""
     page = sessions[INSTRUCTOR]
-    screenshot(page, "02-instructor-jupyterlab")
-    # JupyterLab offers no Formgrader panel, which the hub would leave empty: the formgrader has a tab of its own
-    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile("^Nbgrader$")).click()
-    items = page.locator(".lm-Menu:visible .lm-Menu-itemLabel")
-    items.first.wait_for()
-    labels = [label.strip() for label in items.all_inner_texts()]
-    assert "Assignment List" in labels and not any("Formgrader" in label for label in labels), labels
-    page.keyboard.press("Escape")
     formgrader(page, hub)
     row = assignment_row(page)
     assert row.locator("td.status").inner_text().strip() == "draft"
     row.locator("td.release a").click()
     modal_result(page, f"Successfully released '{ASSIGNMENT}'", name="03-instructor-releases")
-    assert row.locator("td.status").inner_text().strip() == "released"
-    assert (hub.exchange / "outbound" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").is_file()
+    return row.locator("td.status").inner_text().strip()
 
 
-def test_ada_fetches_validates_and_submits_correct_answers(hub, sessions):
-    page = sessions[ADA.id]
-    notebook = fetch(page, ADA)
-    screenshot(page, "05-ada-fetched")
-    write_answers(ADA, notebook, solution_answers())
+def validate_and_submit(page, student, answers, after=None):
+    """The student fetches the assignment, answers (their notebook written as their own file), presses Validate
+    (after the time `after`, if given) and submits. Returns (the Validate dialog's class, its text)."""
+    notebook = fetch(page, student)
+    if student is ADA:
+        screenshot(page, "05-ada-fetched")
+    write_answers(student, notebook, answers)
+    if after is not None:
+        page.wait_for_function(
+            "due => Date.now() > due", arg=(after.replace(tzinfo=datetime.UTC).timestamp() + 1) * 1000
+        )
     dialog = open_and_validate(page)
-    assert "nbgrader-SuccessDialog" in dialog.get_attribute("class")
-    assert "Success! Your notebook passes all the tests." in dialog.inner_text()
-    screenshot(page, "06-ada-validate-success")
+    seen = (dialog.get_attribute("class"), dialog.inner_text())
+    success = "nbgrader-SuccessDialog" in seen[0]
+    screenshot(page, "06-ada-validate-success" if success else f"09-{student.first_name.lower()}-validate-failure")
     close_dialog(dialog)
     submit(page)
-    screenshot(page, "07-ada-submitted")
+    return seen
 
 
-def test_instructor_sets_the_due_date_in_the_formgrader(hub, sessions):
-    """The due date passes between the two submissions: it is set to now, after Ada's."""
+@pytest.fixture(scope="module")
+def ada_submitted(hub, sessions, released):
+    """Ada answers correctly and submits (before the due date, which the instructor sets after)."""
+    seen = validate_and_submit(sessions[ADA.id], ADA, solution_answers())
+    screenshot(sessions[ADA.id], "07-ada-submitted")
+    return seen
+
+
+@pytest.fixture(scope="module")
+def due_date(hub, sessions, ada_submitted):
+    """The instructor sets the due date in the formgrader: now, after Ada's submission, before Cara's."""
     page = sessions[INSTRUCTOR]
     formgrader(page, hub)
     row = assignment_row(page)
@@ -310,7 +324,6 @@ def test_instructor_sets_the_due_date_in_the_formgrader(hub, sessions):
     due = datetime.datetime.now(datetime.UTC).replace(microsecond=0, tzinfo=None) + datetime.timedelta(seconds=1)
     if due.second == 0:  # the browser writes hh:mm:00 as hh:mm
         due += datetime.timedelta(seconds=1)
-    assert submission_time(hub, ADA) < due
     dialog = page.locator(".modal-dialog:visible")
     dialog.locator("input.modal-duedate").fill(due.strftime("%Y-%m-%dT%H:%M:%S"))
     dialog.locator("input.modal-timezone").fill("+0000")
@@ -321,40 +334,73 @@ def test_instructor_sets_the_due_date_in_the_formgrader(hub, sessions):
         "due => document.querySelector('td.duedate').textContent.trim().startsWith(due)",
         arg=due.strftime("%Y-%m-%d %H:%M:%S"),
     )
+    return due
+
+
+@pytest.fixture(scope="module")
+def cara_submitted(hub, sessions, due_date):
+    """Cara answers Question 1a wrongly and submits after the due date."""
+    seen = validate_and_submit(sessions[CARA.id], CARA, {**solution_answers(), **WRONG_1A}, after=due_date)
+    screenshot(sessions[CARA.id], "10-cara-submitted-late")
+    return seen
+
+
+def test_instructor_releases_the_assignment_from_the_formgrader(hub, sessions, released):
+    page = sessions[INSTRUCTOR]
+    # JupyterLab offers no Formgrader panel, which the hub would leave empty: the formgrader has a tab of its own
+    page.goto(f"{hub.url}/user/{INSTRUCTOR}/lab")
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile("^Nbgrader$")).wait_for()
+    screenshot(page, "02-instructor-jupyterlab")
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile("^Nbgrader$")).click()
+    items = page.locator(".lm-Menu:visible .lm-Menu-itemLabel")
+    items.first.wait_for()
+    labels = [label.strip() for label in items.all_inner_texts()]
+    assert "Assignment List" in labels and not any("Formgrader" in label for label in labels), labels
+    page.keyboard.press("Escape")
+    assert released == "released"
+    assert (hub.exchange / "outbound" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").is_file()
+
+
+def test_ada_fetches_validates_and_submits_correct_answers(hub, ada_submitted):
+    dialog_class, text = ada_submitted
+    assert "nbgrader-SuccessDialog" in dialog_class
+    assert "Success! Your notebook passes all the tests." in text
+    assert own_submission_folder(hub, ADA).is_dir()
+
+
+def test_instructor_sets_the_due_date_in_the_formgrader(hub, due_date):
+    """The due date passes between the two submissions: it is set to now, after Ada's."""
+    assert submission_time(hub, ADA) < due_date
     with Gradebook(hub.db_url) as gradebook:
-        assert gradebook.find_assignment(ASSIGNMENT).duedate == due
-    hub.due = due
+        assert gradebook.find_assignment(ASSIGNMENT).duedate == due_date
 
 
-def test_cara_validates_a_wrong_answer_and_submits_after_the_due_date(hub, sessions):
-    page = sessions[CARA.id]
-    notebook = fetch(page, CARA)
-    write_answers(CARA, notebook, {**solution_answers(), **WRONG_1A})
-    page.wait_for_function("due => Date.now() > due", arg=(hub.due.replace(tzinfo=datetime.UTC).timestamp() + 1) * 1000)
-    dialog = open_and_validate(page)
-    assert "nbgrader-ErrorDialog" in dialog.get_attribute("class")
-    text = dialog.inner_text()
+def test_cara_validates_a_wrong_answer_and_submits_after_the_due_date(hub, cara_submitted, due_date):
+    dialog_class, text = cara_submitted
+    assert "nbgrader-ErrorDialog" in dialog_class
     assert "The following cell failed:" in text and WRONG_1A_MESSAGE in text
-    screenshot(page, "09-cara-validate-failure")
-    close_dialog(dialog)
-    submit(page)
-    screenshot(page, "10-cara-submitted-late")
-    assert submission_time(hub, CARA) > hub.due > submission_time(hub, ADA)
+    assert submission_time(hub, CARA) > due_date > submission_time(hub, ADA)
 
 
 # Cara, from her account (a JupyterLab terminal could do the same): a folder in Ada's name, dated in the future, with
-# a secret of her choosing; then Ada's real submission folder, whose name she is told here.
+# a secret of her choosing, in the exchange's root, in its inbound, in Ada's folder there, and, where she can write,
+# in her own; then Ada's real submission folder, whose name she is told here.
 FORGE = """
 import json, os, shutil, sys
-inbound, release, ada_folder, secret = sys.argv[1:]
-forged = os.path.join(inbound, "hubtest-ada+backprop+2099-12-06 00:30:00.000000 UTC+forged")
-shutil.copytree(release, forged)
-with open(os.path.join(forged, "timestamp.txt"), "w") as f:
-    f.write("2099-12-06 00:30:00.000000 UTC")
-with open(os.path.join(forged, "submission_secret.txt"), "w") as f:
-    f.write(secret)
-os.chmod(forged, 0o777)
+root, inbound, own, ada, release, ada_folder, secret = sys.argv[1:]
 seen = {}
+for where, folder in (("the exchange", root), ("inbound", inbound), ("ada's folder", ada), ("own folder", own)):
+    forged = os.path.join(folder, "hubtest-ada+backprop+2099-12-06 00:30:00.000000 UTC+forged")
+    try:
+        shutil.copytree(release, forged)
+        with open(os.path.join(forged, "timestamp.txt"), "w") as f:
+            f.write("2099-12-06 00:30:00.000000 UTC")
+        with open(os.path.join(forged, "submission_secret.txt"), "w") as f:
+            f.write(secret)
+        os.chmod(forged, 0o777)
+        seen["forge in " + where] = "allowed"
+    except OSError as error:
+        seen["forge in " + where] = error.strerror
 for how in ("list", "read", "write", "replace", "rename"):
     try:
         if how == "list":
@@ -372,69 +418,99 @@ for how in ("list", "read", "write", "replace", "rename"):
         seen[how] = error.strerror
 print(json.dumps(seen))
 """
+DENIED = {"Permission denied", "Operation not permitted"}
 
 
 def own_submission_folder(hub, student):
+    """The student's submission, in their folder of the inbound."""
     uid = pwd.getpwnam(student.id).pw_uid
     (folder,) = [
         p
-        for p in (hub.exchange / "inbound").iterdir()
+        for p in (hub.exchange / "inbound" / student.id).iterdir()
         if p.name.startswith(f"{student.id}+") and p.stat().st_uid == uid
     ]
     return folder
 
 
-def test_a_student_can_neither_forge_a_classmates_submission_nor_touch_hers(hub, sessions):
+@pytest.fixture(scope="module")
+def forgery(hub, ada_submitted, cara_submitted):
+    """What Cara's forgery (FORGE) could do, and Ada's own submission secret, before the collect."""
+    ada_folder = own_submission_folder(hub, ADA)
+    inbound = hub.exchange / "inbound"
+    release = hub.exchange / "outbound" / ASSIGNMENT
+    folders = [hub.exchange.parent, inbound, inbound / CARA.id, inbound / ADA.id, release, ada_folder]
+    result = as_student(hub, CARA, ["python", "-c", FORGE, *folders, FORGED_SECRET])
+    return json.loads(result.stdout), (ada_folder / "submission_secret.txt").read_text()
+
+
+def test_a_student_can_neither_forge_a_classmates_submission_nor_touch_hers(hub, forgery):
     """Cara knows the name of Ada's submission folder: she can neither read it nor write in it, rename it nor
-    remove from it. She can put a forged, future-dated folder in Ada's name into the inbound (nbgrader's exchange
-    lets any student write there): the collect must refuse it (next test)."""
+    remove from it. She can write neither in the exchange's root, nor in its inbound, nor in Ada's folder there; she
+    can put a forged, future-dated folder in Ada's name into her own folder: the collect must refuse it."""
+    seen, _ = forgery
     ada_folder = own_submission_folder(hub, ADA)
     info = ada_folder.stat()
     assert stat.S_IMODE(info.st_mode) == 0o750 and info.st_gid == pwd.getpwnam(INSTRUCTOR).pw_gid
-    release = hub.exchange / "outbound" / ASSIGNMENT
-    result = as_student(
-        hub, CARA, ["python", "-c", FORGE, hub.exchange / "inbound", release, ada_folder, FORGED_SECRET]
-    )
-    seen = json.loads(result.stdout)
-    assert set(seen.values()) <= {"Permission denied", "Operation not permitted"}, seen
+    assert seen.pop("forge in own folder") == "allowed", seen
+    assert set(seen.values()) <= DENIED, seen
     assert ada_folder.is_dir() and not (ada_folder / "extra.txt").exists()
-    hub.ada_secret = (ada_folder / "submission_secret.txt").read_text()
 
 
-def test_instructor_collects_and_autogrades_in_the_sandbox(hub, sessions):
+@pytest.fixture(scope="module")
+def collected(hub, sessions, forgery):
+    """The instructor collects; returns the Collect dialog's text."""
     page = sessions[INSTRUCTOR]
     formgrader(page, hub)
     row = assignment_row(page)
     row.locator("td.collect a").click()
-    text = modal_result(page, f"Successfully collected submissions of '{ASSIGNMENT}'", name="11-instructor-collects")
+    return modal_result(page, f"Successfully collected submissions of '{ASSIGNMENT}'", name="11-instructor-collects")
+
+
+def test_instructor_collects_only_what_each_student_submitted(hub, collected, forgery):
     assert (
-        f"Collecting submission: {ADA.id} {ASSIGNMENT}" in text
-        and f"Collecting submission: {CARA.id} {ASSIGNMENT}" in text
+        f"Collecting submission: {ADA.id} {ASSIGNMENT}" in collected
+        and f"Collecting submission: {CARA.id} {ASSIGNMENT}" in collected
     )
     # the forgery is refused and said so; what is collected for Ada is her own submission, dated when it was made
     assert (
-        f"Refused a submission in {ADA.id}'s name, not collected (cheating attempt?): it belongs to {CARA.id}" in text
+        f"Refused a submission in {ADA.id}'s name, not collected (cheating attempt?): it belongs to {CARA.id}"
+        in collected
     )
-    assert f"'{ADA.id}+{ASSIGNMENT}+2099-12-06" in text
-    collected = hub.course_dir / "submitted" / ADA.id / ASSIGNMENT
-    assert (collected / "submission_secret.txt").read_text() == hub.ada_secret
-    stamp = datetime.datetime.strptime((collected / "timestamp.txt").read_text().strip(), "%Y-%m-%d %H:%M:%S.%f UTC")
+    assert f"'{CARA.id}/{ADA.id}+{ASSIGNMENT}+2099-12-06" in collected
+    submitted = hub.course_dir / "submitted" / ADA.id / ASSIGNMENT
+    assert (submitted / "submission_secret.txt").read_text() == forgery[1]
+    stamp = datetime.datetime.strptime((submitted / "timestamp.txt").read_text().strip(), "%Y-%m-%d %H:%M:%S.%f UTC")
     assert abs((stamp - submission_time(hub, ADA)).total_seconds()) < 60
-    row.locator("td.num-submissions a").click()
+
+
+@pytest.fixture(scope="module")
+def autograded(hub, sessions, collected):
+    """The instructor autogrades each submission from the formgrader; returns each dialog's text."""
+    page = sessions[INSTRUCTOR]
+    formgrader(page, hub)
+    assignment_row(page).locator("td.num-submissions a").click()
+    texts = {}
     for student in STUDENTS:
         submission = page.locator("tr", has=page.locator("td.student-id", has_text=re.compile(f"^{student.id}$")))
         submission.locator("td.autograde a").click()
-        text = modal_result(page, f"Successfully autograded '{ASSIGNMENT}' for student '{student.id}'", timeout=400_000)
-        assert "UNSAFE" not in text  # graded in the sandbox, as the instructor's account
+        texts[student.id] = modal_result(
+            page, f"Successfully autograded '{ASSIGNMENT}' for student '{student.id}'", timeout=400_000
+        )
     page.locator("td.status", has_text="needs manual grading").nth(1).wait_for()
     screenshot(page, "12-instructor-autograded")
+    return texts
+
+
+CODE_SCORES = {ADA.id: 17.0, CARA.id: 15.0}  # every autograded question; all but Question 1a's 2 points
+
+
+def test_instructor_autogrades_in_the_sandbox(hub, autograded):
+    assert not any("UNSAFE" in text for text in autograded.values())  # in the sandbox, as the instructor's account
     with Gradebook(hub.db_url) as gradebook:
         ada = gradebook.find_submission(ASSIGNMENT, ADA.id)
         cara = gradebook.find_submission(ASSIGNMENT, CARA.id)
         assert ada.total_seconds_late == 0 and cara.total_seconds_late > 0
-        assert ada.code_score == 17.0  # every autograded question
-        assert cara.code_score == 15.0  # all but Question 1a's 2 points
-        hub.code_scores = {ADA.id: ada.code_score, CARA.id: cara.code_score}
+        assert {ADA.id: ada.code_score, CARA.id: cara.code_score} == CODE_SCORES
 
 
 def saved_question_6(hub, student):
@@ -446,7 +522,10 @@ def saved_question_6(hub, student):
         )
 
 
-def test_instructor_scores_question_6_by_hand(hub, sessions):
+@pytest.fixture(scope="module")
+def scored(hub, sessions, autograded):
+    """The instructor scores Question 6 of each submission, with a comment, in the formgrader; returns what the
+    gradebook then holds."""
     page = sessions[INSTRUCTOR]
     for number, student in enumerate(STUDENTS):
         formgrader(page, hub, f"/gradebook/{ASSIGNMENT}/{ASSIGNMENT}")
@@ -468,25 +547,34 @@ def test_instructor_scores_question_6_by_hand(hub, sessions):
         deadline = datetime.datetime.now() + datetime.timedelta(seconds=30)
         while saved_question_6(hub, student) != (score, comment) and datetime.datetime.now() < deadline:
             page.wait_for_timeout(250)  # the formgrader saves in the background
-        assert saved_question_6(hub, student) == (score, comment)
         if number == 0:
             page.wait_for_function("() => jQuery(':animated').length === 0")  # the formgrader scrolls to the box
             box.scroll_into_view_if_needed()
             screenshot(page, "13-instructor-scores-question-6")
+    return {student.id: saved_question_6(hub, student) for student in STUDENTS}
 
 
-def test_instructor_generates_and_releases_feedback(hub, sessions):
+def test_instructor_scores_question_6_by_hand(scored):
+    assert scored == QUESTION_6
+
+
+@pytest.fixture(scope="module")
+def feedback_released(hub, sessions, scored):
+    """The instructor generates feedback, then releases it; returns the Release Feedback dialog's text."""
     page = sessions[INSTRUCTOR]
     formgrader(page, hub)
     row = assignment_row(page)
     row.locator("td.generate-feedback a").click()
     modal_result(page, f"Successfully generated feedback of '{ASSIGNMENT}'", timeout=300_000)
     row.locator("td.release-feedback a").click()
-    text = modal_result(
+    return modal_result(
         page, f"Successfully released feedback of '{ASSIGNMENT}'", name="14-instructor-releases-feedback"
     )
+
+
+def test_instructor_generates_and_releases_feedback(feedback_released):
     for student in STUDENTS:
-        assert f"Releasing feedback for student '{student.id}'" in text
+        assert f"Releasing feedback for student '{student.id}'" in feedback_released
 
 
 def expected_total(hub, student):
@@ -494,17 +582,17 @@ def expected_total(hub, student):
     with Gradebook(hub.db_url) as gradebook:
         notebook = gradebook.find_submission_notebook(ASSIGNMENT, ASSIGNMENT, student.id)
         score, penalty = notebook.score, notebook.late_submission_penalty or 0.0
-    assert score == hub.code_scores[student.id] + QUESTION_6[student.id][0]
+    assert score == CODE_SCORES[student.id] + QUESTION_6[student.id][0]
     method = configured_late_penalty()
     if student is CARA and method == "zero":  # nbgrader assigns it when autograding: Question 6 was not scored then
-        assert penalty == hub.code_scores[CARA.id]
+        assert penalty == CODE_SCORES[CARA.id]
     elif method == "none" or student is ADA:
         assert penalty == 0
     return round(score - penalty, 2), penalty
 
 
 @pytest.mark.parametrize("student", STUDENTS, ids=lambda s: s.first_name)
-def test_each_student_fetches_their_own_feedback(hub, sessions, student):
+def test_each_student_fetches_their_own_feedback(hub, sessions, feedback_released, student):
     page = sessions[student.id]
     assignments_tab(page)
     submitted = page.locator("#submitted_assignments_list .list_item", has_text=ASSIGNMENT).first
@@ -565,11 +653,13 @@ def as_student(hub, student, args, **kwargs):
     )
 
 
-def test_a_student_reads_nothing_of_the_other_students_or_the_course(hub, sessions):
+def test_a_student_reads_nothing_of_the_other_students_or_the_course(hub, sessions, collected):
     ada_home, cara_home = (pwd.getpwnam(s.id).pw_dir for s in STUDENTS)
     course = hub.course_dir
     targets = {
         "the exchange's submissions": ("list", hub.exchange / "inbound"),
+        "Cara's folder of the exchange": ("list", hub.exchange / "inbound" / CARA.id),
+        "the students' disks": ("list", hub.root / "disks"),
         "the exchange's feedback": ("list", hub.exchange / "feedback"),
         "the instructor's home": ("list", os.path.dirname(course)),
         "the course directory": ("list", course),
@@ -782,6 +872,158 @@ def test_a_runaway_student_fails_alone(hub, sessions):
     page.reload()
     page.locator(".lm-MenuBar-itemLabel", has_text=re.compile("^Nbgrader$")).wait_for(timeout=120_000)
     assert server_limits(CARA) == limits  # and Cara's own server is still there
+
+
+FILL = """
+import errno, json, os, sys
+seen = {"written": 0}
+chunk = b"x" * (1 << 20)
+path = os.path.expanduser("~/fill.bin")
+try:
+    with open(path, "wb") as f:
+        while seen["written"] < int(sys.argv[1]):
+            f.write(chunk)
+            f.flush()
+            seen["written"] += len(chunk)
+    seen["home"] = "not full"
+except OSError as error:
+    seen["home"] = errno.errorcode[error.errno]
+try:
+    with open(os.path.join(sys.argv[2], "fill.bin"), "wb") as f:
+        f.write(chunk)
+        f.flush()
+        os.fsync(f.fileno())
+    seen["inbound"] = "written"
+except OSError as error:
+    seen["inbound"] = errno.errorcode[error.errno]
+print(json.dumps(seen))
+"""
+
+
+def test_a_student_who_fills_her_disk_stops_there_and_no_one_else_is_touched(hub, sessions):
+    """Cara's home and her folder of the exchange are one disk of her own, of the size the class gives each
+    student: filling her home stops there (ENOSPC), her inbound folder is full with it, and the disk that holds the
+    hub's state, the gradebook and Ada's home is another; Ada still writes in her home and her server and the hub
+    keep answering."""
+    disks = hub.klass["student_disks"]
+    if disks["problem"]:
+        pytest.skip(f"no students' disks here: {disks['problem']}")
+    cara_home, ada_home = (Path(pwd.getpwnam(s.id).pw_dir) for s in (CARA, ADA))
+    inbound = hub.exchange / "inbound" / CARA.id
+    devices = {
+        "Cara's home": cara_home.stat().st_dev,
+        "Cara's inbound": inbound.stat().st_dev,
+        "Ada's home": ada_home.stat().st_dev,
+        "the hub's state": (hub.root / "state").stat().st_dev,
+        "the gradebook": (hub.course_dir / "gradebook.db").stat().st_dev,
+    }
+    assert devices["Cara's home"] == devices["Cara's inbound"]
+    assert len(set(devices.values()) - {devices["the hub's state"]}) == 2, devices  # two disks: Cara's, Ada's
+    assert devices["the gradebook"] == devices["the hub's state"]
+    try:
+        result = as_student(hub, CARA, ["python", "-c", FILL, 4 * disks["size"], inbound], timeout=300)
+        seen = json.loads(result.stdout)
+        assert seen["home"] == "ENOSPC" and seen["inbound"] == "ENOSPC", seen
+        assert disks["size"] // 2 < seen["written"] <= disks["size"], seen
+        # on the disk of the hub's state, all Cara holds is her disk's image, allocated in full when it was made
+        image = hub.root / "disks" / f"{CARA.id}.img"
+        assert image.stat().st_size == disks["size"] and image.stat().st_blocks * 512 <= disks["size"] + (1 << 20)
+        written = as_student(hub, ADA, ["python", "-c", "open('ada.bin', 'wb').write(bytes(8 << 20))"])
+        assert written.returncode == 0 and (ada_home / "ada.bin").stat().st_size == 8 << 20
+        page = sessions[ADA.id]
+        page.reload()
+        page.locator(".lm-MenuBar-itemLabel", has_text=re.compile("^Nbgrader$")).wait_for(timeout=120_000)
+        with urllib.request.urlopen(f"{hub.url}/hub/api", timeout=30) as response:
+            assert response.status == 200
+    finally:
+        for path in (cara_home / "fill.bin", inbound / "fill.bin", ada_home / "ada.bin"):
+            path.unlink(missing_ok=True)
+
+
+# a notebook of Cara's: a kernel of her server, started and sent its code from her JupyterLab page (the REST API and
+# the kernel's websocket, as JupyterLab does)
+RUN_IN_A_NEW_KERNEL = """
+async ([base, code]) => {
+  const xsrf = decodeURIComponent((document.cookie.match(/(?:^|; )_xsrf=([^;]*)/) || [])[1] || "");
+  const made = await fetch(base + "api/kernels", {
+    method: "POST", headers: {"X-XSRFToken": xsrf, "Content-Type": "application/json"}, body: "{}"});
+  const kernel = await made.json();
+  const url = location.origin.replace(/^http/, "ws") + base + "api/kernels/" + kernel.id + "/channels";
+  const ws = new WebSocket(url);
+  await new Promise((ok, fail) => { ws.onopen = ok; ws.onerror = fail; });
+  window.hubTestSocket = ws;
+  ws.send(JSON.stringify({
+    header: {msg_id: "hog", username: "", session: "hog", msg_type: "execute_request", version: "5.3",
+             date: new Date().toISOString()},
+    parent_header: {}, metadata: {}, channel: "shell",
+    content: {code, silent: false, store_history: false, user_expressions: {}, allow_stdin: false,
+              stop_on_error: true}}));
+  return kernel.id;
+}
+"""
+KERNELS = """
+async ([base, remove]) => {
+  const xsrf = decodeURIComponent((document.cookie.match(/(?:^|; )_xsrf=([^;]*)/) || [])[1] || "");
+  const listed = await fetch(base + "api/kernels", {headers: {"X-XSRFToken": xsrf}});  // JupyterHub asks it of GETs too
+  if (remove) await fetch(base + "api/kernels/" + remove, {method: "DELETE", headers: {"X-XSRFToken": xsrf}});
+  return [listed.status, listed.ok ? (await listed.json()).map(k => k.id) : []];
+}
+"""
+
+
+def server_pid(student):
+    """The process of the student's running server (jupyterhub-singleuser)."""
+    uid = pwd.getpwnam(student.id).pw_uid
+    for pid in (int(p) for p in os.listdir("/proc") if p.isdigit()):
+        with contextlib.suppress(OSError):
+            command = Path(f"/proc/{pid}/cmdline").read_bytes()
+            if os.stat(f"/proc/{pid}").st_uid == uid and b"jupyterhub-singleuser" in command:
+                return pid
+    raise AssertionError(f"no server of {student.id}")
+
+
+def test_a_notebook_beyond_its_servers_memory_dies_alone(hub, sessions):
+    """Cara's server and all it starts share one memory limit (a cgroup of its own): a notebook of hers that
+    allocates beyond it is ended by that cgroup's OOM killer, her server keeps running, and Ada's server, in a cgroup
+    of its own, keeps answering."""
+    if hub.klass["server_cgroups"]["problem"]:
+        pytest.skip(f"no cgroup per student server here: {hub.klass['server_cgroups']['problem']}")
+    cara, ada = (server_cgroups.ServerCgroup.of(s.id) for s in (CARA, ADA))
+    pids = {s.id: server_pid(s) for s in STUDENTS}
+    assert pids[CARA.id] in cara.pids() and pids[ADA.id] in ada.pids() and not cara.pids() & ada.pids()
+    assert cara.limits() == {"memory": SERVER_MEMORY, "processes": server_limits(CARA)["nproc"]}
+    before = {CARA.id: cara.oom_kills(), ADA.id: ada.oom_kills()}
+    size = SERVER_MEMORY + (1 << 30)  # beyond the server's memory, within a process's address space limit
+    assert size + (1 << 30) < server_limits(CARA)["as"]
+    code = f"hog = bytearray({size})\nhog[::4096] = b'x' * len(range(0, {size}, 4096))\nprint('allocated')"
+    page, base = sessions[CARA.id], f"/user/{CARA.id}/"
+    kernel = page.evaluate(RUN_IN_A_NEW_KERNEL, [base, code])
+    try:
+        deadline = time.monotonic() + 180
+        while cara.oom_kills() == before[CARA.id] and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert cara.oom_kills() > before[CARA.id], "the notebook was not ended by the server's memory limit"
+        assert ada.oom_kills() == before[ADA.id]
+        assert server_pid(CARA) == pids[CARA.id] and server_pid(ADA) == pids[ADA.id]  # both servers still run
+        ada_page = sessions[ADA.id]
+        ada_page.reload()
+        ada_page.locator(".lm-MenuBar-itemLabel", has_text=re.compile("^Nbgrader$")).wait_for(timeout=120_000)
+        status, kernels = page.evaluate(KERNELS, [base, None])  # and Cara's server answers too
+        assert status == 200 and kernel in kernels
+    finally:
+        page.evaluate(KERNELS, [base, kernel])
+
+
+def test_make_hub_says_what_to_set_up_where_a_limit_cannot_be_made():
+    """Where loop devices or cgroups cannot be made (an unprivileged container), setup_hub.py's report says which limit
+    is missing, why, and what the instructor must set up instead; where both are made it says nothing of them."""
+    klass = {"student_disks": {"size": 1 << 30, "problem": None}, "server_cgroups": {"problem": None}}
+    assert setup_hub.limit_warnings(klass) == []
+    klass["student_disks"]["problem"] = "mounting a loop device: permission denied"
+    klass["server_cgroups"]["problem"] = "/sys/fs/cgroup is read-only"
+    disks, cgroups = setup_hub.limit_warnings(klass)
+    assert "mounting a loop device: permission denied" in disks and "setquota" in disks and "usrquota" in disks
+    assert "/sys/fs/cgroup is read-only" in cgroups and "only each process's memory is limited" in cgroups
 
 
 def test_the_hub_configuration_takes_the_sites_own_settings_last(tmp_path, monkeypatch):

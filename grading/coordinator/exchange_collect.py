@@ -17,7 +17,9 @@ the class on JupyterHub configures it) trusts the file system instead:
   decides whether it was before the due date, and is written to the collected copy's timestamp.txt, which the
   gradebook reads for late penalties.
 
-Student ids are the Unix accounts' names (as on the hub).
+Submissions are looked for where nbgrader puts them, inbound/<student>+..., and in each student's own folder of the
+inbound, inbound/<student>/<student>+... (the class's hub: hub/private_submit.py), where a submission in another
+student's name is refused too. Student ids are the Unix accounts' names (as on the hub).
 """
 
 import datetime
@@ -90,6 +92,12 @@ def seen_at(path):
 class OwnedExchangeCollect(ExchangeCollect):
     """nbgrader's collect for submissions made by their students' own accounts, dated by the file system."""
 
+    def ensure_root(self):
+        """The exchange's root exists and is readable (nbgrader wants it writable by all; on the class's hub no one
+        writes it)."""
+        if not os.path.isdir(self.root) or not check_mode(self.root, read=True, execute=True):
+            self.fail(f"The exchange {self.root} is missing or unreadable")
+
     def init_src(self):
         if self.coursedir.course_id == "":
             self.fail("No course id specified. Re-run with --course flag.")
@@ -106,9 +114,9 @@ class OwnedExchangeCollect(ExchangeCollect):
                 self.duedate = None
         only = self.coursedir.student_id if self.coursedir.student_id not in ("", "*") else None
         records, self.refused = [], []
-        for name in sorted(os.listdir(self.inbound_path)):
-            parts = name.rsplit("+", 3)  # student, assignment, the time the student claims, a random string
-            if len(parts) < 3 or parts[1] != self.coursedir.assignment_id or name.startswith("."):
+        for name, folder in self._candidates():
+            parts = os.path.basename(name).rsplit("+", 3)  # student, assignment, the time claimed, a random string
+            if len(parts) < 3 or parts[1] != self.coursedir.assignment_id:
                 continue
             student_id = parts[0]
             if only is not None and student_id != only:
@@ -116,6 +124,8 @@ class OwnedExchangeCollect(ExchangeCollect):
             path = os.path.join(self.inbound_path, name)
             uid = account_uid(student_id)
             problem = "no account has this student's id" if uid is None else submission_problem(path, uid)
+            if problem is None and folder is not None and folder != student_id:
+                problem = f"it is in {folder}'s folder"
             if problem is None:
                 records.append({"username": student_id, "filename": name, "timestamp": seen_at(path)})
                 continue
@@ -127,7 +137,26 @@ class OwnedExchangeCollect(ExchangeCollect):
                 ordered = [r for r in ordered if r["timestamp"] <= self.duedate] or ordered
             chosen.append(ordered[0])
         self.src_records = chosen
-        self._times = {record["filename"]: record["timestamp"] for record in chosen}
+        self._times = {os.path.basename(record["filename"]): record["timestamp"] for record in chosen}
+
+    def _candidates(self):
+        """[(name relative to the inbound, the student folder it is in or None)] of every submission folder: in each
+        student's own folder, inbound/<id>/ (the class's hub), or in the inbound itself (nbgrader's layout)."""
+        found = []
+        for entry in sorted(os.listdir(self.inbound_path)):
+            path = os.path.join(self.inbound_path, entry)
+            if entry.startswith("."):
+                continue
+            if "+" in entry:
+                found.append((entry, None))
+            elif os.path.isdir(path) and not os.path.islink(path):
+                try:
+                    inside = sorted(os.listdir(path))
+                except OSError as error:
+                    self.log.error("Cannot list the submissions of %s: %s", entry, error.strerror)
+                    continue
+                found += [(os.path.join(entry, name), entry) for name in inside if not name.startswith(".")]
+        return found
 
     def do_copy(self, src, dest, log=None):
         """Copy a submission as nbgrader does (its size limit, ignore and include patterns), but never following a
@@ -163,7 +192,7 @@ class OwnedExchangeCollect(ExchangeCollect):
         self.refused.append((name, problem))
         self.log.error(
             "Refused a submission in %s's name, not collected (cheating attempt?): %s. Its folder: %r",
-            name.rsplit("+", 3)[0],
+            os.path.basename(name).rsplit("+", 3)[0],
             problem,
             name,
         )

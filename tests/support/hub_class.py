@@ -1,7 +1,7 @@
 """A class on JupyterHub for the hub tests: a fresh HUB_ROOT made by hub/setup_hub.py as `make hub` makes it, Unix
 accounts of its own (an instructor and two students, named hubtest-*), the hub on free loopback ports, and, at the
-end, everything it started or made removed: the hub, the proxy, every process of the test accounts, the accounts and
-their homes, HUB_ROOT."""
+end, everything it started or made removed: the hub, the proxy, every process of the test accounts, the students'
+disks (their mounts and loop devices) and the servers' cgroups, the accounts and their homes, HUB_ROOT."""
 
 import contextlib
 import csv
@@ -18,6 +18,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from hub import server_cgroups, student_disks
 from support.lab_browser import free_port
 
 ROOT = Path(__file__).resolve().parents[2]  # the course: tests/support/ is two levels down
@@ -26,6 +27,9 @@ CONFIG = ROOT / "hub" / "jupyterhub_config.py"
 PREFIX = "hubtest-"  # every account the tests make; leftovers of an interrupted run are removed by name
 INSTRUCTOR = "hubtest-teacher"
 ROOT_PREFIX = "backprop-hub-test-"  # HUB_ROOT of a test run, in the machine's temporary folder
+# small limits, so that the tests reach them quickly: each student's disk, and each student server's memory in all
+STUDENT_DISK = 96 << 20
+SERVER_MEMORY = 1536 << 20
 
 
 @dataclass
@@ -117,14 +121,34 @@ def _process_alive(pid_file):
         return False
 
 
+def remove_class(root, names):
+    """Remove a test class: its servers' cgroups (and what runs in them), the accounts' processes, the mounts of the
+    students' disks (homes, inbound folders, the disks themselves), the accounts and their homes, HUB_ROOT."""
+    server_cgroups.remove_leftovers(PREFIX)
+    homes = []
+    for name in names:
+        with contextlib.suppress(KeyError):
+            homes.append(pwd.getpwnam(name).pw_dir)
+    for _ in range(3):  # a bind mount over a mount point: each pass unmounts what the last uncovered
+        if not student_disks.unmount_under(*homes, root):
+            break
+    for name in names:
+        remove_account(name)
+    shutil.rmtree(root, ignore_errors=True)
+
+
 def remove_leftovers():
-    """What an interrupted test run left: its accounts, and HUB_ROOTs whose hub is not running."""
-    for user in pwd.getpwall():
-        if user.pw_name.startswith(PREFIX):
-            remove_account(user.pw_name)
-    for root in Path(tempfile.gettempdir()).glob(ROOT_PREFIX + "*"):
-        if root.is_dir() and not root.is_symlink() and not _process_alive(root / "state" / "jupyterhub.pid"):
-            shutil.rmtree(root, ignore_errors=True)
+    """What an interrupted test run left: its accounts, disks and cgroups, and HUB_ROOTs whose hub is not running."""
+    roots = [
+        root
+        for root in Path(tempfile.gettempdir()).glob(ROOT_PREFIX + "*")
+        if root.is_dir() and not root.is_symlink() and not _process_alive(root / "state" / "jupyterhub.pid")
+    ]
+    names = [user.pw_name for user in pwd.getpwall() if user.pw_name.startswith(PREFIX)]
+    for root in roots:
+        remove_class(root, names)
+    if not roots:
+        remove_class(Path(tempfile.gettempdir()) / f"{ROOT_PREFIX}none", names)
 
 
 def _wait_for_hub(url, process, log, timeout):
@@ -189,6 +213,8 @@ def running_class(students, log_dir, timeout=120):
                 "--instructor",
                 INSTRUCTOR,
                 "--allow-readable-checkout",
+                "--student-disk",
+                str(STUDENT_DISK),
             ],
             env=env,
             capture_output=True,
@@ -206,7 +232,11 @@ def running_class(students, log_dir, timeout=120):
         port = free_port()
         log = Path(log_dir) / "jupyterhub.log"
         env.update(
-            HUB_ROOT=str(root), HUB_PORT=str(port), HUB_API_PORT=str(free_port()), HUB_PROXY_API_PORT=str(free_port())
+            HUB_ROOT=str(root),
+            HUB_PORT=str(port),
+            HUB_API_PORT=str(free_port()),
+            HUB_PROXY_API_PORT=str(free_port()),
+            HUB_STUDENT_SERVER_MEMORY=str(SERVER_MEMORY),
         )
         with open(log, "w") as out:
             process = subprocess.Popen(
@@ -223,6 +253,4 @@ def running_class(students, log_dir, timeout=120):
     finally:
         if process is not None:
             stop_hub(process, root)
-        for name in [INSTRUCTOR] + [s.id for s in students]:
-            remove_account(name)
-        shutil.rmtree(root, ignore_errors=True)
+        remove_class(root, [INSTRUCTOR] + [s.id for s in students])
