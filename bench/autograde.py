@@ -9,18 +9,25 @@ submission at a time); the course's grader
 `python -m grading.coordinator.autograde_class` with a new kernel process per submission
 (c.Sandbox.kernel_template = False);
 and the same grader as `make autograde` runs it (sandbox, N workers, kernels forked from a warm template).
-Prints each wall time, seconds per submission, the ratios, peak memory per worker (proportional set size of a
-worker process with its sandbox's processes, read from /proc while grading), the floor (the notebook's own
-cells' execution time, from nbclient's timing metadata in the autograded notebooks, with no kernel start-up),
-and how long a student's Run All of the answered notebook takes (nbclient, a new kernel, no sandbox; the
-kernel's start is timed apart, as JupyterLab starts it when the notebook opens).
+Prints each wall time, seconds per submission, the ratios, and each run's core-seconds per submission: the CPU
+time (user and system) of the grader and of every process under it, sandboxes and kernels included (this process
+adopts what a grader leaves behind, so that a killed sandbox is counted too), which other work on the machine
+changes much less than wall time. Beside them the floor, as bench/where_time_goes.py measures it: the
+core-seconds of the solution's own cells in a kernel forked from the template, without the judge's questions
+(the median of three executions after grading). Then peak memory per worker (proportional set size of a worker
+process with its sandbox's processes, read from /proc while grading), the cells' execution time in the class
+(nbclient's timing metadata in the autograded notebooks, no kernel start-up), and how long a student's Run All of
+the answered notebook takes (nbclient, a new kernel, no sandbox; the kernel's start is timed apart, as JupyterLab
+starts it when the notebook opens).
 Not a test: the figures depend on the machine and on whatever else runs on it (the load average is printed).
 """
 
 import argparse
+import ctypes
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -38,6 +45,9 @@ from grading.course_kit.submission_catalogue import CORRECT, WRONG  # noqa: E402
 from grading.course_kit.submissions import ASSIGNMENT, build_submission, solution_answers, write_submission  # noqa: E402
 from grading.reports.class_grades import class_scores  # noqa: E402
 
+from .where_time_goes import floor_core_seconds  # noqa: E402
+
+PR_SET_CHILD_SUBREAPER = 36
 PAGE = os.sysconf("SC_PAGE_SIZE")
 TICK = os.sysconf("SC_CLK_TCK")
 
@@ -94,8 +104,7 @@ def _memory(pid):
 
 class TreeMemory(threading.Thread):
     """Samples the process tree under `root`: peak memory (PSS) of each child of the root together with
-    its descendants (a worker process with its sandboxed kernel; for stock nbgrader, its kernel), and the CPU
-    seconds of every process seen in the tree (as last sampled: a process's last interval is missed)."""
+    its descendants (a worker process with its sandboxed kernel; for stock nbgrader, its kernel)."""
 
     def __init__(self, root, interval=0.25):
         super().__init__(daemon=True)
@@ -103,7 +112,6 @@ class TreeMemory(threading.Thread):
         self.peak_per_child = 0
         self.peak_kernel = 0
         self.stop = threading.Event()
-        self.cpu_seen = {}
 
     def run(self):
         while not self.stop.is_set():
@@ -118,8 +126,6 @@ class TreeMemory(threading.Thread):
                     p = stack.pop()
                     if p in table:
                         total += _memory(p)
-                        start, cpu = table[p][1]
-                        self.cpu_seen[(p, start)] = cpu
                     stack += children.get(p, [])
                 return total
 
@@ -130,21 +136,94 @@ class TreeMemory(threading.Thread):
             self.stop.wait(self.interval)
 
 
-def timed(args, cwd):
-    """(wall seconds, TreeMemory) of running args; TreeMemory.cpu: CPU seconds of the whole process tree."""
+def adopt_orphans():
+    """Make this process the reaper of every process its children leave behind (a sandbox's processes whose parent
+    was killed first), so that their CPU time, too, is counted in RUSAGE_CHILDREN when they end."""
+    if ctypes.CDLL(None, use_errno=True).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        sys.exit("cannot become a child subreaper: the core-seconds of killed sandboxes would be missed")
+
+
+def reap_orphans(timeout=30):
+    """Wait for the processes a finished grader left to this process (they are ending: the grader killed them)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            time.sleep(0.05)
+
+
+def core_seconds(rusage):
+    return rusage.ru_utime + rusage.ru_stime
+
+
+class CpuAccount:
+    """The CPU seconds of one process tree: a cpuacct cgroup (cgroup v1) that its first process joins before it
+    runs, so that every process of the tree counts, wherever and however it ends (a kernel killed with its
+    sandbox's PID namespace is reaped by the kernel, and its time never reaches any parent's RUSAGE_CHILDREN).
+    Where no such cgroup can be made: RUSAGE_CHILDREN, with this process adopting orphans (adopt_orphans), which
+    misses processes killed with their PID namespace; `how` says which."""
+
+    ROOT = Path("/sys/fs/cgroup/cpuacct")
+
+    def __init__(self, name):
+        self.folder = self.ROOT / f"bench-autograde-{os.getpid()}-{name}"
+        try:
+            self.folder.mkdir()
+            self.how = "cgroup"
+        except OSError:
+            self.folder = None
+            self.how = "rusage (sandboxes' kernels killed with them are not counted)"
+        self.rusage_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+
+    def join(self):
+        """For the tree's first process, before it runs (Popen's preexec_fn)."""
+        if self.folder is not None:
+            (self.folder / "cgroup.procs").write_text("0")
+
+    def seconds(self):
+        """CPU seconds of the tree so far; call after it ended (and orphans were reaped) for its total."""
+        if self.folder is None:
+            return core_seconds(resource.getrusage(resource.RUSAGE_CHILDREN)) - core_seconds(self.rusage_before)
+        return int((self.folder / "cpuacct.usage").read_text()) / 1e9
+
+    def remove(self):
+        if self.folder is not None:
+            for _ in range(100):  # the cgroup empties as its last processes are reaped
+                try:
+                    self.folder.rmdir()
+                    return
+                except OSError:
+                    time.sleep(0.1)
+
+
+def timed(args, cwd, name):
+    """(wall seconds, TreeMemory) of running args; TreeMemory.cpu: CPU seconds of the whole process tree
+    (CpuAccount), TreeMemory.cpu_how: how they were counted."""
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}"}  # as course_command
-    cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    reap_orphans()
+    account = CpuAccount(name)
     start = time.perf_counter()
-    process = subprocess.Popen(args, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    process = subprocess.Popen(
+        args,
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        preexec_fn=account.join,  # writes one file, before exec
+    )
     memory = TreeMemory(process.pid)
     memory.start()
     output = process.communicate()[0]
     wall = time.perf_counter() - start
     memory.stop.set()
     memory.join()
-    cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    memory.cpu = (cpu_after.ru_utime + cpu_after.ru_stime) - (cpu_before.ru_utime + cpu_before.ru_stime)
-    memory.cpu_sampled = sum(memory.cpu_seen.values())
+    reap_orphans()
+    memory.cpu, memory.cpu_how = account.seconds(), account.how
+    account.remove()
     if process.returncode != 0:
         sys.exit(f"{' '.join(map(str, args))} exited {process.returncode}:\n{output[-3000:]}")
     return wall, memory
@@ -187,6 +266,18 @@ def run_all_seconds(tmp):
     return ready - start, done - ready
 
 
+def floor_of(course, student, repeat=3):
+    """The floor of bench/where_time_goes.py for `student`'s notebook, graded in `course`: median (core-seconds,
+    wall seconds) of the notebook's own cells in a kernel forked from the template, without the judge's questions."""
+    from grading.coordinator.course_layout import CourseAssignment
+    from grading.coordinator.notebook_steps import NotebookPreparer
+
+    assignment = CourseAssignment.load(course, ASSIGNMENT)
+    job = NotebookPreparer(assignment).prepare(student, ASSIGNMENT)
+    runs = [floor_core_seconds(job.notebook_json, assignment.files, assignment.limits) for _ in range(repeat)]
+    return statistics.median(cpu for cpu, _ in runs), statistics.median(wall for _, wall in runs)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--submissions", type=int, default=32, help="synthetic submissions (default 32)")
@@ -199,6 +290,7 @@ def main(argv=None):
     parser.add_argument("--keep", action="store_true", help="keep the two graded course copies and print where")
     args = parser.parse_args(argv)
     cores = len(os.sched_getaffinity(0))
+    adopt_orphans()
     tmp = Path(tempfile.mkdtemp(prefix="bench-autograde-"))
     try:
         print(f"machine: {cores} cores, {os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.1f} at start")
@@ -230,14 +322,16 @@ def main(argv=None):
                     str(args.workers),
                 ],
                 cwd=ROOT,
+                name=how,
             )
 
         stock_wall, stock_mem = timed(
-            ["nbgrader", "autograde", ASSIGNMENT, "--force", "--log-level=ERROR"], cwd=courses["stock"]
+            ["nbgrader", "autograde", ASSIGNMENT, "--force", "--log-level=ERROR"], cwd=courses["stock"], name="stock"
         )
         fresh_wall, fresh_mem = ours("fresh")
         ours_wall, ours_mem = ours("course")
         load_after = os.getloadavg()[0]
+        floor, floor_wall = floor_of(courses["course"], next(s for s in submissions if s.endswith("-perfect")))
         kernel_start, run_all = run_all_seconds(tmp)
 
         grades = {how: class_scores(f"sqlite:///{courses[how] / 'gradebook.db'}") for how in courses}
@@ -258,12 +352,18 @@ def main(argv=None):
             f"make autograde (sandbox, {args.workers} workers, kernels forked from a warm template): "
             f"{ours_wall:7.1f} s   {ours_wall / n:5.2f} s/submission"
         )
-        print(f"ratio (stock / make autograde):                 {stock_wall / ours_wall:7.2f}x")
         print(
-            f"CPU time of the run's processes, sampled from /proc: stock {stock_mem.cpu_sampled / n:.2f} "
-            f"s/submission, new kernel per submission {fresh_mem.cpu_sampled / n:.2f}, make autograde "
-            f"{ours_mem.cpu_sampled / n:.2f} s/submission (children reaped normally: stock {stock_mem.cpu / n:.2f}; "
-            "sandboxed kernels are killed, not counted there)"
+            f"ratio (stock / make autograde):                 {stock_wall / ours_wall:7.2f}x   "
+            f"floor {floor:.2f} core-seconds per submission (the solution's cells, forked kernel, no probes)"
+        )
+        print(
+            f"core-seconds per submission (CPU of the grader and all its processes): stock {stock_mem.cpu / n:.2f}, "
+            f"new kernel per submission {fresh_mem.cpu / n:.2f}, make autograde {ours_mem.cpu / n:.2f}; "
+            f"floor {floor:.2f} (counted by {ours_mem.cpu_how})"
+        )
+        print(
+            f"core-seconds ratios: stock / make autograde {stock_mem.cpu / ours_mem.cpu:.2f}x; "
+            f"make autograde / floor {ours_mem.cpu / n / floor:.2f}x; stock / floor {stock_mem.cpu / n / floor:.2f}x"
         )
         print(
             "peak memory per worker (worker process + its sandbox, PSS):          "
@@ -277,8 +377,9 @@ def main(argv=None):
             f"{stock_mem.peak_per_child / mib:6.0f} MiB"
         )
         total = sum(stock_cells.values())
+        print(f"floor's cells, wall: {floor_wall:.2f} s (the solution, forked kernel, nothing else of ours running)")
         print(
-            f"floor: the notebook's cells, no start-up: {total / n:5.2f} s/submission (stock run, serial); "
+            f"the class's cells, no start-up: {total / n:5.2f} s/submission (stock run, serial); "
             f"{total:.1f} s for the class on 1 core, {total / cores:.1f} s on {cores}"
         )
         print(

@@ -5,11 +5,16 @@ after each test cell, and its checks, run in the coordinator.
 
     python -m bench.where_time_goes [--repeat 3]
 
-Each figure is the median of --repeat runs, one submission at a time (nothing else of ours running).
+Each figure is the median of --repeat runs, one submission at a time (nothing else of ours running). Seconds are
+wall-clock seconds, except the rows that say core-seconds: CPU time (user and system), which a busy machine changes
+much less. The floor is the core-seconds of the notebook's own cells in a kernel forked from the template (what the
+kernel's process and the processes it started used from the first cell to the last, without the judge's
+questions): what grading one submission cannot spend less than. bench/autograde.py prints it beside its ratios.
 """
 
 import argparse
 import asyncio
+import resource
 import shutil
 import statistics
 import sys
@@ -18,17 +23,20 @@ import time
 from pathlib import Path
 
 import nbformat
+import psutil
 import zmq.asyncio
 from jupyter_client.manager import AsyncKernelManager
 
 from grading.checks.judge import Judgement
 from grading.course_kit.submissions import ASSIGNMENT, build_submission, solution_answers, write_submission
+from grading.engine import kernel_template
 from grading.engine.execute_sandboxed import execute_in_sandbox
 from grading.engine.kernel_template import TemplateKernelManager, worker_template
 from grading.engine.sandbox import Limits, SandboxKernelManager
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMON_IMPORTS = "import numpy, torch, matplotlib.pyplot, torchviz"
+SELF = resource.RUSAGE_SELF
 
 
 async def _kernel_phases(how):
@@ -88,6 +96,51 @@ def cell_seconds(nb):
     return total
 
 
+# a cell that prints the CPU seconds its kernel's process, and the processes it started, used so far
+CPU_CELL = (
+    "import resource as _resource\n"
+    "print(sum(getattr(_resource.getrusage(who), field) for who in (_resource.RUSAGE_SELF, _resource.RUSAGE_CHILDREN)"
+    " for field in ('ru_utime', 'ru_stime')))"
+)
+
+
+def core_seconds_of(rusage):
+    return rusage.ru_utime + rusage.ru_stime
+
+
+def sandbox_core_seconds():
+    """CPU seconds so far of this thread's sandbox: its template and every kernel it forked (0 without one)."""
+    template = getattr(kernel_template._local, "template", None)
+    if template is None or not template.alive():
+        return 0.0
+    total = 0.0
+    try:
+        root = psutil.Process(template.process.pid)
+        for process in [root, *root.children(recursive=True)]:
+            times = process.cpu_times()
+            total += times.user + times.system + times.children_user + times.children_system
+    except psutil.Error:
+        pass
+    return total
+
+
+def floor_core_seconds(notebook_json, files, limits):
+    """(core-seconds, wall seconds) of the notebook's own cells in a kernel forked from the template, without the
+    judge's questions: the CPU time its kernel (and what the kernel started) used from the start of the first cell
+    to the end of the last, read by a cell run before the first and one after the last."""
+    nb = nbformat.reads(notebook_json, as_version=4)
+    nb.cells.insert(0, nbformat.v4.new_code_cell(CPU_CELL))
+    nb.cells.append(nbformat.v4.new_code_cell(CPU_CELL))
+    executed, outcome = execute_in_sandbox(nbformat.writes(nb), files, limits, {})
+    if outcome["status"] != "ok":
+        raise RuntimeError(f"the floor's execution ended {outcome['status']}: {outcome['detail']}")
+    cells = nbformat.reads(executed, as_version=4).cells
+    first, last = (float("".join(o.get("text", "") for o in cells[i].outputs)) for i in (0, -1))
+    return last - first, cell_seconds(nbformat.reads(executed, as_version=4)) - sum(
+        cell_seconds(nbformat.from_dict({"cells": [cells[i]]})) for i in (0, -1)
+    )
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeat", type=int, default=3)
@@ -120,34 +173,45 @@ def main(argv=None):
             start, _ = asyncio.run(_kernel_phases("plain"))
             add("unsandboxed kernel start to ready (for comparison)", start)
 
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             gradebook.open_submission("perfect", assignment.timestamp("perfect"))
             job = preparer.prepare("perfect", ASSIGNMENT)
-            t1 = time.perf_counter()
+            t1, c1 = time.perf_counter(), time.process_time()
             fresh = {**assignment.limits, "kernel_template": False}
             executed, outcome = execute_in_sandbox(job.notebook_json, assignment.files, fresh, job.judgement.probes)
             t2 = time.perf_counter()
             add("execute_in_sandbox, new sandbox and kernel process", t2 - t1)
             add("  of which the cells (nbclient timing)", cell_seconds(nbformat.reads(executed, as_version=4)))
+            worker_template(Limits(**assignment.limits))  # started before the timing, as a grading worker has it
+            sandbox_before, worker_before = sandbox_core_seconds(), core_seconds_of(resource.getrusage(SELF))
             t2 = time.perf_counter()
             executed, outcome = execute_in_sandbox(
                 job.notebook_json, assignment.files, assignment.limits, job.judgement.probes
             )
             t3 = time.perf_counter()
+            sandbox_after, worker_after = sandbox_core_seconds(), core_seconds_of(resource.getrusage(SELF))
             add("execute_in_sandbox, kernel forked from the template (as make autograde)", t3 - t2)
             add("  of which the cells (nbclient timing) ", cell_seconds(nbformat.reads(executed, as_version=4)))
             add("  of which the kernel answering the judge's questions (8 probes)", outcome["asking_seconds"])
+            add("  core-seconds of the sandbox (kernel start, cells, probes, reset)", sandbox_after - sandbox_before)
+            add("  core-seconds of the worker (its client, threads included)", worker_after - worker_before)
+            floor, floor_wall = floor_core_seconds(job.notebook_json, assignment.files, assignment.limits)
+            add("floor: the cells' core-seconds, forked kernel, no probes", floor)
+            add("  the same cells' seconds (nbclient timing)", floor_wall)
             sanitized = nbformat.reads(job.notebook_json, as_version=4)
             t4 = time.perf_counter()
             Judgement.prepare(sanitized, ASSIGNMENT)
             t5 = time.perf_counter()
             job.judgement.apply(nbformat.reads(executed, as_version=4), outcome)
             t6 = time.perf_counter()
+            c6 = time.process_time()
             finisher.finish(job, executed, ExecutionOutcome.from_dict(outcome))
             t7 = time.perf_counter()
             add("coordinator: open submission + sanitize (judge's preparation included)", t1 - t0)
+            add("  its core-seconds (this process)", c1 - c0)
             add("  of which the judge: draw the points, record the questions, strip hidden tests", t5 - t4)
             add("coordinator: judge + after-execution preprocessors + write", t7 - t6)
+            add("  its core-seconds (this process) ", time.process_time() - c6)
             add("  of which the judge: check the answers, write the test cells' outputs", t6 - t5)
     width = max(map(len, rows))
     print(f"median of {args.repeat} runs, one at a time, seconds")
