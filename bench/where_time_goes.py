@@ -10,6 +10,7 @@ Each figure is the median of --repeat runs, one submission at a time (nothing el
 
 import argparse
 import asyncio
+import dataclasses
 import shutil
 import statistics
 import sys
@@ -95,7 +96,6 @@ def main(argv=None):
 
     from grading.coordinator.class_gradebook import ClassGradebook
     from grading.coordinator.course_layout import CourseAssignment
-    from grading.coordinator.grading_outcome import ExecutionOutcome
     from grading.coordinator.notebook_steps import NotebookFinisher, NotebookPreparer
     from grading.course_kit.course_copy import copy_course
 
@@ -124,26 +124,25 @@ def main(argv=None):
             gradebook.open_submission("perfect", assignment.timestamp("perfect"))
             job = preparer.prepare("perfect", ASSIGNMENT)
             t1 = time.perf_counter()
-            fresh = {**assignment.limits, "kernel_template": False}
-            executed, outcome = execute_in_sandbox(job.notebook_json, assignment.files, fresh, job.judgement.probes)
+            request = job.execution.request
+            fresh = dataclasses.replace(request.limits, kernel_template=False)
+            executed, outcome = execute_in_sandbox(request.notebook_json, request.files, fresh, request.questions)
             t2 = time.perf_counter()
             add("execute_in_sandbox, new sandbox and kernel process", t2 - t1)
             add("  of which the cells (nbclient timing)", cell_seconds(nbformat.reads(executed, as_version=4)))
             t2 = time.perf_counter()
-            executed, outcome = execute_in_sandbox(
-                job.notebook_json, assignment.files, assignment.limits, job.judgement.probes
-            )
+            executed, outcome = job.execution.execute()
             t3 = time.perf_counter()
             add("execute_in_sandbox, kernel forked from the template (as make autograde)", t3 - t2)
             add("  of which the cells (nbclient timing) ", cell_seconds(nbformat.reads(executed, as_version=4)))
-            add("  of which the kernel answering the judge's questions (8 probes)", outcome["asking_seconds"])
-            sanitized = nbformat.reads(job.notebook_json, as_version=4)
+            add("  of which the kernel answering the judge's questions (8 probes)", outcome.asking_seconds)
+            sanitized = nbformat.reads(request.notebook_json, as_version=4)
             t4 = time.perf_counter()
             Judgement.prepare(sanitized, ASSIGNMENT)
             t5 = time.perf_counter()
-            job.judgement.apply(nbformat.reads(executed, as_version=4), outcome)
+            job.execution.judge(executed, outcome)
             t6 = time.perf_counter()
-            finisher.finish(job, executed, ExecutionOutcome.from_dict(outcome))
+            finisher.finish(job, executed, outcome)
             t7 = time.perf_counter()
             add("coordinator: open submission + sanitize (judge's preparation included)", t1 - t0)
             add("  of which the judge: draw the points, record the questions, strip hidden tests", t5 - t4)

@@ -15,6 +15,8 @@ local process pool and for a cluster. execute_as_completed is the same thing as 
 import concurrent.futures as cf
 
 from .execute_sandboxed import execute_in_sandbox
+from .execution_outcome import ExecutionOutcome
+from .limits import Limits
 
 CONNECT_TIMEOUT = "30s"
 
@@ -31,7 +33,7 @@ NO_GRADING = (
 
 def _check_worker():
     """Run on a worker: None if it can execute submissions, else what is missing there, in words."""
-    from grading.engine.sandbox import Limits, bwrap_problem, sweep_leftovers
+    from grading.engine.sandbox import bwrap_problem, sweep_leftovers
 
     sweep_leftovers()
     return bwrap_problem(Limits())
@@ -129,17 +131,17 @@ class DaskExecutor:
             self.client.close()
 
 
-def execute_as_completed(address, notebooks, files, limits):
+def execute_as_completed(address, notebooks, files, limits: Limits):
     """Execute every (key, notebook_json) of `notebooks` on the cluster; yield (key, executed_json, outcome)
-    as each finishes. A task that failed on the worker yields outcome status "sandbox-error"."""
-    executor = DaskExecutor(address, sandbox=limits.get("sandbox", True))
+    as each finishes. A task that failed on the worker yields an outcome of status SANDBOX_ERROR."""
+    executor = DaskExecutor(address, sandbox=limits.sandbox)
     try:
         futures = {executor.submit(execute_in_sandbox, nb, files, limits): key for key, nb in notebooks}
         for future in cf.as_completed(futures):
             try:
                 executed, outcome = future.result()
             except Exception as error:
-                executed, outcome = None, {"status": "sandbox-error", "detail": f"{type(error).__name__}: {error}"}
+                executed, outcome = None, ExecutionOutcome.failed(f"{type(error).__name__}: {error}")
             yield futures[future], executed, outcome
     finally:
         executor.shutdown(wait=False, cancel_futures=True)

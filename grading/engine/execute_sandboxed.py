@@ -3,9 +3,10 @@
     execute_in_sandbox(notebook_json, files, limits, questions) -> (executed_notebook_json, outcome)
 
 questions (grade id -> source of a probe cell, grading/checks/judge.py) are asked right after the test cell of that
-grade id has run, and what the kernel printed while answering comes back in outcome["answers"], to be judged elsewhere.
+grade id has run, and what the kernel printed while answering comes back in outcome.answers, to be judged elsewhere.
 
-Everything in and out is plain data (str, dict of bytes, dict), so the call can run in any worker process.
+Everything in and out is plain, picklable data (str, dict of bytes, Limits, ExecutionOutcome), so the call can run in
+any worker process.
 It never touches the gradebook or the course directory. The kernel is nbgrader's Execute preprocessor
 (an nbclient client) with a kernel manager that starts the kernel in the sandbox. Whatever happens to
 the kernel, the notebook comes back: outputs kept so far, and an error output in every code cell that
@@ -23,6 +24,7 @@ import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Mapping
 from queue import Empty
 
 import nbformat
@@ -36,6 +38,7 @@ from nbgrader.preprocessors import Execute
 from traitlets import Type
 from zmq.utils.monitor import parse_monitor_message
 
+from .execution_outcome import CellError, ExecutionOutcome, ExecutionStatus
 from .kernel_template import TemplateError, TemplateKernelManager, discard_worker_template, worker_template
 from .sandbox import Limits, SandboxKernelManager, remove_tree, scratch_folder, write_files
 
@@ -450,17 +453,23 @@ def _error(ename, evalue):
 
 def _death_cause(km, timed_out, limits):
     if timed_out:
-        return "notebook-timeout", f"the notebook ran longer than {limits.notebook_timeout} s and was stopped"
+        return (
+            ExecutionStatus.NOTEBOOK_TIMEOUT,
+            f"the notebook ran longer than {limits.notebook_timeout} s and was stopped",
+        )
     if km.oom_killed():
-        return "out-of-memory", f"the kernel used more than {limits.memory_bytes >> 20} MiB of memory and was stopped"
+        return (
+            ExecutionStatus.OUT_OF_MEMORY,
+            f"the kernel used more than {limits.memory_bytes >> 20} MiB of memory and was stopped",
+        )
     code = km.exit_code()
     if code is None:
-        return "kernel-died", "the kernel stopped responding"
+        return ExecutionStatus.KERNEL_DIED, "the kernel stopped responding"
     if code > 128 and code - 128 in SIGNALS:
-        return "kernel-crashed", f"the kernel crashed with {SIGNALS[code - 128]}"
+        return ExecutionStatus.KERNEL_CRASHED, f"the kernel crashed with {SIGNALS[code - 128]}"
     if code < 0 and -code in SIGNALS:
-        return "kernel-crashed", f"the kernel crashed with {SIGNALS[-code]}"
-    return "kernel-exited", f"the kernel exited (exit code {code}), e.g. by os._exit or sys.exit"
+        return ExecutionStatus.KERNEL_CRASHED, f"the kernel crashed with {SIGNALS[-code]}"
+    return ExecutionStatus.KERNEL_EXITED, f"the kernel exited (exit code {code}), e.g. by os._exit or sys.exit"
 
 
 NOT_RUN_NOTES = 50  # ungraded cells that say they were not run; past that only graded cells do (bounded output)
@@ -474,41 +483,45 @@ def _mark_not_run(nb, running_cell, why):
         if cell.cell_type != "code" or running_cell is None or index < running_cell or not cell.source.strip():
             continue
         if index == running_cell:
-            cell.setdefault("outputs", []).append(_error("KernelDied", f"{why} while running this cell"))
+            cell.setdefault("outputs", []).append(_error(CellError.KERNEL_DIED.value, f"{why} while running this cell"))
         else:
             graded = bool(cell.get("metadata", {}).get("nbgrader", {}).get("grade"))
             note = graded or marked <= NOT_RUN_NOTES
-            cell.outputs = [_error("NotRun", f"this cell was not run: {why} in an earlier cell")] if note else []
+            cell.outputs = (
+                [_error(CellError.NOT_RUN.value, f"this cell was not run: {why} in an earlier cell")] if note else []
+            )
             cell.execution_count = None
         marked += 1
     return marked
 
 
-def execute_in_sandbox(notebook_json, files, limits, questions=None):
+def execute_in_sandbox(
+    notebook_json: str, files: Mapping[str, bytes], limits: Limits, questions: Mapping[str, str] | None = None
+) -> tuple[str, ExecutionOutcome]:
     """Run every cell of notebook_json with `files` (relative name -> bytes) in the kernel's working folder, and
     after each test cell named in questions (grade id -> probe source) ask the kernel that probe.
 
-    limits: a dict of Limits fields (see grading.engine.sandbox.Limits). Returns (executed notebook as JSON text,
-    outcome) where outcome = {"status", "detail", "seconds", "cells_not_run", "output_truncated", "answers"};
-    answers maps each grade id asked to the text the kernel printed while answering.
-    status is "ok", "notebook-timeout", "out-of-memory", "kernel-crashed", "kernel-exited", "kernel-died",
-    "cell-timeout" (a cell ran too long and ignored the interrupt) or "sandbox-error" (the kernel never ran).
-    When the worker's kernel template fails before any cell of the notebook began (it stopped answering, its
-    kernel did not start, or what the last submission left could not be cleaned), the notebook runs once more
-    in a new sandbox.
+    Returns (executed notebook as JSON text, outcome); outcome.answers maps each grade id asked to the text the
+    kernel printed while answering, and outcome.status says how the execution ended (ExecutionStatus; SANDBOX_ERROR:
+    the kernel never ran). When the worker's kernel template fails before any cell of the notebook began (it stopped
+    answering, its kernel did not start, or what the last submission left could not be cleaned), the notebook runs
+    once more in a new sandbox.
     """
-    executed, outcome, template_failed = _execute(notebook_json, files, Limits(**limits), questions)
+    executed, outcome, template_failed = _execute(notebook_json, files, limits, questions)
     if template_failed:
-        executed, outcome, _ = _execute(notebook_json, files, Limits(**limits), questions)
+        executed, outcome, _ = _execute(notebook_json, files, limits, questions)
     return executed, outcome
 
 
-def _execute(notebook_json, files, limits, questions=None):
+def _execute(
+    notebook_json: str, files: Mapping[str, bytes], limits: Limits, questions: Mapping[str, str] | None = None
+) -> tuple[str, ExecutionOutcome, bool]:
     """execute_in_sandbox's one attempt: (executed JSON, outcome, whether the template failed before any cell ran)."""
     started = time.monotonic()
     nb = nbformat.reads(notebook_json, as_version=4)
     context = bounded_context(limits)
     template = scratch = None
+    km: TemplateKernelManager | SandboxKernelManager
     try:
         if limits.sandbox and limits.kernel_template:
             template = worker_template(limits)
@@ -524,14 +537,12 @@ def _execute(notebook_json, files, limits, questions=None):
     except TemplateError as error:
         context.destroy(linger=0)
         detail = f"TemplateError: {error}"[:500]
-        outcome = {
-            "status": "sandbox-error",
-            "detail": detail,
-            "seconds": round(time.monotonic() - started, 2),
-            "cells_not_run": _mark_not_run(nb, 0, detail),
-            "output_truncated": False,
-            "answers": {},
-        }
+        outcome = ExecutionOutcome(
+            ExecutionStatus.SANDBOX_ERROR,
+            detail,
+            seconds=round(time.monotonic() - started, 2),
+            cells_not_run=_mark_not_run(nb, 0, detail),
+        )
         return nbformat.writes(nb), outcome, True
     client = LimitedExecute(
         limits.max_output_bytes,
@@ -551,7 +562,7 @@ def _execute(notebook_json, files, limits, questions=None):
     watchdog = threading.Timer(limits.notebook_timeout, stop)
     watchdog.daemon = True
     watchdog.start()
-    status, detail, marked, template_failed = "ok", "", 0, False
+    status, detail, marked, template_failed = ExecutionStatus.OK, "", 0, False
     try:
         client.preprocess(nb, {"metadata": {"path": str(workdir)}}, km=km)
         if timed_out.is_set():
@@ -560,34 +571,34 @@ def _execute(notebook_json, files, limits, questions=None):
         status, detail = _death_cause(km, timed_out.is_set(), limits)
     except CellTimeoutError:
         status, detail = (
-            "cell-timeout",
+            ExecutionStatus.CELL_TIMEOUT,
             (f"a cell ran longer than {limits.cell_timeout} s and could not be interrupted, so the kernel was stopped"),
         )
     except Exception as error:  # the kernel never started, or the client broke: nothing of this notebook counts
-        status, detail = "sandbox-error", f"{type(error).__name__}: {error}"[:500]
+        status, detail = ExecutionStatus.SANDBOX_ERROR, f"{type(error).__name__}: {error}"[:500]
         template_failed = template is not None and client.running_cell is None  # no cell of it had begun
         client.running_cell = client.running_cell or 0
     finally:
         watchdog.cancel()
         if template is not None:
-            if status != "ok" or timed_out.is_set() or not template.reset():
+            if status is not ExecutionStatus.OK or timed_out.is_set() or not template.reset():
                 discard_worker_template()  # anything out of the ordinary: the next submission gets a new sandbox
-        else:
+        elif isinstance(km, SandboxKernelManager):
             km.kill_sandbox(wait=True)
             km.cgroup.remove()
             remove_tree(scratch)
         context.destroy(linger=0)
-    if status != "ok":
+    if status is not ExecutionStatus.OK:
         marked = _mark_not_run(nb, client.running_cell, detail)
     if client.truncated:
         detail = (detail + "; " if detail else "") + f"output beyond {limits.max_output_bytes} bytes was dropped"
-    outcome = {
-        "status": status,
-        "detail": detail,
-        "seconds": round(time.monotonic() - started, 2),
-        "cells_not_run": marked,
-        "output_truncated": client.truncated,
-        "answers": client.answers,
-        "asking_seconds": round(client.asked_seconds, 3),
-    }
+    outcome = ExecutionOutcome(
+        status,
+        detail,
+        seconds=round(time.monotonic() - started, 2),
+        cells_not_run=marked,
+        output_truncated=client.truncated,
+        answers=client.answers,
+        asking_seconds=round(client.asked_seconds, 3),
+    )
     return nbformat.writes(nb), outcome, template_failed

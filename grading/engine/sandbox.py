@@ -19,97 +19,20 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import asdict, dataclass, fields
 from pathlib import Path, PurePosixPath
 
 import psutil
 from jupyter_client.kernelspec import KernelSpec
 from jupyter_client.manager import AsyncKernelManager
-from traitlets import Bool, Integer, List, Unicode
-from traitlets.config import Configurable
+
+from .limits import PRELOAD, Limits, Sandbox  # noqa: F401 (the sandbox's limits, imported from here by the configuration)
 
 WORKDIR = "/assignment"
 GIVEN_FILES = "/assignment-files"  # the grader's copy of the assignment's files, read-only; copied to WORKDIR
 IPC_TMPFS_BYTES = 1 << 20  # the sockets' folder, when it is the sandbox's own: sockets and connection files only
-# What every submission of this course imports; the forward-mode questions load the two torch._ modules on first use.
-PRELOAD = ("numpy", "torch", "torch._dynamo", "torch._decomp.decompositions_for_jvp", "matplotlib.pyplot", "torchviz")
 CGROUP_PREFIX = "nbgrader-sandbox-"  # + the grading process's pid + a random part
 SCRATCH_PREFIX = "nbgrader-sandbox-"  # + kind + a random part, in the machine's temporary folder
 HOME = "/home/student"
-
-
-@dataclass(frozen=True)
-class Limits:
-    """What one execution may use. sandbox=False runs the kernel unconfined (explicitly unsafe).
-
-    The one place of each limit's default: Sandbox (nbgrader_config.py's c.Sandbox.<name>) and the cell timeout
-    (c.Execute.timeout) take theirs from here."""
-
-    cell_timeout: int = 120
-    notebook_timeout: int = 900
-    memory_bytes: int = 3 << 30
-    max_processes: int = 256
-    max_output_bytes: int = 1 << 20
-    max_message_bytes: int = 64 << 20
-    max_file_bytes: int = 256 << 20
-    tmpfs_bytes: int = 512 << 20
-    bwrap: str = "bwrap"
-    use_cgroups: bool = True
-    sandbox: bool = True
-    kernel_template: bool = True
-    preload: tuple = PRELOAD
-
-
-class Sandbox(Configurable):
-    """Limits of one submission's execution; set them in nbgrader_config.py as c.Sandbox.<name> (defaults: Limits)."""
-
-    bwrap = Unicode(Limits.bwrap, help="the bubblewrap executable").tag(config=True)
-    memory_bytes = Integer(
-        Limits.memory_bytes,
-        help="memory of the sandbox (address space of each process; "
-        "the whole sandbox too where a memory cgroup can be made)",
-    ).tag(config=True)
-    max_processes = Integer(
-        Limits.max_processes, help="processes and threads in the sandbox (cgroup pids.max, else RLIMIT_NPROC)"
-    ).tag(config=True)
-    notebook_timeout = Integer(Limits.notebook_timeout, help="wall-clock seconds for the whole notebook").tag(
-        config=True
-    )
-    max_output_bytes = Integer(
-        Limits.max_output_bytes,
-        help="bytes of output kept per notebook, every message counted as written (an error that does not fit "
-        "keeps its name and the start of its message)",
-    ).tag(config=True)
-    max_message_bytes = Integer(
-        Limits.max_message_bytes,
-        help="upper limit of a single message accepted from the kernel; the one applied also follows from "
-        "max_output_bytes and the judge's answers (grading/engine/execute_sandboxed.py: message_limit)",
-    ).tag(config=True)
-    max_file_bytes = Integer(Limits.max_file_bytes, help="largest file the kernel may write (RLIMIT_FSIZE)").tag(
-        config=True
-    )
-    tmpfs_bytes = Integer(
-        Limits.tmpfs_bytes, help="size of each folder the kernel can write: /tmp, HOME, /dev/shm and /assignment"
-    ).tag(config=True)
-    use_cgroups = Bool(
-        Limits.use_cgroups, help="put each sandbox in its own pids/memory cgroup when the machine allows it"
-    ).tag(config=True)
-    kernel_template = Bool(
-        Limits.kernel_template,
-        help="fork each submission's kernel from a per-worker template that has imported "
-        "`preload` (see grading/engine/kernel_template.py); False starts a new kernel "
-        "process in a new sandbox for each submission",
-    ).tag(config=True)
-    preload = List(
-        Unicode(), default_value=list(Limits.preload), help="modules the template imports once for every submission"
-    ).tag(config=True)
-
-    def limits(self, cell_timeout):
-        """The limits as a plain, serialisable dict (see Limits): every field this class configures, and the cell
-        timeout (nbgrader's c.Execute.timeout)."""
-        configured = {field.name: getattr(self, field.name) for field in fields(Limits) if self.has_trait(field.name)}
-        configured["preload"] = tuple(configured["preload"])
-        return asdict(Limits(cell_timeout=cell_timeout, **configured))
 
 
 def runtime_paths():
