@@ -22,6 +22,7 @@ import json
 import os
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from nbformat import from_dict
 
@@ -162,6 +163,7 @@ def judge_notebook(nb, answers, seed, checks, why_missing=None):
         kept = [
             out for out in cell.get("outputs", []) if out.get("output_type") == "stream" and out.get("name") == "stdout"
         ]
+        verdict: dict[str, Any]
         if passed:
             verdict = {"output_type": "stream", "name": "stdout", "text": f"\u2713 {sentence}\n"}
         else:

@@ -13,6 +13,8 @@ local process pool and for a cluster. execute_as_completed is the same thing as 
 """
 
 import concurrent.futures as cf
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 from .execute_sandboxed import execute_in_sandbox
 from .execution_outcome import ExecutionOutcome
@@ -31,7 +33,7 @@ NO_GRADING = (
 )
 
 
-def _check_worker():
+def _check_worker() -> str | None:
     """Run on a worker: None if it can execute submissions, else what is missing there, in words."""
     from grading.engine.sandbox import bwrap_problem, sweep_leftovers
 
@@ -39,7 +41,7 @@ def _check_worker():
     return bwrap_problem(Limits())
 
 
-def _check_scheduler():
+def _check_scheduler() -> None:
     """Run on the scheduler, which unpickles every task and so imports grading.engine.execute_sandboxed: to unpickle
     this function it imports this module, which imports that one. None."""
     return None
@@ -48,7 +50,7 @@ def _check_scheduler():
 class DaskExecutor:
     """Executes submissions on the Dask cluster at `address`, one task per submission."""
 
-    def __init__(self, address, client=None, check_workers=True, sandbox=True):
+    def __init__(self, address: str, client: Any = None, check_workers: bool = True, sandbox: bool = True) -> None:
         from distributed import Client
 
         self._own_client = client is None
@@ -56,11 +58,11 @@ class DaskExecutor:
             self.client = client or Client(address, timeout=CONNECT_TIMEOUT, set_as_default=False)
         except OSError as error:
             raise ClusterUnusable(f"cannot reach the Dask scheduler at {address}: {error}") from None
-        self._futures = set()
+        self._futures: set[Any] = set()  # the cluster's futures not yet finished
         if check_workers:
             self._check(address, sandbox)
 
-    def _check(self, address, sandbox):
+    def _check(self, address: str, sandbox: bool) -> None:
         """ClusterUnusable, saying why, unless the scheduler and every worker can run the course's tasks."""
         try:
             self.client.run_on_scheduler(_check_scheduler)
@@ -70,7 +72,9 @@ class DaskExecutor:
                 f"the Dask scheduler at {address} " + NO_GRADING.format(error=error) + " (nothing was graded)"
             ) from None
         try:
-            self.client.wait_for_workers(1, timeout=CONNECT_TIMEOUT)
+            from dask.utils import parse_timedelta
+
+            self.client.wait_for_workers(1, timeout=parse_timedelta(CONNECT_TIMEOUT))
         except TimeoutError:
             self.close()
             raise ClusterUnusable(
@@ -90,15 +94,15 @@ class DaskExecutor:
             )
 
     @property
-    def threads(self):
+    def threads(self) -> int:
         """Executions the cluster runs at once (the sum of its workers' threads), at least 1."""
         return max(1, sum(self.client.nthreads().values()))
 
-    def submit(self, fn, *args):
+    def submit(self, fn: Callable[..., Any], *args: Any) -> cf.Future[Any]:
         """fn(*args) on some worker, as a concurrent.futures.Future. pure=False: two students' identical
         notebooks are two executions, each in its own sandbox."""
         task = self.client.submit(fn, *args, pure=False)
-        future = cf.Future()
+        future: cf.Future[Any] = cf.Future()
         self._futures.add(task)
 
         def relay(task):
@@ -117,7 +121,7 @@ class DaskExecutor:
         task.add_done_callback(relay)
         return future
 
-    def shutdown(self, wait=True, cancel_futures=False):
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
         if cancel_futures and self._futures:
             self.client.cancel(list(self._futures))
         if wait and self._futures:
@@ -126,12 +130,14 @@ class DaskExecutor:
             wait_all(list(self._futures))
         self.close()
 
-    def close(self):
+    def close(self) -> None:
         if self._own_client:
             self.client.close()
 
 
-def execute_as_completed(address, notebooks, files, limits: Limits):
+def execute_as_completed(
+    address: str, notebooks: Iterable[tuple[Any, str]], files: Mapping[str, bytes], limits: Limits
+) -> Iterator[tuple[Any, str | None, ExecutionOutcome]]:
     """Execute every (key, notebook_json) of `notebooks` on the cluster; yield (key, executed_json, outcome)
     as each finishes. A task that failed on the worker yields an outcome of status SANDBOX_ERROR."""
     executor = DaskExecutor(address, sandbox=limits.sandbox)

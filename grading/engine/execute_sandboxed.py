@@ -20,18 +20,21 @@ and the grader never holds more of what is on its way than a few messages of mes
 
 import json
 import logging
+import sys
 import threading
 import time
 import uuid
 from collections import deque
 from collections.abc import Mapping
 from queue import Empty
+from typing import Any, cast
 
 import nbformat
 import zmq
 import zmq.asyncio
 from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.channels import AsyncZMQSocketChannel
+from jupyter_client.manager import AsyncKernelManager
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbclient.util import run_sync
 from nbgrader.preprocessors import Execute
@@ -40,7 +43,8 @@ from zmq.utils.monitor import parse_monitor_message
 
 from .execution_outcome import CellError, ExecutionOutcome, ExecutionStatus
 from .kernel_template import TemplateError, TemplateKernelManager, discard_worker_template, worker_template
-from .sandbox import Limits, SandboxKernelManager, remove_tree, scratch_folder, write_files
+from .limits import Limits
+from .sandbox import SandboxKernelManager, remove_tree, scratch_folder, write_files
 
 ERROR_TEXT_CHARS = 4000
 BRIEF_ERROR_CHARS = 200  # an error that does not fit the budget keeps its name and this much of its message
@@ -63,7 +67,7 @@ SIGNALS = {
 }
 
 
-def message_limit(limits):
+def message_limit(limits: Limits) -> int:
     """The largest message the client accepts from the kernel (ZMQ_MAXMSGSIZE): room for any output that fits the
     budget and for a probe's answer (JSON printed inside JSON: up to twice its length), never more than
     limits.max_message_bytes. zmq refuses a larger message by dropping the connection, which reconnects; what
@@ -71,7 +75,7 @@ def message_limit(limits):
     return min(limits.max_message_bytes, max(limits.max_output_bytes, 2 * MAX_ANSWER_BYTES) + (1 << 20))
 
 
-def bounded_context(limits):
+def bounded_context(limits: Limits) -> zmq.asyncio.Context:
     """A zmq context whose sockets take messages up to message_limit(limits) and queue at most MESSAGE_QUEUE of
     them: what the grader holds of what a kernel sends, before it is counted, is bounded by these two."""
     context = zmq.asyncio.Context()
@@ -96,19 +100,20 @@ class WatchedChannel(AsyncZMQSocketChannel):
         super().__init__(socket, session, loop)
         self.endpoint = socket.getsockopt_string(zmq.LAST_ENDPOINT)
         self.limit = socket.getsockopt(zmq.MAXMSGSIZE)
-        self.reader = zmq.Socket.shadow(socket.underlying)  # reads without waiting
+        self.reader: zmq.Socket[bytes] = zmq.Socket.shadow(socket.underlying)  # reads without waiting
         self.monitor = socket.get_monitor_socket(zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED)
-        self.events = zmq.Socket.shadow(self.monitor.underlying)
-        self.taken, self.taken_bytes = deque(), 0  # messages read from zmq, not yet given out
+        self.events: zmq.Socket[bytes] = zmq.Socket.shadow(self.monitor.underlying)
+        self.taken: deque[list[bytes]] = deque()  # messages read from zmq, not yet given out
+        self.taken_bytes = 0
         self.dropped = 0
         self.reconnecting = self.reconnected = False
-        self.waiting = None  # header of the request whose reply has not come
+        self.waiting: dict[str, Any] | None = None  # header of the request whose reply has not come
 
     def send(self, msg):
         self.waiting = msg["header"]
         super().send(msg)
 
-    async def get_msg(self, timeout=None):
+    async def get_msg(self, timeout=None):  # type: ignore[override] # async, as jupyter_client's own
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             self.look()
@@ -138,7 +143,7 @@ class WatchedChannel(AsyncZMQSocketChannel):
             self.taken.append(frames)
             self.taken_bytes += sum(map(len, frames))
 
-    async def msg_ready(self):
+    async def msg_ready(self):  # type: ignore[override] # async, as jupyter_client's own
         return bool(self.taken) or await super().msg_ready()
 
     def look(self):
@@ -161,7 +166,7 @@ class WatchedChannel(AsyncZMQSocketChannel):
 
     def lost_reply(self):
         """An error reply to the request that was waiting, whose reply zmq refused."""
-        request, self.waiting = self.waiting, None
+        request, self.waiting = self.waiting or {}, None
         evalue = f"the kernel's reply was larger than {self.limit} bytes and was refused"
         content = {
             "status": "error",
@@ -189,18 +194,18 @@ class BoundedKernelClient(AsyncKernelClient):
     iopub_channel_class = Type(WatchedChannel)
 
     def _context_default(self):  # not created here, so not destroyed with the client: its owner destroys it
-        return self.parent.context
+        return cast(AsyncKernelManager, self.parent).context
 
     def start_channels(self, shell=True, iopub=True, stdin=True, hb=True, control=True):
         # no heartbeat: the kernel manager says whether the kernel lives (its thread would outlive the context)
         super().start_channels(shell=shell, iopub=iopub, stdin=stdin, hb=False, control=control)
 
 
-def written_size(value, depth=OUTPUT_DEPTH, limit=None):
+def written_size(value: Any, depth: int = OUTPUT_DEPTH, limit: int | None = None) -> int:
     """Bytes `value` takes at most in a notebook file, written as nbformat writes it (JSON indented one space per
     level, `depth` levels deep; text split into a list of lines; ASCII at worst escaped). Once the count passes
     `limit` it stops and returns a number above limit, so that a value far too large costs little to refuse."""
-    limit = float("inf") if limit is None else limit
+    limit = sys.maxsize if limit is None else limit  # none: more bytes than any value in memory can take
     total, pending = 2 * depth + 8, [(value, depth)]  # its place in a list (line break, indentation, comma, ...)
     while pending and total <= limit:
         item, level = pending.pop()
@@ -250,7 +255,7 @@ class LimitedExecute(Execute):
         self.truncated = False
         self.notes = {}  # cell index -> (the one note in that cell saying that output was dropped, its outputs)
         self.running_cell = None
-        self.current = None  # (outputs list, cell index) of the cell whose messages are being read
+        self.current: tuple[list[Any], int] | None = None  # (outputs, cell index) of the cell whose messages are read
         self.idle_seen = None  # whether the running cell's last message (status idle) arrived
         self.questions = dict(questions or {})
         self.answers = {}
@@ -324,6 +329,7 @@ class LimitedExecute(Execute):
         room = self.max_output_bytes - self.kept_bytes + before
         each = written_size(update, limit=room // len(targets))
         if each * len(targets) > room:
+            assert self.current is not None  # process_message set it before the update came here
             self.cut(*self.current, dropped="display update")
             return
         try:
@@ -583,7 +589,8 @@ def _execute(
         if template is not None:
             if status is not ExecutionStatus.OK or timed_out.is_set() or not template.reset():
                 discard_worker_template()  # anything out of the ordinary: the next submission gets a new sandbox
-        elif isinstance(km, SandboxKernelManager):
+        else:
+            assert isinstance(km, SandboxKernelManager) and scratch is not None  # both made above, without a template
             km.kill_sandbox(wait=True)
             km.cgroup.remove()
             remove_tree(scratch)
