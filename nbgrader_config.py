@@ -7,7 +7,7 @@ from nbgrader.preprocessors import Execute, GetGrades
 
 from grading.coordinator.judged_execute import SandboxedJudgedExecute
 from grading.coordinator.restore_cell_flags import RestoreCellFlags
-from grading.engine.sandbox import Limits
+from grading.engine.limits import Limits
 from grading.reports import offline_pages
 from grading.reports.feedback_pages import ClearHiddenTestsOfTestCells
 from grading.reports.inert_content import InertOutputs
@@ -42,7 +42,7 @@ c.Autograde.autograde_preprocessors = [
     for step in ((SandboxedJudgedExecute, InertOutputs) if pp is Execute else (pp,))
 ]
 
-# Execution limits of one notebook. Each default is written once, in grading/engine/sandbox.py (class Limits); change
+# Execution limits of one notebook. Each is declared once, in grading/engine/limits.py (class Limits); change
 # one here, for example c.Sandbox.memory_bytes = 4 * 2**30. The limits: c.Execute.timeout (seconds per cell) and
 # c.Sandbox.notebook_timeout (wall-clock seconds for the whole notebook), memory_bytes (address space per process; the
 # whole sandbox where a cgroup is allowed), max_processes, max_output_bytes (output kept per notebook, every message

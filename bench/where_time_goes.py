@@ -14,6 +14,7 @@ questions): what grading one submission cannot spend less than. bench/autograde.
 
 import argparse
 import asyncio
+import dataclasses
 import resource
 import shutil
 import statistics
@@ -31,6 +32,7 @@ from grading.checks.judge import Judgement
 from grading.course_kit.submissions import ASSIGNMENT, build_submission, solution_answers, write_submission
 from grading.engine import kernel_template
 from grading.engine.execute_sandboxed import execute_in_sandbox
+from grading.engine.execution_outcome import ExecutionStatus
 from grading.engine.kernel_template import TemplateKernelManager, worker_template
 from grading.engine.sandbox import Limits, SandboxKernelManager
 
@@ -132,8 +134,8 @@ def floor_core_seconds(notebook_json, files, limits):
     nb.cells.insert(0, nbformat.v4.new_code_cell(CPU_CELL))
     nb.cells.append(nbformat.v4.new_code_cell(CPU_CELL))
     executed, outcome = execute_in_sandbox(nbformat.writes(nb), files, limits, {})
-    if outcome["status"] != "ok":
-        raise RuntimeError(f"the floor's execution ended {outcome['status']}: {outcome['detail']}")
+    if outcome.status != ExecutionStatus.OK:
+        raise RuntimeError(f"the floor's execution ended {outcome.status}: {outcome.detail}")
     cells = nbformat.reads(executed, as_version=4).cells
     first, last = (float("".join(o.get("text", "") for o in cells[i].outputs)) for i in (0, -1))
     return last - first, cell_seconds(nbformat.reads(executed, as_version=4)) - sum(
@@ -148,7 +150,6 @@ def main(argv=None):
 
     from grading.coordinator.class_gradebook import ClassGradebook
     from grading.coordinator.course_layout import CourseAssignment
-    from grading.coordinator.grading_outcome import ExecutionOutcome
     from grading.coordinator.notebook_steps import NotebookFinisher, NotebookPreparer
     from grading.course_kit.course_copy import copy_course
 
@@ -177,35 +178,34 @@ def main(argv=None):
             gradebook.open_submission("perfect", assignment.timestamp("perfect"))
             job = preparer.prepare("perfect", ASSIGNMENT)
             t1, c1 = time.perf_counter(), time.process_time()
-            fresh = {**assignment.limits, "kernel_template": False}
-            executed, outcome = execute_in_sandbox(job.notebook_json, assignment.files, fresh, job.judgement.probes)
+            request = job.execution.request
+            fresh = dataclasses.replace(request.limits, kernel_template=False)
+            executed, outcome = execute_in_sandbox(request.notebook_json, request.files, fresh, request.questions)
             t2 = time.perf_counter()
             add("execute_in_sandbox, new sandbox and kernel process", t2 - t1)
             add("  of which the cells (nbclient timing)", cell_seconds(nbformat.reads(executed, as_version=4)))
-            worker_template(Limits(**assignment.limits))  # started before the timing, as a grading worker has it
+            worker_template(request.limits)  # started before the timing, as a grading worker has it
             sandbox_before, worker_before = sandbox_core_seconds(), core_seconds_of(resource.getrusage(SELF))
             t2 = time.perf_counter()
-            executed, outcome = execute_in_sandbox(
-                job.notebook_json, assignment.files, assignment.limits, job.judgement.probes
-            )
+            executed, outcome = job.execution.execute()
             t3 = time.perf_counter()
             sandbox_after, worker_after = sandbox_core_seconds(), core_seconds_of(resource.getrusage(SELF))
             add("execute_in_sandbox, kernel forked from the template (as make autograde)", t3 - t2)
             add("  of which the cells (nbclient timing) ", cell_seconds(nbformat.reads(executed, as_version=4)))
-            add("  of which the kernel answering the judge's questions (8 probes)", outcome["asking_seconds"])
+            add("  of which the kernel answering the judge's questions (8 probes)", outcome.asking_seconds)
             add("  core-seconds of the sandbox (kernel start, cells, probes, reset)", sandbox_after - sandbox_before)
             add("  core-seconds of the worker (its client, threads included)", worker_after - worker_before)
-            floor, floor_wall = floor_core_seconds(job.notebook_json, assignment.files, assignment.limits)
+            floor, floor_wall = floor_core_seconds(request.notebook_json, request.files, request.limits)
             add("floor: the cells' core-seconds, forked kernel, no probes", floor)
             add("  the same cells' seconds (nbclient timing)", floor_wall)
-            sanitized = nbformat.reads(job.notebook_json, as_version=4)
+            sanitized = nbformat.reads(request.notebook_json, as_version=4)
             t4 = time.perf_counter()
             Judgement.prepare(sanitized, ASSIGNMENT)
             t5 = time.perf_counter()
-            job.judgement.apply(nbformat.reads(executed, as_version=4), outcome)
+            job.execution.judge(executed, outcome)
             t6 = time.perf_counter()
             c6 = time.process_time()
-            finisher.finish(job, executed, ExecutionOutcome.from_dict(outcome))
+            finisher.finish(job, executed, outcome)
             t7 = time.perf_counter()
             add("coordinator: open submission + sanitize (judge's preparation included)", t1 - t0)
             add("  its core-seconds (this process)", c1 - c0)

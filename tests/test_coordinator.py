@@ -24,15 +24,15 @@ from grading.coordinator.autograde_class import ClassGrader, main
 from grading.coordinator.course_layout import CourseAssignment, load_config
 from grading.coordinator.grading_outcome import (
     ALREADY_GRADED_NOTE,
-    ExecutionOutcome,
-    ExecutionStatus,
     ExitStatus,
     GradingStatus,
     NotebookOutcome,
     StudentOutcome,
 )
 from grading.course_kit.submissions import ROOT
+from grading.engine.execution_outcome import ExecutionOutcome, ExecutionStatus
 from grading.engine.executions import ClusterExecutor, ExecutionRequest, ExecutionScheduler
+from grading.engine.limits import Limits
 from grading.reports.class_grades import class_scores
 
 pytestmark = pytest.mark.filterwarnings("ignore::sqlalchemy.exc.SAWarning")  # nbgrader's gradebook, harmless
@@ -139,15 +139,15 @@ def _raise(error):
 
 
 def _ok(executed, **fields):
-    return executed, ExecutionOutcome(ExecutionStatus.OK, **fields).as_dict()
+    return executed, ExecutionOutcome(ExecutionStatus.OK, **fields)
 
 
 def _stopped(request, status, detail):
     executed, not_run = _executed(request, stopped_at="q2_answer", why=detail)
-    return executed, ExecutionOutcome(status, detail, cells_not_run=not_run).as_dict()
+    return executed, ExecutionOutcome(status, detail, cells_not_run=not_run)
 
 
-BEHAVIOURS = {  # what the fake does -> (executed JSON, outcome as the worker sends it), or raises
+BEHAVIOURS = {  # what the fake does -> (executed JSON, outcome), or raises
     "right": lambda r: _ok(_executed(r)[0]),
     "wrong": lambda r: _ok(_executed(r, {"q1_test": _error("AssertionError", "")})[0]),
     "times-out": lambda r: _stopped(
@@ -162,7 +162,7 @@ BEHAVIOURS = {  # what the fake does -> (executed JSON, outcome as the worker se
     "cell-interrupted": lambda r: _ok(_executed(r, {"q2_test": _error("CellTimeoutError", "120 s")})[0]),
     "memory-error": lambda r: _ok(_executed(r, {"q2_test": _error("MemoryError", "")})[0]),
     "floods": lambda r: _ok(_executed(r)[0], output_truncated=True, detail="output beyond 1048576 bytes was dropped"),
-    "sandbox-error": lambda r: (_executed(r)[0], ExecutionOutcome.failed("TemplateError: no kernel").as_dict()),
+    "sandbox-error": lambda r: (_executed(r)[0], ExecutionOutcome.failed("TemplateError: no kernel")),
     "garbage": lambda r: _ok("this is not a notebook"),
     "raises": lambda r: _raise(RuntimeError("the worker lost its sandbox")),
     "worker-dies": lambda r: _raise(BrokenProcessPool("a process terminated abruptly")),
@@ -328,7 +328,7 @@ def test_what_the_executor_receives_is_sanitized_and_plain(course):
     _, report, _ = grade(course, executor)
     (request,) = executor.requests
     assert "assert double(2) == 4" in request.notebook_json and "emptied" not in request.notebook_json
-    assert dict(request.files) == {"data.txt": b"given to every notebook"} and request.limits["sandbox"]
+    assert dict(request.files) == {"data.txt": b"given to every notebook"} and request.limits.sandbox
     assert report["alice"] == ("5/5  ignored extra files: numpy.py; locked cell q1_test was edited; original restored")
 
 
@@ -684,7 +684,7 @@ def test_grading_without_the_sandbox_says_so(course, capsys):
     executor = FakeExecutor()
     grader = ClassGrader(CourseAssignment.load(course, ASSIGNMENT, unsafe=True), executor)
     assert grader.run() is ExitStatus.COMPLETE
-    assert executor.requests[0].limits["sandbox"] is False
+    assert executor.requests[0].limits.sandbox is False
     assert capsys.readouterr().err.count("UNSAFE: grading WITHOUT the sandbox") == 2  # before and after
     assert (course / "autograde_report.txt").read_text() == (
         "UNSAFE: graded without the sandbox\nalice  5/5  graded normally\n"
@@ -700,29 +700,26 @@ def test_no_submissions_and_no_assignment(course, capsys):
 
 
 # --- the typed outcome -----------------------------------------------------------------------------------------------
-def test_execution_outcome_reads_what_the_worker_sends():
-    raw = {
-        "status": "kernel-crashed",
-        "detail": "the kernel crashed with a segmentation fault",
-        "seconds": 1.5,
-        "cells_not_run": 3,
-        "output_truncated": False,
-        "answers": {"q1_test": "{}"},
-        "asking_seconds": 0.1,
-    }
-    outcome = ExecutionOutcome.from_dict(raw)
-    assert outcome.status is ExecutionStatus.KERNEL_CRASHED and outcome.status.grading_status is GradingStatus.CRASHED
-    assert outcome.as_dict() == raw
-    assert ExecutionOutcome.from_dict({"status": "sandbox-error", "detail": "x"}).cells_not_run == 0
-    with pytest.raises(ValueError):
-        ExecutionOutcome.from_dict({"status": "fine, honestly"})
-    assert {s.grading_status for s in ExecutionStatus} >= {
+def test_every_execution_status_means_a_grading_status():
+    assert GradingStatus.after(ExecutionStatus.KERNEL_CRASHED) is GradingStatus.CRASHED
+    assert GradingStatus.after(ExecutionStatus.SANDBOX_ERROR) is GradingStatus.NOT_GRADED
+    assert {GradingStatus.after(s) for s in ExecutionStatus} >= {
         GradingStatus.GRADED,
         GradingStatus.TIMED_OUT,
         GradingStatus.KILLED,
         GradingStatus.CRASHED,
         GradingStatus.NOT_GRADED,
     }
+
+
+def test_the_scheduler_refuses_what_is_not_an_outcome():
+    executor = FakeExecutor(behaviours={"sends-a-dict": lambda r: (_executed(r)[0], {"status": "ok"})})
+    request = ExecutionRequest(
+        nbformat.writes(nbformat.v4.new_notebook(cells=[_cell("# fake: sends-a-dict", "q1_answer")])), {}, Limits(), {}
+    )
+    (finished,) = ExecutionScheduler(executor).run([("key", request)])
+    assert finished.executed_json is None and finished.outcome.status is ExecutionStatus.SANDBOX_ERROR
+    assert finished.outcome.detail == "ValueError: an execution's outcome, not a dict"
 
 
 def test_a_student_is_the_worst_of_their_notebooks():
@@ -746,7 +743,7 @@ def test_a_student_is_the_worst_of_their_notebooks():
 def test_the_scheduler_turns_every_failure_into_an_outcome():
     executor = FakeExecutor(capacity=2)
     request = ExecutionRequest(
-        nbformat.writes(nbformat.v4.new_notebook(cells=[_cell("# fake: raises", "q1_answer")])), {}, {}, {}
+        nbformat.writes(nbformat.v4.new_notebook(cells=[_cell("# fake: raises", "q1_answer")])), {}, Limits(), {}
     )
     (finished,) = ExecutionScheduler(executor).run([("key", request)])
     assert finished.key == "key" and finished.executed_json is None

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from grading.engine import kernel_template, sandbox
+from grading.engine.execution_outcome import ExecutionStatus
 from grading.engine.sandbox import (
     CGROUP_PREFIX,
     PRELOAD,
@@ -76,10 +77,10 @@ def current_template():
 
 def test_next_submission_on_the_same_worker_finds_nothing_the_last_one_left():
     cells, outcome = run(LEAVE_TRACES)
-    assert outcome["status"] == "ok", outcome
+    assert outcome.status is ExecutionStatus.OK, outcome
     template = current_template()
     cells_after, outcome_after = run(LOOK_FOR_TRACES)
-    assert outcome_after["status"] == "ok", outcome_after
+    assert outcome_after.status is ExecutionStatus.OK, outcome_after
     assert current_template() is template and template.alive(), "the second submission did not reuse the template"
     template_before, ipc_made = literal_eval(text(cells[0]))
     assert min(ipc_made) >= 0, "the first submission could not make its IPC objects: nothing to look for"
@@ -126,7 +127,7 @@ for request in (16, 0x4206):  # PTRACE_ATTACH, PTRACE_SEIZE
 print(results)
 """
     cells, outcome = run(probe)
-    assert outcome["status"] == "ok"
+    assert outcome.status is ExecutionStatus.OK
     assert literal_eval(text(cells[0])) == ["denied"] * 6
 
 
@@ -137,9 +138,9 @@ def test_submission_can_neither_kill_nor_stop_its_template(signal_name):
         f"import os, signal; os.kill(os.getppid(), signal.{signal_name}); print('sent')",
         "import time; time.sleep(0.5); print('after')",
     )
-    assert outcome["status"] == "ok" and text(cells[1]) == "after\n"
+    assert outcome.status is ExecutionStatus.OK and text(cells[1]) == "after\n"
     cells, outcome = run("print('next student')")
-    assert outcome["status"] == "ok" and text(cells[0]) == "next student\n"
+    assert outcome.status is ExecutionStatus.OK and text(cells[0]) == "next student\n"
     assert current_template() is before and before.alive(), "the template did not survive the signal"
 
 
@@ -154,7 +155,7 @@ def test_template_that_stops_answering_is_replaced(monkeypatch):
         cells, outcome = run("print('next student')")
     finally:
         stuck.kill()
-    assert outcome["status"] == "ok" and text(cells[0]) == "next student\n"
+    assert outcome.status is ExecutionStatus.OK and text(cells[0]) == "next student\n"
     assert current_template() is not stuck and stuck.closed
 
 
@@ -191,7 +192,7 @@ def test_what_cannot_be_emptied_means_a_new_sandbox():
     assert text(cells[0]) == "made\n"
     cells, outcome = run(LOOK_FOR_TRACES)
     parent, files, found = literal_eval(text(cells[0]))
-    assert outcome["status"] == "ok" and files == ["data"] and found == []
+    assert outcome.status is ExecutionStatus.OK and files == ["data"] and found == []
     assert current_template() is not before, "deeper than the template empties, yet the sandbox was kept"
 
 

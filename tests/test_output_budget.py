@@ -10,6 +10,7 @@ import pytest
 from nbformat import from_dict
 
 from grading.engine.execute_sandboxed import MAX_ANSWER_BYTES, written_size
+from grading.engine.execution_outcome import ExecutionStatus
 from grading.engine.sandbox import Limits
 from support.sandbox_runs import run_json, run_measured, text
 
@@ -25,8 +26,8 @@ def cut_to_the_budget(executed, outcome, budget=BUDGET):
     """The executed notebook's cells, once checked: within the budget and its notes, the cut said in the outcome,
     and the honest cell at the end still printed what it printed."""
     assert len(executed.encode()) <= budget + NOTE_ROOM
-    assert outcome["status"] == "ok", outcome
-    assert outcome["output_truncated"] and f"output beyond {budget} bytes was dropped" in outcome["detail"]
+    assert outcome.status is ExecutionStatus.OK, outcome
+    assert outcome.output_truncated and f"output beyond {budget} bytes was dropped" in outcome.detail
     cells = nbformat.reads(executed, as_version=4).cells
     assert text(cells[-1]) == "next\n"
     return cells
@@ -108,7 +109,7 @@ def test_an_error_over_the_budget_keeps_its_name_and_the_start_of_its_message():
         "print('x' * 198_000)", "raise ValueError('y' * 50_000)", "print('z' * 5000)", max_output_bytes=BUDGET
     )
     cells = nbformat.reads(executed, as_version=4).cells
-    assert len(executed) <= BUDGET + NOTE_ROOM and outcome["output_truncated"]
+    assert len(executed) <= BUDGET + NOTE_ROOM and outcome.output_truncated
     [error] = [o for o in cells[1].outputs if o.output_type == "error"]
     assert error.ename == "ValueError" and error.evalue.startswith("yyy") and "50000 characters" in error.evalue
     assert len(error.evalue) < 300 and NOTE in text(cells[1]) and text(cells[2]).startswith(NOTE)
@@ -124,7 +125,7 @@ def test_clear_output_gives_back_what_it_cleared(wait):
         max_output_bytes=BUDGET,
     )
     cells = nbformat.reads(executed, as_version=4).cells
-    assert not outcome["output_truncated"] and len(executed) < BUDGET
+    assert not outcome.output_truncated and len(executed) < BUDGET
     assert text(cells[0]) == "29 " + "x" * 50_000 + "\n" and text(cells[1]) == "next\n"
 
 
@@ -149,7 +150,7 @@ def test_a_burst_of_small_outputs_arrives_whole():
     as the kernel can are all kept."""
     executed, outcome = run_json(DISPLAYS + "for i in range(2000):\n    display(i)", NEXT)
     cells = nbformat.reads(executed, as_version=4).cells
-    assert outcome["status"] == "ok" and not outcome["output_truncated"]
+    assert outcome.status is ExecutionStatus.OK and not outcome.output_truncated
     assert [o.data["text/plain"] for o in cells[0].outputs] == [str(i) for i in range(2000)]
     assert text(cells[1]) == "next\n"
 
@@ -163,7 +164,7 @@ def test_widget_messages_are_not_kept():
         NEXT,
         max_output_bytes=BUDGET,
     )
-    assert outcome["status"] == "ok" and len(executed) < 10_000
+    assert outcome.status is ExecutionStatus.OK and len(executed) < 10_000
     assert "widgets" not in json.loads(executed)["metadata"]
     assert text(nbformat.reads(executed, as_version=4).cells[-1]) == "next\n"
 
@@ -176,7 +177,7 @@ def test_probe_answers_stay_apart_from_the_notebook_budget():
     tested = nbformat.v4.new_code_cell("print('x' * 300_000)", metadata={"nbgrader": {"grade_id": "q1"}})
     executed, outcome = run_json(tested, NEXT, max_output_bytes=BUDGET, questions={"q1": f"print('\"' * {size})"})
     cut_to_the_budget(executed, outcome)
-    assert outcome["answers"] == {"q1": '"' * size + "\n"}
+    assert outcome.answers == {"q1": '"' * size + "\n"}
 
 
 @needs_bwrap

@@ -8,6 +8,7 @@ from ast import literal_eval
 import psutil
 import pytest
 
+from grading.engine.execution_outcome import ExecutionStatus
 from grading.engine.sandbox import Limits, bwrap_problem, socket_path_problem
 from support import sandbox_runs
 from support.sandbox_runs import run, text
@@ -35,7 +36,7 @@ def test_kernel_sees_only_its_files_a_clean_environment_and_no_network(monkeypat
         "import socket\ntry:\n    socket.create_connection(('1.1.1.1', 80), timeout=3)\n"
         "except OSError as e:\n    print('no network')",
     )
-    assert outcome["status"] == "ok"
+    assert outcome.status is ExecutionStatus.OK
     assert text(cells[0]) == "['data'] given\n"
     assert "canary-env" not in text(cells[1]) and "GRADER_SECRET" not in text(cells[1])
     assert text(cells[2]).startswith("False False False [")  # /tmp holds only the kernel's own sockets:
@@ -56,7 +57,7 @@ def test_only_the_kernels_own_folders_are_writable():
         "print(sorted('sockets' if p == sockets else p for p in writable))\n"
         "print([d for d in ('/', '/etc', '/dev', '/home', '/usr', '/var', '/opt') if os.access(d, os.W_OK)])"
     )
-    assert outcome["status"] == "ok"
+    assert outcome.status is ExecutionStatus.OK
     assert text(cells[0]).splitlines() == [
         str(sorted(["/tmp", "/home/student", "/dev/shm", "/assignment", "sockets"])),
         "[]",
@@ -90,7 +91,9 @@ def test_what_a_submission_writes_lands_on_bounded_folders_of_its_own():
     """Every folder a kernel can write is a size-limited tmpfs of the sandbox's own: filling them all stops at their
     size, and nothing reaches the grading machine's disk (the assignment's files come from a read-only folder)."""
     cells, outcome = run(FILL, tmpfs_bytes=32 << 20, cell_timeout=300)
-    assert outcome["status"] == "ok" and [o.output_type for o in cells[0].outputs] == ["stream"], cells[0].outputs
+    assert outcome.status is ExecutionStatus.OK and [o.output_type for o in cells[0].outputs] == ["stream"], cells[
+        0
+    ].outputs
     lines = [line for line in text(cells[0]).splitlines() if line.startswith(("/", "sockets", "False", "True"))]
     for line in lines[:4]:
         folder, stopped, written, size = line.split()
@@ -102,11 +105,14 @@ def test_what_a_submission_writes_lands_on_bounded_folders_of_its_own():
 
 @pytest.mark.parametrize(
     "code, status",
-    [("import os; os._exit(3)", "kernel-exited"), ("import ctypes; ctypes.string_at(0)", "kernel-crashed")],
+    [
+        ("import os; os._exit(3)", ExecutionStatus.KERNEL_EXITED),
+        ("import ctypes; ctypes.string_at(0)", ExecutionStatus.KERNEL_CRASHED),
+    ],
 )
 def test_dead_kernel_keeps_earlier_outputs_and_fails_every_later_cell(code, status):
     cells, outcome = run("print('before')", code, "print('after')")
-    assert outcome["status"] == status and outcome["cells_not_run"] == 2
+    assert outcome.status is status and outcome.cells_not_run == 2
     assert text(cells[0]) == "before\n"
     assert [o.ename for o in cells[1].outputs] == ["KernelDied"]
     assert [o.ename for o in cells[2].outputs] == ["NotRun"]
@@ -114,13 +120,13 @@ def test_dead_kernel_keeps_earlier_outputs_and_fails_every_later_cell(code, stat
 
 def test_notebook_watchdog_stops_a_notebook_whose_cells_each_fit_the_cell_timeout():
     cells, outcome = run("import time; time.sleep(4)", "time.sleep(4)", "time.sleep(4)", notebook_timeout=6)
-    assert outcome["status"] == "notebook-timeout"
+    assert outcome.status is ExecutionStatus.NOTEBOOK_TIMEOUT
     assert cells[2].outputs[-1].ename in ("KernelDied", "NotRun")
 
 
 def test_interruptible_infinite_loop_fails_only_its_cell():
     cells, outcome = run("while True: pass", "print('next')", cell_timeout=3)
-    assert outcome["status"] == "ok"
+    assert outcome.status is ExecutionStatus.OK
     assert any(o.get("ename") == "CellTimeoutError" for o in cells[0].outputs)
     assert text(cells[1]) == "next\n"
 
@@ -146,7 +152,7 @@ def test_process_swarm_is_capped_and_every_process_ends_with_the_sandbox():
 
 def test_output_flood_is_cut_to_the_limit():
     cells, outcome = run("for i in range(100): print('x' * 100000)", "print('next')", max_output_bytes=50000)
-    assert outcome["output_truncated"]
+    assert outcome.output_truncated
     assert len(text(cells[0])) < 60000 and "truncated" in text(cells[0])
     assert text(cells[1]).endswith("next\n") or "truncated" in text(cells[1])
 
@@ -184,6 +190,6 @@ def test_a_dead_kernel_in_a_notebook_of_many_cells_leaves_a_bounded_note():
     from grading.engine.execute_sandboxed import NOT_RUN_NOTES
 
     cells, outcome = run("import os; os._exit(3)", *["1"] * 300)
-    assert outcome["status"] == "kernel-exited" and outcome["cells_not_run"] == 301
+    assert outcome.status is ExecutionStatus.KERNEL_EXITED and outcome.cells_not_run == 301
     notes = [c for c in cells[1:] if any(o.get("ename") == "NotRun" for o in c.outputs)]
     assert len(notes) == NOT_RUN_NOTES and all(not c.outputs for c in cells[1 + NOT_RUN_NOTES :])

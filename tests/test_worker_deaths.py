@@ -6,8 +6,9 @@ import os
 import signal
 import time
 
-from grading.coordinator.grading_outcome import ExecutionStatus
+from grading.engine.execution_outcome import ExecutionOutcome, ExecutionStatus
 from grading.engine.executions import KILLED_ITS_WORKER, ExecutionRequest, ExecutionScheduler, LocalExecutor
+from grading.engine.limits import Limits
 
 POISON = "poison"
 
@@ -18,11 +19,11 @@ def execute_or_die(notebook_json, files, limits, questions):
     if notebook_json == POISON:
         os.kill(os.getpid(), signal.SIGKILL)
     time.sleep(0.5)
-    return notebook_json, {"status": "ok", "detail": f"executed in {os.getpid()}"}
+    return notebook_json, ExecutionOutcome(ExecutionStatus.OK, f"executed in {os.getpid()}")
 
 
 def test_a_worker_process_killed_by_one_request_costs_no_other_request():
-    requests = {name: ExecutionRequest(name, {}, {}, {}) for name in ("a", POISON, "c", "d", "e")}
+    requests = {name: ExecutionRequest(name, {}, Limits(), {}) for name in ("a", POISON, "c", "d", "e")}
     executor = LocalExecutor(2, execute=execute_or_die)
     try:
         finished = {f.key: f for f in ExecutionScheduler(executor, window=4).run(requests.items())}

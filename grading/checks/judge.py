@@ -22,8 +22,11 @@ import json
 import os
 import re
 from dataclasses import dataclass, field
+from typing import Any
 
 from nbformat import from_dict
+
+from grading.engine.execution_outcome import STOPPED_CELL_ERRORS, ExecutionOutcome
 
 from . import kernel_questions
 from .answer_data import Feedback, NotebookStudent, Student, Unanswered, parse_answers  # noqa: F401 (NotebookStudent: for the notebook)
@@ -160,6 +163,7 @@ def judge_notebook(nb, answers, seed, checks, why_missing=None):
         kept = [
             out for out in cell.get("outputs", []) if out.get("output_type") == "stream" and out.get("name") == "stdout"
         ]
+        verdict: dict[str, Any]
         if passed:
             verdict = {"output_type": "stream", "name": "stdout", "text": f"\u2713 {sentence}\n"}
         else:
@@ -206,10 +210,10 @@ class Judgement:
             judgement.probes[gid] = probe_code(requests, judgement.nonces[gid])
         return judgement, without_hidden_tests(nb, judgement.checks)
 
-    def apply(self, nb, outcome):
+    def apply(self, nb, outcome: ExecutionOutcome):
         """Write the judged test cells' graded outputs into the executed nb, and put their sources back;
         returns {grade id: (passed, sentence)}."""
-        printed = outcome.get("answers") or {}
+        printed = outcome.answers
         answers = {gid: answer_in(printed.get(gid), nonce) for gid, nonce in self.nonces.items()}
         why = {gid: _why_missing(gid, nb, outcome) for gid in self.probes if answers.get(gid) is None}
         verdicts = judge_notebook(nb, answers, self.seed, self.checks, why)
@@ -218,18 +222,18 @@ class Judgement:
         return verdicts
 
 
-def _why_missing(gid, nb, outcome):
+def _why_missing(gid, nb, outcome: ExecutionOutcome):
     """Why the kernel gave no answer to the probe after test cell gid, in words for the student."""
     cell = next((c for c in nb["cells"] if grade_id(c) == gid), None)
     stopped = [
         o
         for o in (cell.get("outputs", []) if cell else [])
-        if o.get("output_type") == "error" and o.get("ename") in ("KernelDied", "NotRun", "CellTimeoutError")
+        if o.get("output_type") == "error" and o.get("ename") in STOPPED_CELL_ERRORS
     ]
     if stopped:
         return f"the notebook stopped before the grader could ask ({stopped[0].get('evalue') or stopped[0]['ename']})"
-    if gid not in (outcome.get("answers") or {}):
+    if gid not in outcome.answers:
         return "the test cell did not run"
-    if kernel_questions.BEGIN in (outcome["answers"][gid] or ""):
+    if kernel_questions.BEGIN in (outcome.answers[gid] or ""):
         return "the answer your notebook printed was not the one the grader asked for"
     return "your notebook did not answer the grader's questions: a function ran too long, or code changed how cells run"

@@ -35,12 +35,11 @@ from grading.engine.executions import (
     Finished,
     LocalExecutor,
 )
-from grading.engine.sandbox import Limits, bwrap_problem, sweep_leftovers
+from grading.engine.sandbox import bwrap_problem, sweep_leftovers
 
 from .class_gradebook import ClassGradebook
 from .course_layout import CourseAssignment
 from .grading_outcome import (
-    ExecutionStatus,
     ExitStatus,
     GradingStatus,
     NotebookOutcome,
@@ -50,6 +49,7 @@ from .grading_outcome import (
     report_text,
 )
 from .judged_execute import UNSAFE_BANNER
+from .judged_execution import NotExecuted
 from .notebook_steps import NotebookFinisher, NotebookPreparer, PreparedNotebook, Unreadable
 
 REFUSAL = (
@@ -188,12 +188,7 @@ class ClassGrader:
                 except Exception as error:  # noqa: BLE001 - nbgrader's preprocessors included
                     grading.add(NotebookOutcome.not_graded(name, f"{name}: {error_words(error)}"))
                     continue
-                yield (
-                    prepared,
-                    ExecutionRequest(
-                        prepared.notebook_json, self.course.files, self.course.limits, prepared.judgement.probes
-                    ),
-                )
+                yield prepared, prepared.execution.request
             if grading.complete:  # nothing of theirs to execute, or the last execution finished already
                 self._done(grading)
 
@@ -206,15 +201,14 @@ class ClassGrader:
 
     def _executed(self, execution: Finished[PreparedNotebook]) -> None:
         prepared, outcome = execution.key, execution.outcome
-        if outcome.status is ExecutionStatus.SANDBOX_ERROR:  # nothing of the notebook ran: nothing to grade
-            result = NotebookOutcome.not_graded(prepared.notebook, outcome.detail, prepared.notes)
-        else:
-            try:
-                result = self.finisher.finish(prepared, execution.executed_json or "", outcome)
-            except Exception as error:  # noqa: BLE001 - nbgrader's code included: one student never stops the class
-                result = NotebookOutcome.not_graded(
-                    prepared.notebook, f"grading failed: {error_words(error)}", prepared.notes
-                )
+        try:
+            result = self.finisher.finish(prepared, execution.executed_json or "", outcome)
+        except NotExecuted as error:  # nothing of the notebook ran: nothing to grade
+            result = NotebookOutcome.not_graded(prepared.notebook, error.detail, prepared.notes)
+        except Exception as error:  # noqa: BLE001 - nbgrader's code included: one student never stops the class
+            result = NotebookOutcome.not_graded(
+                prepared.notebook, f"grading failed: {error_words(error)}", prepared.notes
+            )
         grading = self._grading[prepared.student]
         grading.add(result)
         if grading.complete:
@@ -268,7 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         executor = ClusterExecutor(DaskExecutor(args.dask, sandbox=not unsafe))  # checks its workers' sandboxes
     else:
-        problem = None if unsafe else bwrap_problem(Limits(**course.limits))
+        problem = None if unsafe else bwrap_problem(course.limits)
         if problem:
             print(REFUSAL.format(problem=problem), file=sys.stderr)
             return ExitStatus.NO_SANDBOX

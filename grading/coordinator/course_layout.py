@@ -14,6 +14,8 @@ from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
 from traitlets.utils.importstring import import_item
 
+from grading.engine.limits import Limits
+
 from .judged_execute import SandboxedJudgedExecute, assignment_files, sandbox_limits
 from .restore_cell_flags import RestoreCellFlags
 
@@ -41,7 +43,7 @@ class CourseAssignment:
     assignment: str
     config: Config
     coursedir: CourseDirectory
-    limits: dict[str, Any]  # one execution's limits (grading.engine.sandbox.Limits fields), "sandbox" included
+    limits: Limits  # one execution's limits, whether it is sandboxed included
     files: dict[str, bytes]  # what enters the sandbox beside the notebook: relative name -> content
     sanitize_steps: tuple[type, ...]  # nbgrader's sanitize preprocessors, after RestoreCellFlags
     after_execution: tuple[type, ...]  # nbgrader's preprocessors after the execute step
@@ -77,7 +79,7 @@ class CourseAssignment:
     @property
     def unsafe(self) -> bool:
         """Whether student code runs without the sandbox."""
-        return not self.limits["sandbox"]
+        return not self.limits.sandbox
 
     @property
     def db_url(self) -> str:

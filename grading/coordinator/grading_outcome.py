@@ -1,12 +1,11 @@
-"""What happened to one execution, one notebook and one student of `make autograde`, as types.
+"""What happened to one notebook and one student of `make autograde`, as types.
 
 The coordinator (grading/coordinator/autograde_class.py) decides from these, never from the words of a note, whether a
 student's grading met a fault, whether the run is incomplete (its exit status) and what the report says. Notes
 stay the instructor's words; statuses are what the code acts on.
 
-    ExecutionStatus   how an execution ended: outcome["status"] of grading.engine.execute_sandboxed.execute_in_sandbox
-    ExecutionOutcome  that outcome, typed (from_dict reads the worker's plain dict, as_dict gives it to the judge)
-    GradingStatus     what happened to a notebook, or to a student (the worst of their notebooks)
+    GradingStatus     what happened to a notebook, or to a student (the worst of their notebooks); after(status):
+                      what an execution's ending (grading.engine.execution_outcome.ExecutionStatus) means for it
     NotebookOutcome   one notebook's status and notes
     StudentOutcome    one student's status, notes, score and time: one line of autograde_report.txt
     ExitStatus        the exit status of `python -m grading.coordinator.autograde_class`
@@ -15,29 +14,12 @@ stay the instructor's words; statuses are what the code acts on.
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 import nbformat
 
-
-class ExecutionStatus(enum.Enum):
-    """How one execution of a notebook ended; the values are what the worker reports."""
-
-    OK = "ok"  # every cell ran (each cell's own errors are the cell's business)
-    CELL_TIMEOUT = "cell-timeout"  # a cell ran too long and ignored the interrupt: the kernel was stopped
-    NOTEBOOK_TIMEOUT = "notebook-timeout"  # the whole notebook ran too long: the kernel was stopped
-    OUT_OF_MEMORY = "out-of-memory"  # the kernel was killed at the memory limit
-    KERNEL_CRASHED = "kernel-crashed"  # the kernel died of a signal
-    KERNEL_EXITED = "kernel-exited"  # the kernel exited (os._exit, sys.exit, ...)
-    KERNEL_DIED = "kernel-died"  # the kernel stopped responding
-    SANDBOX_ERROR = "sandbox-error"  # the notebook could not be executed at all: nothing of it counts
-
-    @property
-    def grading_status(self) -> GradingStatus:
-        """What this ending means for the notebook's grading."""
-        return _GRADING_STATUS[self]
+from grading.engine.execution_outcome import CellError, ExecutionOutcome, ExecutionStatus
 
 
 class GradingStatus(enum.Enum):
@@ -58,13 +40,18 @@ class GradingStatus(enum.Enum):
         return self not in (GradingStatus.ALREADY_GRADED, GradingStatus.GRADED)
 
     @staticmethod
+    def after(execution: ExecutionStatus) -> GradingStatus:
+        """What an execution's ending means for the notebook's grading."""
+        return _AFTER_EXECUTION[execution]
+
+    @staticmethod
     def worst(statuses: Iterable[GradingStatus], default: GradingStatus | None = None) -> GradingStatus:
         """The worst of statuses (default, or GRADED, when there are none)."""
         order = list(GradingStatus)
         return max(statuses, key=order.index, default=default or GradingStatus.GRADED)
 
 
-_GRADING_STATUS = {
+_AFTER_EXECUTION = {
     ExecutionStatus.OK: GradingStatus.GRADED,
     ExecutionStatus.CELL_TIMEOUT: GradingStatus.TIMED_OUT,
     ExecutionStatus.NOTEBOOK_TIMEOUT: GradingStatus.TIMED_OUT,
@@ -77,58 +64,10 @@ _GRADING_STATUS = {
 
 # errors a cell can end with that are the sandbox's limits, not the student's mistakes: (words, status)
 NOTABLE_ERRORS: dict[str, tuple[str, GradingStatus]] = {
-    "CellTimeoutError": ("ran out of time", GradingStatus.TIMED_OUT),
-    "MemoryError": ("ran out of memory", GradingStatus.LIMIT_HIT),
-    "BlockingIOError": ("hit a resource limit", GradingStatus.LIMIT_HIT),
+    CellError.CELL_TIMEOUT.value: ("ran out of time", GradingStatus.TIMED_OUT),
+    MemoryError.__name__: ("ran out of memory", GradingStatus.LIMIT_HIT),
+    BlockingIOError.__name__: ("hit a resource limit", GradingStatus.LIMIT_HIT),
 }
-
-
-@dataclass(frozen=True)
-class ExecutionOutcome:
-    """How one execution ended (see grading.engine.execute_sandboxed.execute_in_sandbox)."""
-
-    status: ExecutionStatus
-    detail: str = ""  # in words, for the instructor
-    seconds: float = 0.0
-    cells_not_run: int = 0  # code cells that scored 0 because the kernel stopped
-    output_truncated: bool = False
-    answers: Mapping[str, str] = field(default_factory=dict)  # grade id -> what the kernel printed for the judge
-    asking_seconds: float = 0.0
-
-    @classmethod
-    def from_dict(cls, outcome: Mapping[str, Any]) -> ExecutionOutcome:
-        """The outcome a worker sent as a plain dict; ValueError if it is not one."""
-        if not isinstance(outcome, Mapping):
-            raise ValueError(f"an execution outcome must be a mapping, not {type(outcome).__name__}")
-        answers = outcome.get("answers") or {}
-        if not isinstance(answers, Mapping):
-            raise ValueError("the outcome's answers must be a mapping")
-        return cls(
-            status=ExecutionStatus(outcome.get("status")),
-            detail=str(outcome.get("detail") or ""),
-            seconds=float(outcome.get("seconds") or 0),
-            cells_not_run=int(outcome.get("cells_not_run") or 0),
-            output_truncated=bool(outcome.get("output_truncated")),
-            answers=dict(answers),
-            asking_seconds=float(outcome.get("asking_seconds") or 0),
-        )
-
-    @classmethod
-    def failed(cls, detail: str) -> ExecutionOutcome:
-        """An execution that never ran the notebook (the worker or the executor failed)."""
-        return cls(ExecutionStatus.SANDBOX_ERROR, detail)
-
-    def as_dict(self) -> dict[str, Any]:
-        """The plain dict the worker sends (what the judge reads)."""
-        return {
-            "status": self.status.value,
-            "detail": self.detail,
-            "seconds": self.seconds,
-            "cells_not_run": self.cells_not_run,
-            "output_truncated": self.output_truncated,
-            "answers": dict(self.answers),
-            "asking_seconds": self.asking_seconds,
-        }
 
 
 @dataclass(frozen=True)
@@ -144,7 +83,7 @@ class NotebookOutcome:
         cls, notebook: str, nb: nbformat.NotebookNode, outcome: ExecutionOutcome, notes: Iterable[str] = ()
     ) -> NotebookOutcome:
         """A notebook executed and graded: how its execution ended, and each cell stopped at a limit."""
-        status, said = outcome.status.grading_status, list(notes)
+        status, said = GradingStatus.after(outcome.status), list(notes)
         if outcome.status is not ExecutionStatus.OK:
             said.append(
                 f"{outcome.detail}; {outcome.cells_not_run} cells after it scored 0"

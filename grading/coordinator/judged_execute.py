@@ -8,18 +8,24 @@ preprocessors (SaveAutoGrades, ...) score them as usual. Where bubblewrap cannot
 environment says UNSAFE_NO_SANDBOX=1, and then it says loudly that student code runs as the grader.
 """
 
+from __future__ import annotations
+
+import dataclasses
 import fnmatch
-import json
 import os
 from pathlib import Path
+from typing import Any
 
 import nbformat
 from nbgrader.coursedir import CourseDirectory
 from nbgrader.preprocessors import Execute, NbGraderPreprocessor
+from traitlets.config import Config
 
-from grading.checks.judge import Judgement
-from grading.engine.execute_sandboxed import execute_in_sandbox
-from grading.engine.sandbox import Limits, Sandbox, bwrap_problem
+from grading.engine.execution_outcome import ExecutionStatus
+from grading.engine.limits import Limits, Sandbox
+from grading.engine.sandbox import bwrap_problem
+
+from .judged_execution import JudgedExecution, NotExecuted
 
 MAX_CELLS = 2000  # the release has about 60; every cell costs grading, feedback and the formgrader
 
@@ -33,7 +39,7 @@ class SandboxRefused(RuntimeError):
     """Student code would run without its sandbox, and nobody asked for that."""
 
 
-def assignment_files(coursedir, assignment):
+def assignment_files(coursedir: CourseDirectory, assignment: str) -> dict[str, bytes]:
     """What enters the sandbox besides the notebook: the assignment's own files from source/, never the student's."""
     source = Path(coursedir.format_path(coursedir.source_directory, ".", assignment))
     files = {}
@@ -49,21 +55,20 @@ def assignment_files(coursedir, assignment):
     return files
 
 
-def sandbox_limits(config, unsafe):
-    """The limits of one execution, as a plain dict (grading.engine.sandbox.Limits), from the course's configuration."""
+def sandbox_limits(config: Config, unsafe: bool) -> Limits:
+    """The limits of one execution, from the course's configuration; unsafe: without the sandbox."""
     limits = Sandbox(config=config).limits(cell_timeout=Execute(config=config).timeout)
-    return {**limits, "sandbox": not unsafe}
+    return dataclasses.replace(limits, sandbox=not unsafe)
 
 
-_PROBLEMS: dict[str, str | None] = {}  # limits -> what bwrap_problem said: asked once per process
+_PROBLEMS: dict[Limits, str | None] = {}  # limits -> what bwrap_problem said: asked once per process
 
 
-def refusal(limits):
+def refusal(limits: Limits) -> str | None:
     """Why student code cannot run sandboxed here (with what to do), or None."""
-    key = json.dumps(limits, sort_keys=True, default=str)
-    if key not in _PROBLEMS:
-        _PROBLEMS[key] = bwrap_problem(Limits(**limits))
-    problem = _PROBLEMS[key]
+    if limits not in _PROBLEMS:
+        _PROBLEMS[limits] = bwrap_problem(limits)
+    problem = _PROBLEMS[limits]
     if problem is None:
         return None
     return (
@@ -76,7 +81,7 @@ def refusal(limits):
 class SandboxedJudgedExecute(NbGraderPreprocessor):
     """nbgrader's Execute step, sandboxed and judged (see the module's docstring)."""
 
-    def preprocess(self, nb, resources):
+    def preprocess(self, nb: nbformat.NotebookNode, resources: dict[str, Any]) -> tuple[nbformat.NotebookNode, dict]:
         unsafe = os.environ.get("UNSAFE_NO_SANDBOX") == "1"
         limits = sandbox_limits(self.config, unsafe)
         if unsafe:
@@ -87,14 +92,12 @@ class SandboxedJudgedExecute(NbGraderPreprocessor):
             raise RuntimeError(f"the notebook has {len(nb.cells)} cells, more than {MAX_CELLS}; not graded")
         coursedir = CourseDirectory(config=self.config)
         assignment = resources["nbgrader"]["assignment"]
-        judgement, runnable = Judgement.prepare(nb, assignment)
-        executed, outcome = execute_in_sandbox(
-            nbformat.writes(runnable), assignment_files(coursedir, assignment), limits, judgement.probes
-        )
-        if outcome["status"] == "sandbox-error":
-            raise RuntimeError(f"the notebook could not be executed: {outcome['detail']}")
-        if outcome["status"] != "ok" or outcome.get("output_truncated"):
-            self.log.warning("%s: %s", resources["nbgrader"].get("student"), outcome["detail"])
-        nb = nbformat.reads(executed, as_version=4)
-        judgement.apply(nb, outcome)
+        execution = JudgedExecution.prepare(nb, assignment, assignment_files(coursedir, assignment), limits)
+        executed, outcome = execution.execute()
+        try:
+            nb = execution.judge(executed, outcome)
+        except NotExecuted as error:
+            raise RuntimeError(f"the notebook could not be executed: {error.detail}") from None
+        if outcome.status is not ExecutionStatus.OK or outcome.output_truncated:
+            self.log.warning("%s: %s", resources["nbgrader"].get("student"), outcome.detail)
         return nb, resources

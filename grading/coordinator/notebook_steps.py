@@ -1,10 +1,11 @@
 """A submitted notebook before and after its execution, in `make autograde`'s coordinator.
 
 NotebookPreparer reads a submitted notebook (refusing what cannot be graded: Unreadable), restores its cell
-flags from the gradebook, runs nbgrader's sanitize preprocessors and lets the judge take out its hidden tests:
-a PreparedNotebook, ready to execute anywhere. NotebookFinisher takes the executed notebook back: the judge
-writes each test cell's graded output, nbgrader's post-execution preprocessors (LimitOutput, SaveAutoGrades,
-late penalties, ...) grade it into the gradebook, and the autograded notebook is written, atomically and last.
+flags from the gradebook, runs nbgrader's sanitize preprocessors and lets the judge take out its hidden tests
+(JudgedExecution.prepare): a PreparedNotebook, ready to execute anywhere. NotebookFinisher takes the executed
+notebook back: the judge writes each test cell's graded output (JudgedExecution.judge), nbgrader's post-execution
+preprocessors (LimitOutput, SaveAutoGrades, late penalties, ...) grade it into the gradebook, and the autograded
+notebook is written, atomically and last.
 """
 
 from __future__ import annotations
@@ -18,11 +19,12 @@ from typing import Any
 import nbformat
 from nbgrader.utils import compute_checksum
 
-from grading.checks.judge import Judgement
+from grading.engine.execution_outcome import ExecutionOutcome
 
 from .course_layout import CourseAssignment
-from .grading_outcome import ExecutionOutcome, NotebookOutcome
+from .grading_outcome import NotebookOutcome
 from .judged_execute import MAX_CELLS
+from .judged_execution import JudgedExecution
 from .restore_cell_flags import restore_cell_flags
 
 MAX_NOTEBOOK_BYTES = 20 << 20
@@ -44,8 +46,7 @@ class PreparedNotebook:
     student: str
     notebook: str
     resources: dict[str, Any]  # nbgrader's resources for its preprocessors
-    notebook_json: str  # without the hidden tests the judge checks: what the sandbox (or Dask) sees
-    judgement: Judgement
+    execution: JudgedExecution  # its request is without the hidden tests the judge checks: what the sandbox sees
     notes: list[str] = field(default_factory=list)  # what sanitizing restored, for the report
 
 
@@ -155,8 +156,8 @@ class NotebookPreparer:
             for m in collected.messages
             if not (m.startswith("Attribute 'checksum'") and _cell_of(m) in as_released)
         ]
-        judgement, runnable = Judgement.prepare(nb, course.assignment)
-        return PreparedNotebook(student, name, resources, nbformat.writes(runnable), judgement, notes)
+        execution = JudgedExecution.prepare(nb, course.assignment, course.files, course.limits)
+        return PreparedNotebook(student, name, resources, execution, notes)
 
 
 class NotebookFinisher:
@@ -166,10 +167,10 @@ class NotebookFinisher:
         self.course = course
 
     def finish(self, prepared: PreparedNotebook, executed_json: str, outcome: ExecutionOutcome) -> NotebookOutcome:
-        """Grade the executed notebook of `prepared`; what happened to it, with the notes for the report."""
+        """Grade the executed notebook of `prepared`; what happened to it, with the notes for the report.
+        NotExecuted (grading/coordinator/judged_execution.py) if nothing of it ran: nothing is written then."""
         course = self.course
-        nb = nbformat.reads(executed_json, as_version=4)
-        prepared.judgement.apply(nb, outcome.as_dict())  # the judge, not the kernel, writes the graded outputs
+        nb = prepared.execution.judge(executed_json, outcome)
         resources = prepared.resources
         for pp in course.after_execution:
             nb, resources = pp(config=course.config, log=_LOG)(nb, resources)

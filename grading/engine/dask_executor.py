@@ -14,9 +14,12 @@ cancelled), and cancelling that future cancels the task.
 """
 
 import concurrent.futures as cf
+from collections.abc import Callable
+from typing import Any
 
 # the task every worker runs; the scheduler, which unpickles tasks, imports it through this module (_check_scheduler)
 from .execute_sandboxed import execute_in_sandbox  # noqa: F401
+from .limits import Limits
 
 CONNECT_TIMEOUT = "30s"
 
@@ -31,15 +34,15 @@ NO_GRADING = (
 )
 
 
-def _check_worker():
+def _check_worker() -> str | None:
     """Run on a worker: None if it can execute submissions, else what is missing there, in words."""
-    from grading.engine.sandbox import Limits, bwrap_problem, sweep_leftovers
+    from grading.engine.sandbox import bwrap_problem, sweep_leftovers
 
     sweep_leftovers()
     return bwrap_problem(Limits())
 
 
-def _check_scheduler():
+def _check_scheduler() -> None:
     """Run on the scheduler, which unpickles every task and so imports grading.engine.execute_sandboxed: to unpickle
     this function it imports this module, which imports that one. None."""
     return None
@@ -48,7 +51,7 @@ def _check_scheduler():
 class DaskExecutor:
     """Executes submissions on the Dask cluster at `address`, one task per submission."""
 
-    def __init__(self, address, client=None, check_workers=True, sandbox=True):
+    def __init__(self, address: str, client: Any = None, check_workers: bool = True, sandbox: bool = True) -> None:
         from distributed import Client
 
         self._own_client = client is None
@@ -61,7 +64,7 @@ class DaskExecutor:
         if check_workers:
             self._check(address, sandbox)
 
-    def _check(self, address, sandbox):
+    def _check(self, address: str, sandbox: bool) -> None:
         """ClusterUnusable, saying why, unless the scheduler and every worker can run the course's tasks."""
         try:
             self.client.run_on_scheduler(_check_scheduler)
@@ -71,7 +74,9 @@ class DaskExecutor:
                 f"the Dask scheduler at {address} " + NO_GRADING.format(error=error) + " (nothing was graded)"
             ) from None
         try:
-            self.client.wait_for_workers(1, timeout=CONNECT_TIMEOUT)
+            from dask.utils import parse_timedelta
+
+            self.client.wait_for_workers(1, timeout=parse_timedelta(CONNECT_TIMEOUT))
         except TimeoutError:
             self.close()
             raise ClusterUnusable(
@@ -91,20 +96,20 @@ class DaskExecutor:
             )
 
     @property
-    def threads(self):
+    def threads(self) -> int:
         """Executions the cluster runs at once (the sum of its workers' threads), at least 1."""
         return max(1, sum(self.client.nthreads().values()))
 
-    def submit(self, fn, *args) -> cf.Future:
+    def submit(self, fn: Callable[..., Any], *args: Any) -> cf.Future[Any]:
         """fn(*args) on some worker, as a concurrent.futures.Future."""
         return self._executor.submit(fn, *args)
 
-    def shutdown(self, wait=True, cancel_futures=False):
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
         """End the executor and close the client; cancel_futures cancels the tasks not finished, else wait
         waits for them."""
         self._executor.shutdown(wait=wait and not cancel_futures)
         self.close()
 
-    def close(self):
+    def close(self) -> None:
         if self._own_client:
             self.client.close()

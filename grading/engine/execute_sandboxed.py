@@ -3,9 +3,10 @@
     execute_in_sandbox(notebook_json, files, limits, questions) -> (executed_notebook_json, outcome)
 
 questions (grade id -> source of a probe cell, grading/checks/judge.py) are asked right after the test cell of that
-grade id has run, and what the kernel printed while answering comes back in outcome["answers"], to be judged elsewhere.
+grade id has run, and what the kernel printed while answering comes back in outcome.answers, to be judged elsewhere.
 
-Everything in and out is plain data (str, dict of bytes, dict), so the call can run in any worker process.
+Everything in and out is plain, picklable data (str, dict of bytes, Limits, ExecutionOutcome), so the call can run in
+any worker process.
 It never touches the gradebook or the course directory. The kernel is nbgrader's Execute preprocessor
 (an nbclient client) with a kernel manager that starts the kernel in the sandbox. Whatever happens to
 the kernel, the notebook comes back: outputs kept so far, and an error output in every code cell that
@@ -19,25 +20,31 @@ and the grader never holds more of what is on its way than a few messages of mes
 
 import json
 import logging
+import sys
 import threading
 import time
 import uuid
 from collections import deque
+from collections.abc import Mapping
 from queue import Empty
+from typing import Any, cast
 
 import nbformat
 import zmq
 import zmq.asyncio
 from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.channels import AsyncZMQSocketChannel
+from jupyter_client.manager import AsyncKernelManager
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbclient.util import run_sync
 from nbgrader.preprocessors import Execute
 from traitlets import Type
 from zmq.utils.monitor import parse_monitor_message
 
+from .execution_outcome import CellError, ExecutionOutcome, ExecutionStatus
 from .kernel_template import TemplateError, TemplateKernelManager, discard_worker_template, worker_template
-from .sandbox import Limits, SandboxKernelManager, remove_tree, scratch_folder, write_files
+from .limits import Limits
+from .sandbox import SandboxKernelManager, remove_tree, scratch_folder, write_files
 
 ERROR_TEXT_CHARS = 4000
 BRIEF_ERROR_CHARS = 200  # an error that does not fit the budget keeps its name and this much of its message
@@ -60,7 +67,7 @@ SIGNALS = {
 }
 
 
-def message_limit(limits):
+def message_limit(limits: Limits) -> int:
     """The largest message the client accepts from the kernel (ZMQ_MAXMSGSIZE): room for any output that fits the
     budget and for a probe's answer (JSON printed inside JSON: up to twice its length), never more than
     limits.max_message_bytes. zmq refuses a larger message by dropping the connection, which reconnects; what
@@ -68,7 +75,7 @@ def message_limit(limits):
     return min(limits.max_message_bytes, max(limits.max_output_bytes, 2 * MAX_ANSWER_BYTES) + (1 << 20))
 
 
-def bounded_context(limits):
+def bounded_context(limits: Limits) -> zmq.asyncio.Context:
     """A zmq context whose sockets take messages up to message_limit(limits) and queue at most MESSAGE_QUEUE of
     them: what the grader holds of what a kernel sends, before it is counted, is bounded by these two."""
     context = zmq.asyncio.Context()
@@ -93,19 +100,20 @@ class WatchedChannel(AsyncZMQSocketChannel):
         super().__init__(socket, session, loop)
         self.endpoint = socket.getsockopt_string(zmq.LAST_ENDPOINT)
         self.limit = socket.getsockopt(zmq.MAXMSGSIZE)
-        self.reader = zmq.Socket.shadow(socket.underlying)  # reads without waiting
+        self.reader: zmq.Socket[bytes] = zmq.Socket.shadow(socket.underlying)  # reads without waiting
         self.monitor = socket.get_monitor_socket(zmq.EVENT_DISCONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED)
-        self.events = zmq.Socket.shadow(self.monitor.underlying)
-        self.taken, self.taken_bytes = deque(), 0  # messages read from zmq, not yet given out
+        self.events: zmq.Socket[bytes] = zmq.Socket.shadow(self.monitor.underlying)
+        self.taken: deque[list[bytes]] = deque()  # messages read from zmq, not yet given out
+        self.taken_bytes = 0
         self.dropped = 0
         self.reconnecting = self.reconnected = False
-        self.waiting = None  # header of the request whose reply has not come
+        self.waiting: dict[str, Any] | None = None  # header of the request whose reply has not come
 
     def send(self, msg):
         self.waiting = msg["header"]
         super().send(msg)
 
-    async def get_msg(self, timeout=None):
+    async def get_msg(self, timeout=None):  # type: ignore[override] # async, as jupyter_client's own
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
             self.look()
@@ -135,7 +143,7 @@ class WatchedChannel(AsyncZMQSocketChannel):
             self.taken.append(frames)
             self.taken_bytes += sum(map(len, frames))
 
-    async def msg_ready(self):
+    async def msg_ready(self):  # type: ignore[override] # async, as jupyter_client's own
         return bool(self.taken) or await super().msg_ready()
 
     def look(self):
@@ -158,7 +166,7 @@ class WatchedChannel(AsyncZMQSocketChannel):
 
     def lost_reply(self):
         """An error reply to the request that was waiting, whose reply zmq refused."""
-        request, self.waiting = self.waiting, None
+        request, self.waiting = self.waiting or {}, None
         evalue = f"the kernel's reply was larger than {self.limit} bytes and was refused"
         content = {
             "status": "error",
@@ -186,18 +194,18 @@ class BoundedKernelClient(AsyncKernelClient):
     iopub_channel_class = Type(WatchedChannel)
 
     def _context_default(self):  # not created here, so not destroyed with the client: its owner destroys it
-        return self.parent.context
+        return cast(AsyncKernelManager, self.parent).context
 
     def start_channels(self, shell=True, iopub=True, stdin=True, hb=True, control=True):
         # no heartbeat: the kernel manager says whether the kernel lives (its thread would outlive the context)
         super().start_channels(shell=shell, iopub=iopub, stdin=stdin, hb=False, control=control)
 
 
-def written_size(value, depth=OUTPUT_DEPTH, limit=None):
+def written_size(value: Any, depth: int = OUTPUT_DEPTH, limit: int | None = None) -> int:
     """Bytes `value` takes at most in a notebook file, written as nbformat writes it (JSON indented one space per
     level, `depth` levels deep; text split into a list of lines; ASCII at worst escaped). Once the count passes
     `limit` it stops and returns a number above limit, so that a value far too large costs little to refuse."""
-    limit = float("inf") if limit is None else limit
+    limit = sys.maxsize if limit is None else limit  # none: more bytes than any value in memory can take
     total, pending = 2 * depth + 8, [(value, depth)]  # its place in a list (line break, indentation, comma, ...)
     while pending and total <= limit:
         item, level = pending.pop()
@@ -247,7 +255,7 @@ class LimitedExecute(Execute):
         self.truncated = False
         self.notes = {}  # cell index -> (the one note in that cell saying that output was dropped, its outputs)
         self.running_cell = None
-        self.current = None  # (outputs list, cell index) of the cell whose messages are being read
+        self.current: tuple[list[Any], int] | None = None  # (outputs, cell index) of the cell whose messages are read
         self.idle_seen = None  # whether the running cell's last message (status idle) arrived
         self.questions = dict(questions or {})
         self.answers = {}
@@ -321,6 +329,7 @@ class LimitedExecute(Execute):
         room = self.max_output_bytes - self.kept_bytes + before
         each = written_size(update, limit=room // len(targets))
         if each * len(targets) > room:
+            assert self.current is not None  # process_message set it before the update came here
             self.cut(*self.current, dropped="display update")
             return
         try:
@@ -450,17 +459,23 @@ def _error(ename, evalue):
 
 def _death_cause(km, timed_out, limits):
     if timed_out:
-        return "notebook-timeout", f"the notebook ran longer than {limits.notebook_timeout} s and was stopped"
+        return (
+            ExecutionStatus.NOTEBOOK_TIMEOUT,
+            f"the notebook ran longer than {limits.notebook_timeout} s and was stopped",
+        )
     if km.oom_killed():
-        return "out-of-memory", f"the kernel used more than {limits.memory_bytes >> 20} MiB of memory and was stopped"
+        return (
+            ExecutionStatus.OUT_OF_MEMORY,
+            f"the kernel used more than {limits.memory_bytes >> 20} MiB of memory and was stopped",
+        )
     code = km.exit_code()
     if code is None:
-        return "kernel-died", "the kernel stopped responding"
+        return ExecutionStatus.KERNEL_DIED, "the kernel stopped responding"
     if code > 128 and code - 128 in SIGNALS:
-        return "kernel-crashed", f"the kernel crashed with {SIGNALS[code - 128]}"
+        return ExecutionStatus.KERNEL_CRASHED, f"the kernel crashed with {SIGNALS[code - 128]}"
     if code < 0 and -code in SIGNALS:
-        return "kernel-crashed", f"the kernel crashed with {SIGNALS[-code]}"
-    return "kernel-exited", f"the kernel exited (exit code {code}), e.g. by os._exit or sys.exit"
+        return ExecutionStatus.KERNEL_CRASHED, f"the kernel crashed with {SIGNALS[-code]}"
+    return ExecutionStatus.KERNEL_EXITED, f"the kernel exited (exit code {code}), e.g. by os._exit or sys.exit"
 
 
 NOT_RUN_NOTES = 50  # ungraded cells that say they were not run; past that only graded cells do (bounded output)
@@ -474,41 +489,45 @@ def _mark_not_run(nb, running_cell, why):
         if cell.cell_type != "code" or running_cell is None or index < running_cell or not cell.source.strip():
             continue
         if index == running_cell:
-            cell.setdefault("outputs", []).append(_error("KernelDied", f"{why} while running this cell"))
+            cell.setdefault("outputs", []).append(_error(CellError.KERNEL_DIED.value, f"{why} while running this cell"))
         else:
             graded = bool(cell.get("metadata", {}).get("nbgrader", {}).get("grade"))
             note = graded or marked <= NOT_RUN_NOTES
-            cell.outputs = [_error("NotRun", f"this cell was not run: {why} in an earlier cell")] if note else []
+            cell.outputs = (
+                [_error(CellError.NOT_RUN.value, f"this cell was not run: {why} in an earlier cell")] if note else []
+            )
             cell.execution_count = None
         marked += 1
     return marked
 
 
-def execute_in_sandbox(notebook_json, files, limits, questions=None):
+def execute_in_sandbox(
+    notebook_json: str, files: Mapping[str, bytes], limits: Limits, questions: Mapping[str, str] | None = None
+) -> tuple[str, ExecutionOutcome]:
     """Run every cell of notebook_json with `files` (relative name -> bytes) in the kernel's working folder, and
     after each test cell named in questions (grade id -> probe source) ask the kernel that probe.
 
-    limits: a dict of Limits fields (see grading.engine.sandbox.Limits). Returns (executed notebook as JSON text,
-    outcome) where outcome = {"status", "detail", "seconds", "cells_not_run", "output_truncated", "answers"};
-    answers maps each grade id asked to the text the kernel printed while answering.
-    status is "ok", "notebook-timeout", "out-of-memory", "kernel-crashed", "kernel-exited", "kernel-died",
-    "cell-timeout" (a cell ran too long and ignored the interrupt) or "sandbox-error" (the kernel never ran).
-    When the worker's kernel template fails before any cell of the notebook began (it stopped answering, its
-    kernel did not start, or what the last submission left could not be cleaned), the notebook runs once more
-    in a new sandbox.
+    Returns (executed notebook as JSON text, outcome); outcome.answers maps each grade id asked to the text the
+    kernel printed while answering, and outcome.status says how the execution ended (ExecutionStatus; SANDBOX_ERROR:
+    the kernel never ran). When the worker's kernel template fails before any cell of the notebook began (it stopped
+    answering, its kernel did not start, or what the last submission left could not be cleaned), the notebook runs
+    once more in a new sandbox.
     """
-    executed, outcome, template_failed = _execute(notebook_json, files, Limits(**limits), questions)
+    executed, outcome, template_failed = _execute(notebook_json, files, limits, questions)
     if template_failed:
-        executed, outcome, _ = _execute(notebook_json, files, Limits(**limits), questions)
+        executed, outcome, _ = _execute(notebook_json, files, limits, questions)
     return executed, outcome
 
 
-def _execute(notebook_json, files, limits, questions=None):
+def _execute(
+    notebook_json: str, files: Mapping[str, bytes], limits: Limits, questions: Mapping[str, str] | None = None
+) -> tuple[str, ExecutionOutcome, bool]:
     """execute_in_sandbox's one attempt: (executed JSON, outcome, whether the template failed before any cell ran)."""
     started = time.monotonic()
     nb = nbformat.reads(notebook_json, as_version=4)
     context = bounded_context(limits)
     template = scratch = None
+    km: TemplateKernelManager | SandboxKernelManager
     try:
         if limits.sandbox and limits.kernel_template:
             template = worker_template(limits)
@@ -524,14 +543,12 @@ def _execute(notebook_json, files, limits, questions=None):
     except TemplateError as error:
         context.destroy(linger=0)
         detail = f"TemplateError: {error}"[:500]
-        outcome = {
-            "status": "sandbox-error",
-            "detail": detail,
-            "seconds": round(time.monotonic() - started, 2),
-            "cells_not_run": _mark_not_run(nb, 0, detail),
-            "output_truncated": False,
-            "answers": {},
-        }
+        outcome = ExecutionOutcome(
+            ExecutionStatus.SANDBOX_ERROR,
+            detail,
+            seconds=round(time.monotonic() - started, 2),
+            cells_not_run=_mark_not_run(nb, 0, detail),
+        )
         return nbformat.writes(nb), outcome, True
     client = LimitedExecute(
         limits.max_output_bytes,
@@ -551,7 +568,7 @@ def _execute(notebook_json, files, limits, questions=None):
     watchdog = threading.Timer(limits.notebook_timeout, stop)
     watchdog.daemon = True
     watchdog.start()
-    status, detail, marked, template_failed = "ok", "", 0, False
+    status, detail, marked, template_failed = ExecutionStatus.OK, "", 0, False
     try:
         client.preprocess(nb, {"metadata": {"path": str(workdir)}}, km=km)
         if timed_out.is_set():
@@ -560,34 +577,35 @@ def _execute(notebook_json, files, limits, questions=None):
         status, detail = _death_cause(km, timed_out.is_set(), limits)
     except CellTimeoutError:
         status, detail = (
-            "cell-timeout",
+            ExecutionStatus.CELL_TIMEOUT,
             (f"a cell ran longer than {limits.cell_timeout} s and could not be interrupted, so the kernel was stopped"),
         )
     except Exception as error:  # the kernel never started, or the client broke: nothing of this notebook counts
-        status, detail = "sandbox-error", f"{type(error).__name__}: {error}"[:500]
+        status, detail = ExecutionStatus.SANDBOX_ERROR, f"{type(error).__name__}: {error}"[:500]
         template_failed = template is not None and client.running_cell is None  # no cell of it had begun
         client.running_cell = client.running_cell or 0
     finally:
         watchdog.cancel()
         if template is not None:
-            if status != "ok" or timed_out.is_set() or not template.reset():
+            if status is not ExecutionStatus.OK or timed_out.is_set() or not template.reset():
                 discard_worker_template()  # anything out of the ordinary: the next submission gets a new sandbox
         else:
+            assert isinstance(km, SandboxKernelManager) and scratch is not None  # both made above, without a template
             km.kill_sandbox(wait=True)
             km.cgroup.remove()
             remove_tree(scratch)
         context.destroy(linger=0)
-    if status != "ok":
+    if status is not ExecutionStatus.OK:
         marked = _mark_not_run(nb, client.running_cell, detail)
     if client.truncated:
         detail = (detail + "; " if detail else "") + f"output beyond {limits.max_output_bytes} bytes was dropped"
-    outcome = {
-        "status": status,
-        "detail": detail,
-        "seconds": round(time.monotonic() - started, 2),
-        "cells_not_run": marked,
-        "output_truncated": client.truncated,
-        "answers": client.answers,
-        "asking_seconds": round(client.asked_seconds, 3),
-    }
+    outcome = ExecutionOutcome(
+        status,
+        detail,
+        seconds=round(time.monotonic() - started, 2),
+        cells_not_run=marked,
+        output_truncated=client.truncated,
+        answers=client.answers,
+        asking_seconds=round(client.asked_seconds, 3),
+    )
     return nbformat.writes(nb), outcome, template_failed

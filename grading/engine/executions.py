@@ -1,7 +1,7 @@
 """Where `make autograde`'s notebooks execute, and the scheduling of those executions.
 
 An Executor runs ExecutionRequests somewhere and returns what grading.engine.execute_sandboxed.execute_in_sandbox
-returns, as plain data: LocalExecutor in this machine's worker processes, ClusterExecutor on a Dask cluster
+returns: LocalExecutor in this machine's worker processes, ClusterExecutor on a Dask cluster
 (grading/engine/dask_executor.py), or a fake in the tests. ExecutionScheduler keeps an executor busy with a bounded
 window of notebooks, taking them lazily from an iterable, and yields each one's typed outcome as it finishes.
 An execution that failed becomes a SANDBOX_ERROR outcome, never an exception, so that one submission never stops the
@@ -18,13 +18,13 @@ from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
-from grading.coordinator.grading_outcome import ExecutionOutcome
-
 from .execute_sandboxed import execute_in_sandbox
+from .execution_outcome import ExecutionOutcome
+from .limits import Limits
 
 Key = TypeVar("Key")
-# what execute_in_sandbox returns: (the executed notebook as JSON text, its outcome as a plain dict)
-RawExecution = tuple[str, Mapping[str, Any]]
+# what execute_in_sandbox returns: (the executed notebook as JSON text, its outcome)
+RawExecution = tuple[str, ExecutionOutcome]
 
 # the report's words for the execution that killed its worker again when it ran alone
 KILLED_ITS_WORKER = (
@@ -41,16 +41,16 @@ class WorkerLost(Exception):
 
 @dataclass(frozen=True)
 class ExecutionRequest:
-    """One notebook to execute, as plain data (it may travel to another process or machine)."""
+    """One notebook to execute, as data that may travel to another process or machine."""
 
     notebook_json: str  # sanitized, without hidden tests
     files: Mapping[str, bytes]  # the assignment's own files, put beside the notebook
-    limits: Mapping[str, Any]  # grading.engine.sandbox.Limits fields
+    limits: Limits
     questions: Mapping[str, str]  # grade id -> the judge's probe, asked after that test cell
 
-    def arguments(self) -> tuple[str, dict[str, bytes], dict[str, Any], dict[str, str]]:
+    def arguments(self) -> tuple[str, dict[str, bytes], Limits, dict[str, str]]:
         """execute_in_sandbox's arguments, as plain values a process pool or a cluster can send."""
-        return self.notebook_json, dict(self.files), dict(self.limits), dict(self.questions)
+        return self.notebook_json, dict(self.files), self.limits, dict(self.questions)
 
 
 class Executor(Protocol):
@@ -245,8 +245,9 @@ class ExecutionScheduler:
                 for future in [f for f in inflight if f in done]:
                     task = inflight.pop(future)
                     try:
-                        executed, raw = future.result()
-                        outcome = ExecutionOutcome.from_dict(raw)
+                        executed, outcome = future.result()
+                        if not isinstance(outcome, ExecutionOutcome):
+                            raise ValueError(f"an execution's outcome, not a {type(outcome).__name__}")
                     except (cf.BrokenExecutor, WorkerLost) as error:
                         pool_broke = pool_broke or isinstance(error, cf.BrokenExecutor)
                         if not task.alone:

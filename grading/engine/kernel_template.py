@@ -16,6 +16,8 @@ Whenever anything is out of the ordinary (the template died, did not answer in t
 time) the whole sandbox is killed and the next submission starts a new one.
 """
 
+from __future__ import annotations
+
 import atexit
 import json
 import os
@@ -23,13 +25,16 @@ import queue
 import subprocess
 import threading
 import uuid
+from collections.abc import Iterable, Mapping
 from dataclasses import asdict
 from importlib.util import find_spec
 from pathlib import Path
+from typing import Any
 
 from jupyter_client.kernelspec import KernelSpec
 from jupyter_client.manager import AsyncKernelManager
 
+from .limits import Limits
 from .sandbox import (
     GIVEN_FILES,
     HOME,
@@ -58,48 +63,50 @@ class TemplateChild:
 
     stdin = stdout = stderr = None
 
-    def __init__(self, template, pid):
+    def __init__(self, template: KernelTemplate, pid: int) -> None:
         self.template, self.pid = template, pid
-        self.returncode = None
+        self.returncode: int | None = None
         self.exited = threading.Event()
 
-    def poll(self):
+    def poll(self) -> int | None:
         return self.returncode
 
-    def wait(self, timeout=None):
+    def wait(self, timeout: float | None = None) -> int | None:
         if not self.exited.wait(timeout):
-            raise subprocess.TimeoutExpired("kernel", timeout)
+            raise subprocess.TimeoutExpired("kernel", timeout or 0)  # timed out: there was a timeout
         return self.returncode
 
-    def send_signal(self, signum):
+    def send_signal(self, signum: int) -> None:
         if self.returncode is None:
             self.template.send(f"signal {int(signum)}")
 
-    def kill(self):
+    def kill(self) -> None:
         self.send_signal(9)
 
-    def terminate(self):
+    def terminate(self) -> None:
         self.send_signal(15)
 
 
 class KernelTemplate:
     """One worker's sandbox and the template process in it."""
 
-    def __init__(self, limits, preload):
+    def __init__(self, limits: Limits, preload: Iterable[str]) -> None:
         self.limits = limits
         self.scratch = scratch_folder("template")
         self.workdir, self.ipc_dir = self.scratch / "work", self.scratch / "ipc"
         self.cgroup = Cgroup(limits)
-        self.child = None
-        self.replies = queue.Queue()
+        self.child: TemplateChild | None = None
+        self.replies: queue.Queue[list[str]] = queue.Queue()
         self.closed = False
+        launcher = find_spec("ipykernel_launcher")
+        assert launcher is not None, "ipykernel is one of the course's requirements"
         settings = {
             "preload": list(preload),
             "rlimits": rlimits(limits),
             "workdir": WORKDIR,
             "given": GIVEN_FILES,
             "wipe": ["/tmp", HOME, "/dev/shm", WORKDIR],
-            "launcher": find_spec("ipykernel_launcher").origin,
+            "launcher": launcher.origin,
         }
         source = Path(__file__).with_name("template_process.py").read_text()
         argv = self.cgroup.wrap(
@@ -121,7 +128,9 @@ class KernelTemplate:
             self.close()
             raise TemplateError(f"the sandbox could not start: {error}") from None
         self._lock = threading.Lock()
-        os.set_blocking(self.process.stdin.fileno(), False)  # a full pipe is a template that stopped reading
+        assert self.process.stdin is not None and self.process.stdout is not None  # both are pipes (PIPE)
+        self.stdin, self.stdout = self.process.stdin, self.process.stdout
+        os.set_blocking(self.stdin.fileno(), False)  # a full pipe is a template that stopped reading
         threading.Thread(target=self._read_replies, daemon=True).start()
         self._expect("ready", STARTUP_TIMEOUT, "start")
         self._reach_own_ipc()
@@ -136,7 +145,7 @@ class KernelTemplate:
 
     # --- talking to the template ------------------------------------------------------------------------------
     def _read_replies(self):
-        for raw in self.process.stdout:
+        for raw in self.stdout:
             words = raw.decode(errors="replace").split()
             if words[:1] == ["spawned"]:  # the child exists from here on, so its exit can never come first
                 self.child = TemplateChild(self, int(words[1]))
@@ -151,13 +160,13 @@ class KernelTemplate:
             child.returncode = self.process.wait()
             child.exited.set()
 
-    def send(self, line):
+    def send(self, line: str) -> None:
         """Write one request; never blocks. If it cannot be written whole, the template is killed (the reader
         then reports it gone)."""
         data = line.encode() + b"\n"
         with self._lock:
             try:
-                written = os.write(self.process.stdin.fileno(), data)
+                written = os.write(self.stdin.fileno(), data)
             except (OSError, ValueError):
                 written = 0
             if written != len(data):
@@ -175,7 +184,7 @@ class KernelTemplate:
             raise TemplateError(f"the kernel template {problem} ({doing})" + (f": {log}" if log else ""))
         return reply
 
-    def log_tail(self, chars=1500):
+    def log_tail(self, chars: int = 1500) -> str:
         try:
             self._stderr.seek(0)
             return self._stderr.read().decode(errors="replace")[-chars:].strip()
@@ -183,10 +192,10 @@ class KernelTemplate:
             return ""
 
     # --- one submission ---------------------------------------------------------------------------------------
-    def alive(self):
+    def alive(self) -> bool:
         return not self.closed and self.process.poll() is None
 
-    def prepare(self, files):
+    def prepare(self, files: Mapping[str, bytes]) -> None:
         """An empty submission folder holding `files` (relative name -> bytes) for the next kernel."""
         try:
             for folder in (self.workdir, self.ipc_dir):
@@ -197,17 +206,17 @@ class KernelTemplate:
         write_files(self.workdir, files)
         self.oom_events_before = self.cgroup.oom_events()
 
-    def spawn(self, connection_file, arguments=()):
+    def spawn(self, connection_file: str, arguments: Iterable[str] = ()) -> TemplateChild | None:
         """Fork a kernel reading `connection_file`, with `arguments` after it on its command line."""
         self.child = None
         self.send("spawn " + json.dumps({"connection_file": str(connection_file), "arguments": list(arguments)}))
         self._expect("spawned", REPLY_TIMEOUT, "fork a kernel")
         return self.child
 
-    def oom_killed(self):
+    def oom_killed(self) -> bool:
         return self.cgroup.oom_events() > self.oom_events_before
 
-    def reset(self):
+    def reset(self) -> bool:
         """End the kernel and everything it started, empty the sandbox; False if the template had to go."""
         if not self.alive():
             self.close()
@@ -221,7 +230,7 @@ class KernelTemplate:
             self.child.exited.wait(5)
         return True
 
-    def kill(self):
+    def kill(self) -> None:
         """End the whole sandbox now (the next submission gets a new one)."""
         self.cgroup.kill()
         try:
@@ -229,7 +238,7 @@ class KernelTemplate:
         except (ProcessLookupError, PermissionError, AttributeError):
             pass
 
-    def close(self):
+    def close(self) -> None:
         if self.closed:
             return
         self.closed = True
@@ -258,7 +267,7 @@ class KernelTemplate:
 class TemplateKernelManager(AsyncKernelManager):
     """A kernel manager whose kernel is forked by a KernelTemplate instead of started as a new process."""
 
-    def __init__(self, template, **kwargs):
+    def __init__(self, template: KernelTemplate, **kwargs: Any) -> None:
         name = f"kernel-{uuid.uuid4().hex[:16]}"
         super().__init__(
             transport="ipc",
@@ -276,11 +285,11 @@ class TemplateKernelManager(AsyncKernelManager):
         )
 
     @property
-    def kernel_spec(self):
+    def kernel_spec(self) -> KernelSpec:
         return self._template_spec
 
     async def _async_launch_kernel(self, kernel_cmd, **kw):
-        provisioner = self.provisioner
+        provisioner: Any = self.provisioner  # a LocalProvisioner, whose process is the template's child
         # kernel_cmd is the spec's placeholder followed by the client's extra arguments (nbgrader's Execute
         # passes --HistoryManager.hist_file=:memory:, for one): the forked kernel gets those
         provisioner.process = self.template.spawn(self.connection_file, kernel_cmd[1:])
@@ -288,14 +297,14 @@ class TemplateKernelManager(AsyncKernelManager):
         provisioner.cwd = str(self.template.workdir)
         self._reconcile_connection_info(provisioner.connection_info)
 
-    def exit_code(self):
+    def exit_code(self) -> int | None:
         child = self.template.child
         return None if child is None else child.returncode
 
-    def oom_killed(self):
+    def oom_killed(self) -> bool:
         return self.template.oom_killed()
 
-    def kill_sandbox(self, wait=False):
+    def kill_sandbox(self, wait: bool = False) -> None:
         self.template.kill()
 
 
@@ -303,7 +312,7 @@ _local = threading.local()
 _all_templates: list[KernelTemplate] = []
 
 
-def worker_template(limits):
+def worker_template(limits: Limits) -> KernelTemplate:
     """This thread's template for `limits` (a Limits), started now if there is none or the last one is gone."""
     key = json.dumps(asdict(limits), sort_keys=True)
     template = getattr(_local, "template", None)
@@ -317,7 +326,7 @@ def worker_template(limits):
     return template
 
 
-def discard_worker_template():
+def discard_worker_template() -> None:
     template = getattr(_local, "template", None)
     if template is not None:
         template.close()

@@ -11,6 +11,8 @@ where the kernel template runs). The assignment's files reach /assignment from a
 (/assignment-files), copied in before the kernel starts.
 """
 
+from __future__ import annotations
+
 import os
 import shutil
 import signal
@@ -19,100 +21,26 @@ import sys
 import tempfile
 import time
 import uuid
-from dataclasses import asdict, dataclass, fields
+from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import psutil
 from jupyter_client.kernelspec import KernelSpec
 from jupyter_client.manager import AsyncKernelManager
-from traitlets import Bool, Integer, List, Unicode
-from traitlets.config import Configurable
+
+from .limits import PRELOAD, Limits, Sandbox  # noqa: F401 (the sandbox's limits, imported from here by the configuration)
 
 WORKDIR = "/assignment"
 GIVEN_FILES = "/assignment-files"  # the grader's copy of the assignment's files, read-only; copied to WORKDIR
 IPC_TMPFS_BYTES = 1 << 20  # the sockets' folder, when it is the sandbox's own: sockets and connection files only
-# What every submission of this course imports; the forward-mode questions load the two torch._ modules on first use.
-PRELOAD = ("numpy", "torch", "torch._dynamo", "torch._decomp.decompositions_for_jvp", "matplotlib.pyplot", "torchviz")
 CGROUP_PREFIX = "nbgrader-sandbox-"  # + the grading process's pid + a random part
 SCRATCH_PREFIX = "nbgrader-sandbox-"  # + kind + a random part, in the machine's temporary folder
 HOME = "/home/student"
+StrPath = str | os.PathLike[str]  # a path, as text or as a Path
 
 
-@dataclass(frozen=True)
-class Limits:
-    """What one execution may use. sandbox=False runs the kernel unconfined (explicitly unsafe).
-
-    The one place of each limit's default: Sandbox (nbgrader_config.py's c.Sandbox.<name>) and the cell timeout
-    (c.Execute.timeout) take theirs from here."""
-
-    cell_timeout: int = 120
-    notebook_timeout: int = 900
-    memory_bytes: int = 3 << 30
-    max_processes: int = 256
-    max_output_bytes: int = 1 << 20
-    max_message_bytes: int = 64 << 20
-    max_file_bytes: int = 256 << 20
-    tmpfs_bytes: int = 512 << 20
-    bwrap: str = "bwrap"
-    use_cgroups: bool = True
-    sandbox: bool = True
-    kernel_template: bool = True
-    preload: tuple = PRELOAD
-
-
-class Sandbox(Configurable):
-    """Limits of one submission's execution; set them in nbgrader_config.py as c.Sandbox.<name> (defaults: Limits)."""
-
-    bwrap = Unicode(Limits.bwrap, help="the bubblewrap executable").tag(config=True)
-    memory_bytes = Integer(
-        Limits.memory_bytes,
-        help="memory of the sandbox (address space of each process; "
-        "the whole sandbox too where a memory cgroup can be made)",
-    ).tag(config=True)
-    max_processes = Integer(
-        Limits.max_processes, help="processes and threads in the sandbox (cgroup pids.max, else RLIMIT_NPROC)"
-    ).tag(config=True)
-    notebook_timeout = Integer(Limits.notebook_timeout, help="wall-clock seconds for the whole notebook").tag(
-        config=True
-    )
-    max_output_bytes = Integer(
-        Limits.max_output_bytes,
-        help="bytes of output kept per notebook, every message counted as written (an error that does not fit "
-        "keeps its name and the start of its message)",
-    ).tag(config=True)
-    max_message_bytes = Integer(
-        Limits.max_message_bytes,
-        help="upper limit of a single message accepted from the kernel; the one applied also follows from "
-        "max_output_bytes and the judge's answers (grading/engine/execute_sandboxed.py: message_limit)",
-    ).tag(config=True)
-    max_file_bytes = Integer(Limits.max_file_bytes, help="largest file the kernel may write (RLIMIT_FSIZE)").tag(
-        config=True
-    )
-    tmpfs_bytes = Integer(
-        Limits.tmpfs_bytes, help="size of each folder the kernel can write: /tmp, HOME, /dev/shm and /assignment"
-    ).tag(config=True)
-    use_cgroups = Bool(
-        Limits.use_cgroups, help="put each sandbox in its own pids/memory cgroup when the machine allows it"
-    ).tag(config=True)
-    kernel_template = Bool(
-        Limits.kernel_template,
-        help="fork each submission's kernel from a per-worker template that has imported "
-        "`preload` (see grading/engine/kernel_template.py); False starts a new kernel "
-        "process in a new sandbox for each submission",
-    ).tag(config=True)
-    preload = List(
-        Unicode(), default_value=list(Limits.preload), help="modules the template imports once for every submission"
-    ).tag(config=True)
-
-    def limits(self, cell_timeout):
-        """The limits as a plain, serialisable dict (see Limits): every field this class configures, and the cell
-        timeout (nbgrader's c.Execute.timeout)."""
-        configured = {field.name: getattr(self, field.name) for field in fields(Limits) if self.has_trait(field.name)}
-        configured["preload"] = tuple(configured["preload"])
-        return asdict(Limits(cell_timeout=cell_timeout, **configured))
-
-
-def runtime_paths():
+def runtime_paths() -> list[str]:
     """Read-only folders the kernel's Python needs: the interpreter's installation and the virtual environment."""
     paths = {os.path.realpath(sys.base_prefix), os.path.realpath(sys.prefix), sys.prefix}
     return sorted(p for p in paths if not any(p != q and p.startswith(q + os.sep) for q in paths))
@@ -139,7 +67,7 @@ def _system_binds():
     return args
 
 
-def rlimits(limits):
+def rlimits(limits: Limits) -> dict[str, int]:
     """Per-process limits of every process in the sandbox, as {resource name: value}."""
     rl = {
         "RLIMIT_AS": limits.memory_bytes,
@@ -164,7 +92,7 @@ def _rlimit_preamble(limits):
     return "; ".join(steps)
 
 
-def kernel_environment():
+def kernel_environment() -> dict[str, str]:
     """The whole environment the kernel gets."""
     return {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
@@ -183,7 +111,13 @@ def kernel_environment():
     }
 
 
-def kernel_command(limits, workdir, ipc_dir, connection_file="{connection_file}", connection_dir=None):
+def kernel_command(
+    limits: Limits,
+    workdir: StrPath,
+    ipc_dir: StrPath,
+    connection_file: str = "{connection_file}",
+    connection_dir: StrPath | None = None,
+) -> list[str]:
     """argv that starts an IPython kernel in the sandbox (or, with limits.sandbox False, unconfined); its sockets go to
     ipc_dir, a tmpfs of the sandbox's own, and connection_dir (where the connection file is) is bound read-only."""
     inner = [python_executable(), "-c", _rlimit_preamble(limits), "-m", "ipykernel_launcher", "-f", connection_file]
@@ -193,11 +127,19 @@ def kernel_command(limits, workdir, ipc_dir, connection_file="{connection_file}"
     return sandbox_command(limits, workdir, ipc_dir, inner, own_ipc=True, readonly=readonly)
 
 
-def python_executable():
+def python_executable() -> str:
     return os.path.join(sys.prefix, "bin", "python")
 
 
-def sandbox_command(limits, workdir, ipc_dir, inner, as_pid_1=False, own_ipc=False, readonly=()):
+def sandbox_command(
+    limits: Limits,
+    workdir: StrPath,
+    ipc_dir: StrPath,
+    inner: list[str],
+    as_pid_1: bool = False,
+    own_ipc: bool = False,
+    readonly: Iterable[StrPath] = (),
+) -> list[str]:
     """argv that runs `inner` in a new sandbox with workdir read-only at /assignment-files (an empty tmpfs at
     /assignment, for `inner` to copy it into) and ipc_dir at its own path; as_pid_1: `inner` is the PID namespace's
     first process itself, with no bubblewrap process beside it; own_ipc: ipc_dir is a small tmpfs of the sandbox's
@@ -262,7 +204,7 @@ def sandbox_command(limits, workdir, ipc_dir, inner, as_pid_1=False, own_ipc=Fal
     return args + ["--"] + inner
 
 
-def reach_own_ipc(launcher_pid, ipc_dir, timeout=60.0):
+def reach_own_ipc(launcher_pid: int, ipc_dir: StrPath, timeout: float = 60.0) -> None:
     """Make the grader's ipc_dir lead to the sandbox's own sockets' folder (a tmpfs mounted at the same path inside):
     a link to it through /proc/<pid>/root of a process of the sandbox started by launcher_pid (bubblewrap). Nothing a
     kernel writes there reaches this machine's disk. OSError when the sandbox's folder does not appear in time."""
@@ -289,7 +231,7 @@ def reach_own_ipc(launcher_pid, ipc_dir, timeout=60.0):
         time.sleep(0.01)
 
 
-def write_files(workdir, files):
+def write_files(workdir: StrPath, files: Mapping[str, bytes]) -> None:
     """Write `files` (relative name -> bytes) as new files under workdir; names that would leave it are refused,
     and nothing that is already there (a link, say) is followed or overwritten."""
     for name, data in files.items():
@@ -306,7 +248,7 @@ def write_files(workdir, files):
             out.write(data)
 
 
-def remove_tree(path):
+def remove_tree(path: StrPath) -> None:
     """Remove path and all under it, however deep, long-named or locked (chmod 000) its folders are; never
     follows a link, never crosses into another file system."""
     path = Path(path)
@@ -317,7 +259,7 @@ def remove_tree(path):
         subprocess.run(["rm", "-rf", "--one-file-system", "--", str(path)], capture_output=True)
 
 
-def empty_folder(folder):
+def empty_folder(folder: StrPath) -> None:
     """Remove everything in folder, keeping folder itself (a sandbox's bind mount refers to it); OSError if
     anything is left."""
     folder = Path(folder)
@@ -328,7 +270,7 @@ def empty_folder(folder):
         raise OSError(f"{folder} could not be emptied")
 
 
-def scratch_folder(kind):
+def scratch_folder(kind: str) -> Path:
     """A new private folder on the grading machine for one sandbox: work/ (its /assignment) and ipc/ (its sockets).
     owner.pid names the process it belongs to, so sweep_leftovers can tell when it is abandoned."""
     scratch = Path(tempfile.mkdtemp(prefix=f"{SCRATCH_PREFIX}{kind}-"))
@@ -348,7 +290,7 @@ def _process_gone(pid):
         return False
 
 
-def abandoned(scratch, min_age=60):
+def abandoned(scratch: Path, min_age: float = 60) -> bool:
     """True if the process that made this scratch folder is gone (one without owner.pid: if older than min_age s)."""
     try:
         owner = (scratch / "owner.pid").read_text().strip()
@@ -360,7 +302,7 @@ def abandoned(scratch, min_age=60):
     return _process_gone(owner)
 
 
-def sweep_leftovers(min_age=60):
+def sweep_leftovers(min_age: float = 60) -> int:
     """Remove the scratch folders and cgroups left by grading processes that no longer exist (a grader killed
     with SIGKILL cannot clean up after itself). Returns how many were removed."""
     removed = 0
@@ -384,7 +326,7 @@ def sweep_leftovers(min_age=60):
 SOCKET_PATH_MAX = 107  # bytes of a Unix socket's path (sockaddr_un.sun_path, less its final NUL)
 
 
-def socket_path_problem():
+def socket_path_problem() -> str | None:
     """None if the kernels' sockets fit under this machine's temporary folder; otherwise why not, in words. The longest
     path: <tmp>/<SCRATCH_PREFIX>template-<8 random>/ipc/kernel-<16 hex>-<port>."""
     longest = os.path.join(
@@ -399,7 +341,7 @@ def socket_path_problem():
     )
 
 
-def bwrap_problem(limits):
+def bwrap_problem(limits: Limits) -> str | None:
     """None when a sandboxed Python starts here; otherwise what went wrong, in words."""
     if socket_path_problem():
         return socket_path_problem()
@@ -422,8 +364,8 @@ def bwrap_problem(limits):
 class Cgroup:
     """A pids (and memory) cgroup for one sandbox, where the machine lets us make one (cgroup v1 or v2)."""
 
-    def __init__(self, limits):
-        self.dirs = []
+    def __init__(self, limits: Limits) -> None:
+        self.dirs: list[Path] = []
         if not (limits.sandbox and limits.use_cgroups):
             return
         name = f"{CGROUP_PREFIX}{os.getpid()}-{uuid.uuid4().hex[:12]}"
@@ -452,20 +394,20 @@ class Cgroup:
             self.dirs = []
 
     @classmethod
-    def existing(cls, dirs):
+    def existing(cls, dirs: Iterable[Path]) -> Cgroup:
         """The cgroup made earlier at dirs (to kill what is in it and remove it)."""
         group = cls.__new__(cls)
         group.dirs = list(dirs)
         return group
 
-    def wrap(self, argv):
+    def wrap(self, argv: list[str]) -> list[str]:
         """argv that first moves itself into the cgroup, then runs argv."""
         if not self.dirs:
             return argv
         script = 'for f in "$@"; do case "$f" in --) shift; break;; esac; echo $$ > "$f"; shift; done; exec "$@"'
         return ["/bin/sh", "-c", script, "sh"] + [str(d / "cgroup.procs") for d in self.dirs] + ["--"] + argv
 
-    def kill(self):
+    def kill(self) -> None:
         for path in self.dirs:
             kill_file = path / "cgroup.kill"
             if kill_file.exists():
@@ -480,7 +422,7 @@ class Cgroup:
             except (OSError, ValueError):
                 pass
 
-    def wait_empty(self, timeout=5.0):
+    def wait_empty(self, timeout: float = 5.0) -> None:
         deadline = time.monotonic() + timeout
         for path in self.dirs:
             while time.monotonic() < deadline:
@@ -492,14 +434,14 @@ class Cgroup:
                 self.kill()
                 time.sleep(0.05)
 
-    def remove(self):
+    def remove(self) -> None:
         for path in self.dirs:
             try:
                 path.rmdir()
             except OSError:
                 pass
 
-    def oom_events(self):
+    def oom_events(self) -> int:
         """How many times the memory limit of the cgroup has ended a process so far."""
         total = 0
         for path in self.dirs:
@@ -513,7 +455,7 @@ class Cgroup:
                     continue
         return total
 
-    def oom_killed(self):
+    def oom_killed(self) -> bool:
         """True if the memory limit of the cgroup ended a process."""
         return self.oom_events() > 0
 
@@ -540,7 +482,7 @@ def _own_cgroup_v2():
 class SandboxKernelManager(AsyncKernelManager):
     """A kernel manager that starts its kernel in the sandbox, talking over IPC sockets in one folder."""
 
-    def __init__(self, limits, workdir, ipc_dir, **kwargs):
+    def __init__(self, limits: Limits, workdir: StrPath, ipc_dir: StrPath, **kwargs: Any) -> None:
         # the connection file is written before the sandbox exists: in a folder of its own, bound read-only
         connections = Path(ipc_dir).parent / "connection"
         connections.mkdir(mode=0o700, exist_ok=True)
@@ -562,29 +504,29 @@ class SandboxKernelManager(AsyncKernelManager):
     async def _async_launch_kernel(self, kernel_cmd, **kw):
         # what the kernel writes to its own stdout/stderr (not to the notebook) goes nowhere
         kw.update(stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        launched = await super()._async_launch_kernel(kernel_cmd, **kw)
+        await super()._async_launch_kernel(kernel_cmd, **kw)
         if self.limits.sandbox:
+            assert self.launcher_pid is not None  # the provisioner has just started it
             reach_own_ipc(self.launcher_pid, self.ipc_dir)
-        return launched
 
     @property
-    def kernel_spec(self):
+    def kernel_spec(self) -> KernelSpec:
         return self._sandbox_spec
 
     @property
-    def launcher_pid(self):
+    def launcher_pid(self) -> int | None:
         process = getattr(self.provisioner, "process", None)
         return process.pid if process is not None else None
 
-    def oom_killed(self):
+    def oom_killed(self) -> bool:
         return self.cgroup.oom_killed()
 
-    def exit_code(self):
+    def exit_code(self) -> int | None:
         """The sandbox's exit code (bubblewrap passes on the kernel's; 128+N for signal N), or None."""
         process = getattr(self.provisioner, "process", None)
         return None if process is None else process.poll()
 
-    def kill_sandbox(self, wait=False):
+    def kill_sandbox(self, wait: bool = False) -> None:
         """End the sandbox and every process in it, now; with wait, reap it and let its cgroup empty."""
         self.cgroup.kill()
         pid = self.launcher_pid

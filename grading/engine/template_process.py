@@ -90,7 +90,7 @@ def _empty(top, max_depth=200):
 
 def _footprint(folders):
     """(inodes, blocks) in use on each folder's file system: what a clean sandbox must get back to."""
-    usage = []
+    usage: list[tuple[int, int] | None] = []
     for folder in folders:
         try:
             fs = os.statvfs(folder)

@@ -16,7 +16,7 @@ def question_of(cell_name):
 
 def question_points(source_notebook=SOURCE_NOTEBOOK):
     """Questions in notebook order with their maximum points."""
-    points = OrderedDict()
+    points: OrderedDict[str, float] = OrderedDict()
     for cell in nbformat.read(str(source_notebook), as_version=4).cells:
         meta = cell.metadata.get("nbgrader", {})
         if meta.get("grade"):
@@ -34,7 +34,7 @@ def class_scores(db_url, assignment=ASSIGNMENT):
                 notebook = gradebook.find_submission_notebook(assignment, assignment, student.id)
             except MissingEntry:
                 continue
-            by_question = {}
+            by_question: dict[str, float | None] = {}
             for grade in notebook.grades:
                 question = question_of(grade.name)
                 ungraded = grade.manual_score is None and grade.auto_score is None

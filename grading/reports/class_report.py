@@ -15,6 +15,7 @@ import statistics
 from collections import defaultdict
 from datetime import date
 from pathlib import Path
+from typing import cast
 
 import jinja2
 import markupsafe
@@ -23,6 +24,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import nbformat  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402 (the axes' default locator, AutoLocator, is one)
 
 from grading.course_kit.submissions import ASSIGNMENT, ROOT, grade_id  # noqa: E402
 
@@ -125,8 +127,8 @@ def totals_histogram(scores, points):
     ax.set_xlim(-0.7, maximum + 0.7)
     ax.set_xlabel(f"total points (out of {maximum:g})")
     ax.set_ylabel("students")
-    ax.xaxis.get_major_locator().set_params(integer=True)
-    ax.yaxis.get_major_locator().set_params(integer=True)
+    cast(MaxNLocator, ax.xaxis.get_major_locator()).set_params(integer=True)
+    cast(MaxNLocator, ax.yaxis.get_major_locator()).set_params(integer=True)
     ax.set_title(f"Totals of {len(totals)} students")
     ax.spines[["top", "right"]].set_visible(False)
     fig.tight_layout()
@@ -185,7 +187,7 @@ def failed_checks_chart(checks, students, top=10):
         ax.set_yticks(range(len(shown)), [check for check, _ in shown])
         ax.invert_yaxis()
         ax.set_xlim(0, max(students, max(counts)) + 0.5)
-        ax.xaxis.get_major_locator().set_params(integer=True)
+        cast(MaxNLocator, ax.xaxis.get_major_locator()).set_params(integer=True)
     else:
         ax.text(0.5, 0.5, "no check failed", ha="center", va="center", transform=ax.transAxes)
         ax.set_yticks([])

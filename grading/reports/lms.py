@@ -93,7 +93,7 @@ def anonymous_ids(path):
     `nbgrader db student import` skips the column (the gradebook has no place for it), so the collector reads it
     from the file. A cell may hold the id as Canvas's file names show it, with or without "anon_".
     """
-    found = defaultdict(list)
+    found: defaultdict[str, list[str]] = defaultdict(list)
     if not os.path.isfile(path):
         return found
     with open(path, newline="", encoding="utf-8") as f:

@@ -1,7 +1,9 @@
 """Running tiny notebooks through the execute step (execute_in_sandbox), for the sandbox and template tests."""
 
+import dataclasses
 import json
 import os
+import pickle
 import subprocess
 import sys
 from pathlib import Path
@@ -30,7 +32,7 @@ def run_json(*sources, files=None, questions=None, **limits):
     cells = [nbformat.v4.new_code_cell(s) if isinstance(s, str) else s for s in sources]
     nb = nbformat.v4.new_notebook(cells=cells)
     nb.metadata.kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    settings = {**Sandbox().limits(cell_timeout=CELL_TIMEOUT), **DEFAULTS, **limits}
+    settings = dataclasses.replace(Sandbox().limits(cell_timeout=CELL_TIMEOUT), **{**DEFAULTS, **limits})
     given = {"data/given.txt": b"given"} if files is None else files
     return execute_in_sandbox(nbformat.writes(nb), given, settings, questions)
 
@@ -39,25 +41,24 @@ def run_measured(*sources, **limits):
     """run_json in a grader process of its own: (executed JSON, outcome, that process's peak resident memory in
     bytes). Only the grader is measured: the kernel's memory is the sandbox's business."""
     code = (
-        "import json, resource, sys\n"
+        "import json, pickle, resource, sys\n"
         "from support.sandbox_runs import run_json\n"
         "sources, limits = json.load(sys.stdin)\n"
         "executed, outcome = run_json(*sources, **limits)\n"
         "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024\n"
-        "json.dump([executed, outcome, peak], sys.stdout)\n"
+        "pickle.dump([executed, outcome, peak], sys.stdout.buffer)\n"
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(ROOT / "tests")])}
     done = subprocess.run(
         [sys.executable, "-c", code],
-        input=json.dumps([sources, {**DEFAULTS, **limits}]),
+        input=json.dumps([sources, {**DEFAULTS, **limits}]).encode(),
         capture_output=True,
-        text=True,
         cwd=ROOT,
         env=env,
         timeout=1800,
     )
-    assert done.returncode == 0, done.stderr[-3000:]
-    executed, outcome, peak = json.loads(done.stdout)
+    assert done.returncode == 0, done.stderr[-3000:].decode(errors="replace")
+    executed, outcome, peak = pickle.loads(done.stdout)
     return executed, outcome, peak
 
 
