@@ -142,7 +142,7 @@ class OwnedExchangeCollect(ExchangeCollect):
     def _candidates(self):
         """[(name relative to the inbound, the student folder it is in or None)] of every submission folder: in each
         student's own folder, inbound/<id>/ (the class's hub), or in the inbound itself (nbgrader's layout)."""
-        found = []
+        found: list[tuple[str, str | None]] = []
         for entry in sorted(os.listdir(self.inbound_path)):
             path = os.path.join(self.inbound_path, entry)
             if entry.startswith("."):

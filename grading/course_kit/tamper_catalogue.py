@@ -719,7 +719,7 @@ def forged_answers():
     from grading.checks.judge import questions_for
 
     requests = questions_for(build_submission({}), "any seed", CHECKS)
-    namespace = {}
+    namespace: dict = {}
     forged = {}
     with contextlib.redirect_stdout(io.StringIO()):
         exec("import math\nimport numpy as np\nimport torch", namespace)

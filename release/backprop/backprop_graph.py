@@ -63,7 +63,7 @@ _ONE_INPUT = {
     "SqueezeBackward1": ("squeeze({0})", torch.clone),
 }
 # Other operations -> (label, function of the node and its inputs); {fn._saved_...} is a number it saved.
-_MORE_INPUTS = {
+_MORE_INPUTS: dict[str, tuple] = {
     "AddBackward0": ("{0} + {1}", lambda fn, a, b: a + fn._saved_alpha * b),
     "SubBackward0": ("{0} - {1}", lambda fn, a, b: a - fn._saved_alpha * b),
     "RsubBackward1": ("const - {0}", lambda fn, a: UNKNOWN - fn._saved_alpha * a),  # 1 - x: the 1 is not kept
@@ -110,7 +110,8 @@ class Node:
 def backprop_nodes(F, inputs, names=None, tangent=None):
     """(nodes, notes): the nodes of F's graph with their numbers (leaves first, F last), and what is unknown."""
     names, tangent = _check(F, inputs, names, tangent)
-    order, by_fn = [], {}  # every node after its inputs; the node of each recorded function, by id
+    order: list = []  # every node after its inputs
+    by_fn: dict = {}  # the node of each recorded function, by id
 
     def visit(fn):
         if id(fn) not in by_fn:
@@ -439,7 +440,7 @@ def draw_backprop(F, inputs, names=None, tangent=None):
 
 def _arrows(node):
     """(child, [local derivative for each use of the child]) for each distinct input of the node."""
-    arrows = {}
+    arrows: dict = {}
     for child, d in zip(node.inputs, node.local):
         if child is not None:
             arrows.setdefault(id(child), (child, []))[1].append(d)
@@ -448,11 +449,11 @@ def _arrows(node):
 
 def _layers(nodes):
     """The nodes in columns, as the picture draws them: the leaves, then each node one column after its inputs."""
-    column = {}
+    column: dict = {}
     for node in nodes:  # every node after its inputs, leaves first
         inputs = [column[id(child)] for child in node.inputs if child is not None]
         column[id(node)] = 0 if node.leaf is not None else 1 + max(inputs, default=0)
-    layers = [[] for _ in range(max(column.values()) + 1)]
+    layers: list = [[] for _ in range(max(column.values()) + 1)]
     for node in nodes:
         layers[column[id(node)]].append(node)
     return layers

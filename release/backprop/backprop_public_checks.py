@@ -158,7 +158,7 @@ def check_q1a(student):
     outputs = answers[5].get("outputs") if isinstance(answers[5].get("outputs"), list) else []
     if len(outputs) != 3:
         raise Feedback("The gradients of c, s and F could not be computed.")
-    for name, output, want, formula in (
+    for name, output, gradients, formula in (
         ("c", outputs[0], (4.0, 0.0), "x ** 2"),
         ("s", outputs[1], (1.0, 1.0), "x + y"),
         ("F", outputs[2], (24.0, 4.0), "c * s"),
@@ -172,7 +172,7 @@ def check_q1a(student):
         grads = output.get("grads") if isinstance(output.get("grads"), list) else []
         got = [0.0 if g is None else number(g, f"the gradient of {name}") for g in grads]
         tol = tolerance(values["x"], 1e-5)
-        if not all_near(got, list(want), tol):
+        if not all_near(got, list(gradients), tol):
             raise Feedback(
                 f"{name} has the right value but is not computed as {formula} from x and y, so its gradients are wrong."
             )
@@ -223,7 +223,7 @@ def public_q1fwd(student):
 
 # --- Question 1, reverse mode by hand -----------------------------------------------------------------------------
 # The two graphs the question states: node -> (operation, the nodes it is computed from), inputs x and y first
-SWEEP_GRAPHS = {
+SWEEP_GRAPHS: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
     "adjoints_F": {"c": ("square", ("x",)), "s": ("add", ("x", "y")), "F": ("mul", ("c", "s"))},
     "adjoints_G": {"u": ("mul", ("x", "y")), "v": ("add", ("u", "x")), "G": ("mul", ("u", "v"))},
 }
@@ -638,7 +638,7 @@ def judge_sgd_steps(answers, w0, batches, lr, where):
             raise Feedback(
                 "w moved up the gradient: subtract learning_rate * w.grad (gradient descent), do not add it."
             )
-        if step == 2 and all_near(
+        if grad_before is not None and all_near(
             w_got, [wj - lr * (gj + pj) for wj, gj, pj in zip(w_now, gradient, grad_before)], 1e-4
         ):
             raise Feedback(

@@ -37,7 +37,8 @@ _PAUSED = "__judge_counting_paused__"  # set while the checks' own gradients are
 
 def answer(namespace, requests):
     """The answers to requests, in order, as JSON text (an answer that failed says why instead)."""
-    refs, answers = {}, []
+    refs: dict = {}
+    answers = []
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for request in requests:
@@ -196,7 +197,8 @@ def _attempt(namespace, refs, request, function, as_tensors):
     import torch
 
     args = [_argument(namespace, refs, spec, as_tensors) for spec in request.get("args", [])]
-    tried, stepped, undo = [], set(), []
+    stepped: set = set()
+    tried, undo = [], []
     if request.get("forward_only"):
         engine = torch.autograd.Variable._execution_engine
 
@@ -211,7 +213,7 @@ def _attempt(namespace, refs, request, function, as_tensors):
                 return getattr(engine, name)
 
         refusing = ReverseModeOff()
-        torch.autograd.Variable._execution_engine = refusing
+        torch.autograd.Variable._execution_engine = refusing  # type: ignore[assignment] # the engine, but for one method
 
         def restore():
             if torch.autograd.Variable._execution_engine is not refusing:  # the function put another engine in
@@ -265,7 +267,8 @@ def _op_grad(namespace, refs, request):
 def _op_reaches(namespace, refs, request):
     output = _lookup(namespace, request["output"])
     leaves = [_lookup(namespace, name) for name in request["inputs"]]
-    found, stack, seen, names = set(), [output.grad_fn], set(), set()
+    found: set = set()
+    stack, seen, names = [output.grad_fn], set(), set()
     while stack:
         node = stack.pop()
         if node is None or id(node) in seen:
