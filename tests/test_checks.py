@@ -109,7 +109,7 @@ def test_public_checks_flag_no_question_a_wrong_answer_does_not_touch(public_ver
     "name, fix",
     [
         ("q5-no-zero-grad", "optimizer.zero_grad()"),
-        ("q1rev-overwrites-the-adjoint-of-a-node-used-twice", "rather than overwrite"),
+        ("q1rev-overwrites-the-adjoint-of-a-node-used-twice", "adds one term per edge, with +="),
         ("q1rev-G-keeps-only-the-direct-edge-of-u", "one term per edge"),
         ("q1rev-sweep-by-backward-and-retain-grad", "do the sweep yourself"),
         ("q1rev-local-derivatives-of-the-product-swapped", "the other factor"),

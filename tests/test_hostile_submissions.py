@@ -428,7 +428,7 @@ def killed_and_resumed(course, env, scratch):
     report = (course / "autograde_report.txt").read_text()
     assert (
         after["a-first"] == before
-        and f"a-first  {sum(POINTS[q] for q in AUTOGRADED)}/{TOTAL_POINTS}  already graded" in report
+        and f"a-first  {sum(POINTS[q] for q in AUTOGRADED):g}/{TOTAL_POINTS}  already graded" in report
     )
     assert after["b-second"]["q1a"] == 0 and after["c-third"]["q1a"] == POINTS["q1a"] and after["d-fourth"]["q1a"] == 0
     with sqlite3.connect(course / "gradebook.db") as conn:

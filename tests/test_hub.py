@@ -36,7 +36,7 @@ from nbgrader.api import Gradebook
 from nbgrader.utils import notebook_hash
 from traitlets.config.loader import PyFileConfigLoader
 
-from grading.checks.backprop_questions import TOTAL_POINTS
+from grading.checks.backprop_questions import AUTOGRADED, POINTS, TOTAL_POINTS
 from grading.course_kit.demo_class import MISTAKES
 from grading.course_kit.submissions import ASSIGNMENT, ROOT, build_submission, solution_answers
 from hub import server_cgroups, setup_hub
@@ -501,7 +501,8 @@ def autograded(hub, sessions, collected):
     return texts
 
 
-CODE_SCORES = {ADA.id: 17.0, CARA.id: 15.0}  # every autograded question; all but Question 1a's 2 points
+AUTOGRADED_POINTS = float(sum(POINTS[q] for q in AUTOGRADED))
+CODE_SCORES = {ADA.id: AUTOGRADED_POINTS, CARA.id: AUTOGRADED_POINTS - POINTS["q1a"]}  # all; all but Question 1a
 
 
 def test_instructor_autogrades_in_the_sandbox(hub, autograded):
