@@ -192,7 +192,10 @@ def main(argv=None):
             sandbox_after, worker_after = sandbox_core_seconds(), core_seconds_of(resource.getrusage(SELF))
             add("execute_in_sandbox, kernel forked from the template (as make autograde)", t3 - t2)
             add("  of which the cells (nbclient timing) ", cell_seconds(nbformat.reads(executed, as_version=4)))
-            add("  of which the kernel answering the judge's questions (8 probes)", outcome.asking_seconds)
+            add(
+                f"  of which the kernel answering the judge's questions ({len(request.questions)} probes)",
+                outcome.asking_seconds,
+            )
             add("  core-seconds of the sandbox (kernel start, cells, probes, reset)", sandbox_after - sandbox_before)
             add("  core-seconds of the worker (its client, threads included)", worker_after - worker_before)
             floor, floor_wall = floor_core_seconds(request.notebook_json, request.files, request.limits)
