@@ -715,14 +715,30 @@ def readable_by_others(path):
     return bool(os.stat(path).st_mode & stat.S_IROTH)
 
 
+def imported_checkout(venv):
+    """The folder holding the grading package that the .venv's Python imports (an editable install's may be another
+    checkout than this one), or None."""
+    code = "import grading, os; print(os.path.dirname(os.path.dirname(os.path.realpath(grading.__file__))))"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    try:  # from /, so that the folder it runs in is not what it imports
+        done = subprocess.run(
+            [str(Path(venv) / "bin" / "python"), "-c", code], capture_output=True, text=True, env=env, cwd="/"
+        )
+    except OSError:
+        return None
+    return Path(done.stdout.strip()) if done.returncode == 0 and done.stdout.strip() else None
+
+
 def exposed_secrets(course_from, venv):
-    """The files of the checkout (and of its .venv) that hold the hidden checks, the solutions or the catalogues and
-    that a student's account could read."""
-    candidates = [course_from / "grading" / "checks" / "backprop_checks.py"]
-    candidates += sorted((course_from / "grading" / "course_kit").glob("*catalogue*.py"))
-    candidates += [course_from / "grading" / "course_kit" / "demo_class.py"]
-    candidates += sorted((course_from / "source").glob("*/*.ipynb"))
-    candidates += sorted(Path(venv).glob("lib/python*/site-packages/grading/checks/backprop_checks.py"))
+    """The files of the checkout, of the checkout whose grading package its .venv imports, and of the .venv, that hold
+    the hidden checks, the solutions or the catalogues and that a student's account could read."""
+    candidates = []
+    for checkout in dict.fromkeys(c for c in (Path(course_from), imported_checkout(venv)) if c is not None):
+        candidates += [checkout / "grading" / "checks" / "backprop_checks.py"]
+        candidates += sorted((checkout / "grading" / "course_kit").glob("*catalogue*.py"))
+        candidates += [checkout / "grading" / "course_kit" / "demo_class.py"]
+        candidates += sorted((checkout / "source").glob("*/*.ipynb"))
+    candidates += sorted(Path(venv).resolve().glob("lib/python*/site-packages/grading/checks/backprop_checks.py"))
     return [p for p in candidates if readable_by_others(p)]
 
 

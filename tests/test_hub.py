@@ -25,6 +25,7 @@ import pwd
 import re
 import stat
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -755,6 +756,30 @@ def test_setup_refuses_a_checkout_students_could_read():
             assert not hub_root.exists()
         os.chmod(course, 0o700)
         assert setup_hub.exposed_secrets(course, tmp_path / "venv") == []
+
+
+def test_setup_names_the_checkout_an_editable_install_imports_when_students_could_read_it():
+    """A private checkout whose .venv imports the grading package from another checkout (an editable install made
+    there, or a .venv linked from it): that checkout's secrets count too."""
+    with tempfile.TemporaryDirectory() as top:
+        tmp_path = Path(top)
+        course, other, venv = tmp_path / "course", tmp_path / "other", tmp_path / "venv"
+        tmp_path.chmod(0o755)
+        for rel in ("grading/__init__.py", "grading/checks/backprop_checks.py", "source/a/a.ipynb"):
+            (other / rel).parent.mkdir(parents=True, exist_ok=True)
+            (other / rel).write_text("# secret\n")
+        course.mkdir(mode=0o700)
+        (venv / "bin").mkdir(parents=True)
+        (venv / "bin" / "python").write_text(f'#!/bin/sh\nPYTHONPATH={other} exec {sys.executable} "$@"\n')
+        (venv / "bin" / "python").chmod(0o755)
+        for dirpath, _dirnames, filenames in os.walk(other):
+            os.chmod(dirpath, 0o755)
+            for name in filenames:
+                os.chmod(Path(dirpath, name), 0o644)
+        exposed = setup_hub.exposed_secrets(course, venv)
+        assert {p.name for p in exposed} == {"backprop_checks.py", "a.ipynb"}, exposed
+        os.chmod(other, 0o700)
+        assert setup_hub.exposed_secrets(course, venv) == []
 
 
 def test_the_students_servers_run_on_nothing_from_the_checkout(hub, sessions):

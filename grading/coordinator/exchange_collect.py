@@ -12,25 +12,31 @@ the class on JupyterHub configures it) trusts the file system instead:
   claims (the account that made it), and it holds no symbolic link (collecting runs as the instructor, who could
   otherwise be made to copy their own files, the gradebook or the solutions, into a submission); any other is
   refused, said as an error in collect's log (the formgrader's Collect dialog shows it), and never collected;
-- its time is the latest status change (ctime) of the folder and its files, which only the kernel sets: a submission
-  cannot be dated earlier than the moment the exchange last saw it change. That time picks the newest submission,
-  decides whether it was before the due date, and is written to the collected copy's timestamp.txt, which the
-  gradebook reads for late penalties.
+- what is checked is what is collected: the folder is copied once, as it is checked, through file descriptors opened
+  without following links (grading/coordinator/submission_snapshot.py), and the collected copy is made from that
+  snapshot, never from the student's folder again, which its student could meanwhile swap for a link or change;
+- its time is the latest status change (ctime) of the folder and its files as the snapshot read them, which only the
+  kernel sets: a submission cannot be dated earlier than the moment the exchange last saw it change. That time
+  picks the newest submission, decides whether it was before the due date, and is written to the collected copy's
+  timestamp.txt, which the gradebook reads for late penalties.
 
 Submissions are looked for where nbgrader puts them, inbound/<student>+..., and in each student's own folder of the
 inbound, inbound/<student>/<student>+... (the class's hub: hub/private_submit.py), where a submission in another
-student's name is refused too. Student ids are the Unix accounts' names (as on the hub).
+student's name is refused too. Student ids are the Unix accounts' names (as on the hub). A submission that cannot be
+read, or that changes under the copy in a way it cannot be, is refused with why; the others are collected.
 """
 
 import datetime
 import os
 import pwd
 import shutil
-import stat
+import tempfile
 
 from nbgrader.api import Gradebook, MissingEntry
 from nbgrader.exchange.default.collect import ExchangeCollect, groupby
-from nbgrader.utils import check_mode, ignore_patterns
+from nbgrader.utils import check_mode
+
+from .submission_snapshot import CopyRules, Refused, take_snapshot
 
 
 def account_uid(student_id):
@@ -46,47 +52,6 @@ def owner_name(uid):
         return pwd.getpwuid(uid).pw_name
     except KeyError:
         return f"uid {uid}"
-
-
-def _raise(error):
-    raise error
-
-
-def submission_problem(path, uid):
-    """Why the submission folder at path cannot be the work of the account uid (None if it can). Symbolic links are
-    never followed."""
-    if os.path.islink(path):
-        return "its folder is a symbolic link"
-    entries = [path]
-    try:
-        for dirpath, dirnames, filenames in os.walk(path, onerror=_raise):
-            entries += [os.path.join(dirpath, name) for name in dirnames + filenames]
-    except OSError as error:
-        return f"it cannot be read ({error.strerror})"
-    for entry in entries:
-        try:
-            info = os.lstat(entry)
-        except OSError as error:
-            return f"it cannot be read ({error.strerror})"
-        shown = "it" if entry == path else os.path.relpath(entry, path)
-        if stat.S_ISLNK(info.st_mode):
-            return f"{shown} is a symbolic link"
-        if not (stat.S_ISDIR(info.st_mode) or stat.S_ISREG(info.st_mode)):
-            return f"{shown} is not a file or folder"
-        if info.st_uid != uid:
-            return f"{shown} belongs to {owner_name(info.st_uid)}"
-        if not os.access(entry, os.R_OK | (os.X_OK if stat.S_ISDIR(info.st_mode) else 0)):
-            return f"{shown} cannot be read"
-    return None
-
-
-def seen_at(path):
-    """When the file system last saw the submission at path change: the latest ctime in it, as naive UTC."""
-    latest = os.lstat(path).st_ctime
-    for dirpath, dirnames, filenames in os.walk(path):
-        for name in dirnames + filenames:
-            latest = max(latest, os.lstat(os.path.join(dirpath, name)).st_ctime)
-    return datetime.datetime.fromtimestamp(latest, datetime.UTC).replace(tzinfo=None)
 
 
 class OwnedExchangeCollect(ExchangeCollect):
@@ -114,6 +79,14 @@ class OwnedExchangeCollect(ExchangeCollect):
                 self.duedate = None
         only = self.coursedir.student_id if self.coursedir.student_id not in ("", "*") else None
         records, self.refused = [], []
+        self._snapshots: dict[str, str] = {}  # a submission folder's name -> the snapshot taken of it
+        self._staging = tempfile.mkdtemp(prefix="collect-")  # the instructor's own, mode 0700
+        rules = CopyRules(
+            tuple(self.coursedir.ignore),
+            tuple(self.coursedir.include),
+            self.coursedir.max_file_size,
+            self.coursedir.max_dir_size,
+        )
         for name, folder in self._candidates():
             parts = os.path.basename(name).rsplit("+", 3)  # student, assignment, the time claimed, a random string
             if len(parts) < 3 or parts[1] != self.coursedir.assignment_id:
@@ -121,15 +94,25 @@ class OwnedExchangeCollect(ExchangeCollect):
             student_id = parts[0]
             if only is not None and student_id != only:
                 continue
-            path = os.path.join(self.inbound_path, name)
             uid = account_uid(student_id)
-            problem = "no account has this student's id" if uid is None else submission_problem(path, uid)
-            if problem is None and folder is not None and folder != student_id:
-                problem = f"it is in {folder}'s folder"
-            if problem is None:
-                records.append({"username": student_id, "filename": name, "timestamp": seen_at(path)})
+            if uid is None:
+                self._refuse(name, "no account has this student's id")
                 continue
-            self._refuse(name, problem)
+            if folder is not None and folder != student_id:
+                self._refuse(name, f"it is in {folder}'s folder")
+                continue
+            copy = os.path.join(self._staging, str(len(self._snapshots)))
+            try:  # what is checked is what is collected: one copy, through descriptors, at this moment
+                taken = take_snapshot(os.path.join(self.inbound_path, name), uid, copy, rules)
+            except (Refused, OSError) as problem:
+                shutil.rmtree(copy, ignore_errors=True)
+                self._refuse(name, str(problem) if isinstance(problem, Refused) else f"it cannot be read ({problem})")
+                continue
+            for left_out in taken.left_out:
+                self.log.warning("Left out of %s's submission %r: %s", student_id, name, left_out)
+            self._snapshots[os.path.basename(name)] = copy
+            when = datetime.datetime.fromtimestamp(taken.ctime, datetime.UTC).replace(tzinfo=None)
+            records.append({"username": student_id, "filename": name, "timestamp": when})
         chosen = []
         for candidates in groupby(records, lambda record: record["username"]).values():
             ordered = self._sort_by_timestamp(candidates)
@@ -159,34 +142,20 @@ class OwnedExchangeCollect(ExchangeCollect):
         return found
 
     def do_copy(self, src, dest, log=None):
-        """Copy a submission as nbgrader does (its size limit, ignore and include patterns), but never following a
-        symbolic link (one made after the check is refused here); the copy is dated by the file system."""
-        size = self.get_size(src)
-        if size > 1000 * self.coursedir.max_dir_size:
-            self._refuse(os.path.basename(src), f"it holds {size} bytes, more than the exchange accepts")
-            return
-        shutil.copytree(
-            src,
-            dest,
-            symlinks=True,
-            ignore=ignore_patterns(
-                exclude=self.coursedir.ignore,
-                include=self.coursedir.include,
-                max_file_size=self.coursedir.max_file_size,
-                log=self.log,
-            ),
-        )
-        links = [
-            os.path.join(d, n) for d, ds, fs in os.walk(dest) for n in ds + fs if os.path.islink(os.path.join(d, n))
-        ]
-        if links:
-            shutil.rmtree(dest)
-            self._refuse(os.path.basename(src), "it holds a symbolic link")
-            return
+        """Copy the snapshot taken of the submission at src (never src itself, which its student may have changed
+        since), dated by the file system."""
+        shutil.copytree(self._snapshots[os.path.basename(src)], dest)
         when = self._times.get(os.path.basename(src))
         if when is not None:  # the collected copy is dated by the file system, not by the student
             with open(os.path.join(dest, "timestamp.txt"), "w") as f:
                 f.write(when.strftime("%Y-%m-%d %H:%M:%S.%f") + " UTC")
+
+    def start(self):
+        try:
+            super().start()
+        finally:
+            if getattr(self, "_staging", None):
+                shutil.rmtree(self._staging, ignore_errors=True)
 
     def _refuse(self, name, problem):
         self.refused.append((name, problem))
