@@ -108,7 +108,7 @@ def test_a_pipe_a_link_or_anothers_file_is_refused_and_the_class_is_still_collec
     collect = collector(course, inbound)
     collect.start()
     assert sorted(problem for _, problem in collect.refused) == [
-        "backprop.ipynb belongs to another account",
+        "backprop.ipynb belongs to root",
         "backprop.ipynb is a symbolic link",
         "data.txt is not a file or folder",
     ]

@@ -71,7 +71,13 @@ def test_feedback_is_one_file_with_mathjax_inlined_and_nothing_from_the_network(
     assert not re.search(r"url\(\s*['\"]?(?:https?:)?//", html)  # nor in its style sheets
 
 
+def test_feedback_says_that_the_plots_the_grader_does_not_draw_are_drawn_in_the_notebook(feedback_html):
+    html = feedback_html[False]
+    for what in ("The loss curve", "The path of the weights"):
+        assert f"{what} is drawn when you run this cell in your notebook; the grader does not draw it." in html
+
+
 def test_every_figure_of_the_feedback_has_alt_text(feedback_html):
     images = Page(feedback_html[False]).images()
-    assert len(images) >= 6  # the Question 1 figure, the pictures of the graphs of F and the three plots
+    assert len(images) >= 5  # the Question 1 figure and the two pictures of each graph of F (plots: below)
     assert [img["src"][:30] for img in images if img.get("alt", PLACEHOLDER) == PLACEHOLDER] == []

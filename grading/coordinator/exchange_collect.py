@@ -47,13 +47,6 @@ def account_uid(student_id):
         return None
 
 
-def owner_name(uid):
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return f"uid {uid}"
-
-
 class OwnedExchangeCollect(ExchangeCollect):
     """nbgrader's collect for submissions made by their students' own accounts, dated by the file system."""
 

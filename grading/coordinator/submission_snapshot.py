@@ -12,6 +12,7 @@ the submission later, never earlier; a change made after it is not in the copy.
 
 import fnmatch
 import os
+import pwd
 import stat
 from dataclasses import dataclass
 
@@ -59,11 +60,15 @@ def take_snapshot(path: str, uid: int, dest: str, rules: CopyRules) -> Snapshot:
 
 def _owned(info: os.stat_result, uid: int, shown: str) -> None:
     if info.st_uid != uid:
-        raise Refused(f"{shown} belongs to another account")
+        try:
+            owner = pwd.getpwuid(info.st_uid).pw_name
+        except KeyError:
+            owner = f"uid {info.st_uid}"
+        raise Refused(f"{shown} belongs to {owner}")
 
 
 def _copy_folder(fd, shown, uid, dest, rules, taken, budget):
-    _owned(os.fstat(fd), uid, shown or "its folder")
+    _owned(os.fstat(fd), uid, shown or "it")
     os.mkdir(dest, 0o700)
     for name in sorted(os.listdir(fd)):
         entry = os.path.join(shown, name)
