@@ -474,7 +474,7 @@ def test_instructor_collects_only_what_each_student_submitted(hub, collected, fo
     )
     # the forgery is refused and said so; what is collected for Ada is her own submission, dated when it was made
     assert (
-        f"Refused a submission in {ADA.id}'s name, not collected (cheating attempt?): it belongs to {CARA.id}"
+        f"Refused a submission in {ADA.id}'s name, not collected (cheating attempt?): it is in {CARA.id}'s folder"
         in collected
     )
     assert f"'{CARA.id}/{ADA.id}+{ASSIGNMENT}+2099-12-06" in collected
