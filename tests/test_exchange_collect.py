@@ -44,9 +44,21 @@ def submit(inbound, student, uid, files=None):
     return folder
 
 
+MADE = []  # the collects made by a test, whose snapshots a test that stops between steps leaves behind
+
+
+@pytest.fixture(autouse=True)
+def snapshots_removed():
+    yield
+    while MADE:
+        shutil.rmtree(getattr(MADE.pop(), "_staging", None) or "/nonexistent", ignore_errors=True)
+
+
 def collector(course, inbound):
     coursedir = CourseDirectory(root=str(course), course_id="course", assignment_id="backprop")
-    return OwnedExchangeCollect(coursedir=coursedir, authenticator=Authenticator(), root=str(inbound.parent.parent))
+    made = OwnedExchangeCollect(coursedir=coursedir, authenticator=Authenticator(), root=str(inbound.parent.parent))
+    MADE.append(made)
+    return made
 
 
 def collected(course, student):
