@@ -84,12 +84,9 @@ def _copy_folder(fd, shown, uid, dest, rules, taken, budget):
         if stat.S_ISLNK(info.st_mode):
             raise Refused(f"{entry} is a symbolic link")
         if stat.S_ISDIR(info.st_mode):
-            try:
-                child = os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, dir_fd=fd)
-            except FileNotFoundError:
+            child = _open_at(fd, name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW, entry)
+            if child is None:
                 continue
-            except OSError as error:
-                raise Refused(f"{entry} cannot be read ({error.strerror})") from None
             try:
                 _copy_folder(child, entry, uid, os.path.join(dest, name), rules, taken, budget)
             finally:
@@ -104,13 +101,21 @@ def _copy_folder(fd, shown, uid, dest, rules, taken, budget):
     taken.ctime = max(taken.ctime, os.fstat(fd).st_ctime)  # after reading: a change meanwhile dates it later
 
 
-def _copy_file(folder_fd, name, shown, uid, dest, rules, taken, budget):
-    try:  # O_NONBLOCK: a pipe put in the file's place is opened without waiting, then refused as not a file
-        fd = os.open(name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, dir_fd=folder_fd)
+def _open_at(folder_fd: int, name: str, flags: int, shown: str) -> int | None:
+    """A descriptor of name in the folder folder_fd, or None if it was removed meanwhile; Refused if unreadable."""
+    try:
+        return os.open(name, flags, dir_fd=folder_fd)
     except FileNotFoundError:
-        return
+        return None
     except OSError as error:
         raise Refused(f"{shown} cannot be read ({error.strerror})") from None
+
+
+def _copy_file(folder_fd, name, shown, uid, dest, rules, taken, budget):
+    # O_NONBLOCK: a pipe put in the file's place is opened without waiting, then refused as not a file
+    fd = _open_at(folder_fd, name, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK, shown)
+    if fd is None:
+        return
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
