@@ -23,9 +23,9 @@ demo: release
 	python -m grading.reports.class_grades
 	$(MAKE) --no-print-directory report
 
-## test: lint, then the whole test suite (slow tests included)
+## test: lint, then the whole test suite (slow tests included); prints its 15 slowest tests
 test: lint release system-packages
-	python -m pytest -q tests
+	python -m pytest -q --durations=15 tests
 
 ## lint: ruff (formatting and lint rules) and mypy (grading/) over the Python code; settings in pyproject.toml
 lint: setup
