@@ -1174,12 +1174,13 @@ def test_a_page_a_students_server_serves_cannot_reach_the_instructors_server(hub
         os.chown(path, cara.pw_uid, cara.pw_gid)  # hers, as if she had written it
     page = sessions[INSTRUCTOR].context.new_page()
     try:
-        page.goto(f"{hub.user_url(CARA.id)}/lab/extensions/caras-page/index.html")
+        # the link Cara sends her, on the hub's address: the hub sends it on to Cara's server
+        page.goto(f"{hub.url}/user/{CARA.id}/lab/extensions/caras-page/index.html")
         page.wait_for_function("() => window.hubTestSeen !== undefined", timeout=240_000)
         seen = page.evaluate("() => window.hubTestSeen")
         screenshot(page, "18-instructor-opens-caras-page")
-        assert page.url.startswith(f"http://{CARA.id}.localhost:")  # it ran: on Cara's origin
         assert len(seen) == 4 and all(v.startswith("blocked") for v in seen.values()), seen
+        assert page.url.startswith(f"{hub.user_url(CARA.id)}/lab/extensions/")  # it ran, on Cara's origin
         # the instructor's own server still answers her, on its own origin
         status = sessions[INSTRUCTOR].evaluate(KERNELS, [f"/user/{INSTRUCTOR}/", None])[0]
         assert status == 200
@@ -1357,7 +1358,8 @@ def test_a_students_dev_shm_is_gone_when_her_server_stops(hub, sessions):
         pytest.skip(f"no private /tmp here: {hub.klass['private_tmp']['problem']}")
     seen = probe_tmp(hub, sessions, CARA, "hubtest-cara-left-this")
     assert "hubtest-cara-left-this" in seen["/dev/shm"]
-    namespace = os.readlink(f"/proc/{server_pid(CARA)}/ns/mnt")
+    server = server_pid(CARA)
+    namespace = os.readlink(f"/proc/{server}/ns/mnt")
     assert namespace != os.readlink("/proc/self/ns/mnt")
     page = sessions[CARA.id]
     page.goto(f"{hub.url}/hub/home")
@@ -1384,4 +1386,4 @@ def test_a_students_dev_shm_is_gone_when_her_server_stops(hub, sessions):
     page.locator(".lm-MenuBar-itemLabel", has_text=re.compile("^Nbgrader$")).wait_for(timeout=120_000)
     fresh = probe_tmp(hub, sessions, CARA)
     assert fresh["/dev/shm"] == fresh["/tmp"] == ["hubtest-cara-was-here"]  # only what this probe wrote
-    assert os.readlink(f"/proc/{server_pid(CARA)}/ns/mnt") != namespace
+    assert server_pid(CARA) != server
