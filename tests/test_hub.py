@@ -1320,6 +1320,23 @@ print(json.dumps(seen))
 """
 
 
+# a command typed in a new terminal of the student's JupyterLab (the REST API and the terminal's websocket, as
+# JupyterLab does); the terminal is closed a few seconds later
+IN_A_TERMINAL = """
+async ([base, command]) => {
+  const xsrf = decodeURIComponent((document.cookie.match(/(?:^|; )_xsrf=([^;]*)/) || [])[1] || "");
+  const headers = {"X-XSRFToken": xsrf, "Content-Type": "application/json"};
+  const made = await (await fetch(base + "api/terminals", {method: "POST", headers, body: "{}"})).json();
+  const ws = new WebSocket(location.origin.replace(/^http/, "ws") + base + "terminals/websocket/" + made.name);
+  await new Promise((ok, fail) => { ws.onopen = ok; ws.onerror = fail; });
+  ws.send(JSON.stringify(["stdin", command + "\\r"]));
+  await new Promise(ok => setTimeout(ok, 5000));
+  ws.close();
+  await fetch(base + "api/terminals/" + made.name, {method: "DELETE", headers});
+}
+"""
+
+
 def probe_tmp(hub, sessions, student, mark=None):
     mark = mark or f"hubtest-{student.first_name.lower()}-was-here"
     code = f"import sys\nsys.argv = ['probe', {mark!r}]\n" + TMP_PROBE
@@ -1341,6 +1358,16 @@ def test_a_students_tmp_is_her_own_on_her_disk(hub, sessions):
     home = os.path.expanduser(f"~{CARA.id}")
     assert devices["/tmp"] == devices["/var/tmp"] == devices[home] == os.stat(home).st_dev  # her disk
     assert devices["/dev/shm"] != os.stat("/dev/shm").st_dev
+    # her terminals see the same /tmp as her kernels
+    said = Path(home) / "terminal-tmp.txt"
+    sessions[CARA.id].evaluate(IN_A_TERMINAL, [f"/user/{CARA.id}/", f"ls /tmp /dev/shm > {said.name}"])
+    deadline = time.monotonic() + 60
+    while not (said.exists() and said.read_text().count("hubtest-cara-was-here") == 2) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    try:
+        assert said.read_text().count("hubtest-cara-was-here") == 2 and "hubtest-ada" not in said.read_text()
+    finally:
+        said.unlink(missing_ok=True)
     disk = hub.klass["student_disks"]
     if disk["problem"]:
         pytest.skip(f"no students' disks here: {disk['problem']}")
