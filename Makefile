@@ -150,19 +150,25 @@ lab: setup
 	jupyter lab --no-browser --ip=127.0.0.1 --ServerApp.root_dir=$(CURDIR) $(if $(filter 0,$(shell id -u)),--allow-root)
 
 ## hub: JupyterHub on 127.0.0.1:$(HUB_PORT) serving the class of students.csv and an instructor, each user a Unix
-## account with JupyterLab (run as root: makes the accounts, the instructor's course directory and nbgrader's exchange
-## under $(HUB_ROOT), then serves until Ctrl-C; README: The class on JupyterHub)
+## account with JupyterLab on an origin of their own, <user>.$(HUB_DOMAIN) (run as root: makes the accounts, the
+## instructor's course directory and nbgrader's exchange under $(HUB_ROOT), then serves until Ctrl-C; README: The class
+## on JupyterHub)
 HUB_ROOT ?= /srv/backprop-hub
 HUB_PORT ?= 8000
 HUB_INSTRUCTOR ?= instructor
+# the hub's domain: localhost (http://localhost:$(HUB_PORT), users at http://<user>.localhost:$(HUB_PORT)), or the
+# site's own (https://$(HUB_DOMAIN), users at https://<user>.$(HUB_DOMAIN): wildcard DNS and TLS certificate needed)
+HUB_DOMAIN ?= localhost
+HUB_URL = $(if $(filter localhost,$(HUB_DOMAIN)),http://localhost:$(HUB_PORT),https://$(HUB_DOMAIN))
+HUB_INSTRUCTOR_URL = $(if $(filter localhost,$(HUB_DOMAIN)),http://$(HUB_INSTRUCTOR).localhost:$(HUB_PORT),https://$(HUB_INSTRUCTOR).$(HUB_DOMAIN))
 .PHONY: hub
 # the hub's proxy runs on Node.js; as root (the hub runs as root), patchelf, with which hub/setup_hub.py copies a
 # Python that other accounts cannot reach
 hub test: SYSTEM_PACKAGES += nodejs:node $(if $(filter 0,$(shell id -u)),patchelf:patchelf)
 hub: setup figures
 	python hub/setup_hub.py --hub-root $(HUB_ROOT) --roster students.csv --instructor $(HUB_INSTRUCTOR)
-	@echo "[hub] open http://127.0.0.1:$(HUB_PORT)/ (the formgrader: http://127.0.0.1:$(HUB_PORT)/user/$(HUB_INSTRUCTOR)/formgrader)"
-	HUB_ROOT=$(HUB_ROOT) HUB_PORT=$(HUB_PORT) jupyterhub -f hub/jupyterhub_config.py
+	@echo "[hub] open $(HUB_URL)/ (the formgrader: $(HUB_INSTRUCTOR_URL)/user/$(HUB_INSTRUCTOR)/formgrader)"
+	HUB_ROOT=$(HUB_ROOT) HUB_PORT=$(HUB_PORT) HUB_DOMAIN=$(HUB_DOMAIN) jupyterhub -f hub/jupyterhub_config.py
 
 clean:
 	rm -rf submitted autograded feedback gradebook.db grades.csv build

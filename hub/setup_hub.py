@@ -43,8 +43,9 @@ brings up to date without touching anyone's work:
 
 Then it checks, as the accounts themselves, that a student's Python imports what a server needs and not the course's
 package, and that the instructor can start the grading sandbox (unprivileged bubblewrap), and whether the hub can
-give each student's server a cgroup of its own (hub/server_cgroups.py: memory and processes of the whole server); it
-says what is wrong if not. It never prints a password.
+give each student's server a cgroup of its own (hub/server_cgroups.py: memory, processes and CPU time of the whole
+server) and /tmp, /var/tmp and /dev/shm of its own (hub/private_tmp.py); it says what is wrong if not. It never prints
+a password.
 """
 
 import argparse
@@ -63,6 +64,7 @@ from pathlib import Path
 
 HUB_DIR = Path(__file__).resolve().parent
 sys.path.insert(0, str(HUB_DIR))  # its neighbours, whether run as a script or imported as hub.setup_hub
+import private_tmp  # noqa: E402
 import server_cgroups  # noqa: E402
 import student_disks  # noqa: E402
 
@@ -852,6 +854,8 @@ def setup(
     make_exchange(exchange, course_id, instructor)
     disk_problem = make_student_storage(hub_root, exchange / course_id / "inbound", accounts, instructor, student_disk)
     cgroup_problem = server_cgroups.problem()
+    cpu_problem = cgroup_problem or server_cgroups.cpu_problem()
+    tmp_problem = private_tmp.problem()
     etc = hub_root / "etc"
     write_config_dirs(etc, exchange, course_id, course_dir)
     make_course(course_from, course_dir, roster, instructor, runtime, etc / "instructor", library)
@@ -870,9 +874,11 @@ def setup(
         "logins_file": str(Path(instructor.pw_dir) / LOGINS_FILE),
         "proxy": str(PROXY),
         "sandbox_problem": problem,
-        # each student's disk (hub/student_disks.py) and each student server's cgroup (hub/server_cgroups.py)
+        # each student's disk (hub/student_disks.py), each student server's cgroup and its CPU limit
+        # (hub/server_cgroups.py), its own /tmp, /var/tmp and /dev/shm (hub/private_tmp.py)
         "student_disks": {"size": student_disk, "problem": disk_problem},
-        "server_cgroups": {"problem": cgroup_problem},
+        "server_cgroups": {"problem": cgroup_problem, "cpu_problem": cpu_problem},
+        "private_tmp": {"problem": tmp_problem},
     }
     _write_if_changed(state / "class.json", json.dumps(klass, indent=2) + "\n", 0o600)
     make_logins(state, [instructor_name] + [sid for sid, _ in students], instructor)
@@ -881,7 +887,10 @@ def setup(
     if not disk_problem:
         say(f"each student's home and inbound folder: a disk of their own, {student_disk} bytes ({hub_root / 'disks'})")
     if not cgroup_problem:
-        say("each student's server: a cgroup of its own (memory and processes of the whole server)")
+        cpu = "" if cpu_problem else " and CPU time"
+        say(f"each student's server: a cgroup of its own (memory, processes{cpu} of the whole server)")
+    if not tmp_problem:
+        say("each student's server: /tmp, /var/tmp and /dev/shm of its own")
     for warning in limit_warnings(klass):
         say("WARNING: " + warning)
     return klass
@@ -903,6 +912,19 @@ def limit_warnings(klass):
             f"no memory limit per student server ({klass['server_cgroups']['problem']}): only each process's "
             "memory is limited, and a student running many processes can exhaust the machine's memory. Run the hub "
             "where it can make cgroups (as root, with /sys/fs/cgroup writable)"
+        )
+    cpu_problem = klass["server_cgroups"].get("cpu_problem")
+    if cpu_problem and not klass["server_cgroups"]["problem"]:
+        warnings.append(
+            f"no CPU limit per student server ({cpu_problem}): a student's busy loops can take every core of the "
+            "machine. Mount cgroup v1's cpu hierarchy (/sys/fs/cgroup/cpu) or enable cgroup v2's cpu controller"
+        )
+    tmp_problem = (klass.get("private_tmp") or {}).get("problem")
+    if tmp_problem:
+        warnings.append(
+            f"no /tmp, /var/tmp and /dev/shm of their own for the students' servers ({tmp_problem}): they share the "
+            "machine's, where one student can fill the root disk and others see her files. Run the hub where root "
+            "may make mount namespaces (not in an unprivileged container)"
         )
     return warnings
 

@@ -5,7 +5,8 @@ fills only it: not the disk of the hub's state, the gradebook, the instructor's 
     HUB_ROOT/disks/           root only (0700)
         <id>.img              the image, its whole size allocated up front (so that the disk under it cannot run out
                               before the students' disks are full)
-        <id>/                 where the image is mounted: home/ and inbound/
+        <id>/                 where the image is mounted: home/ and inbound/ (and tmp/, var-tmp/: the /tmp and
+                              /var/tmp of the student's server, hub/private_tmp.py)
     /home/<id>                bind mount of HUB_ROOT/disks/<id>/home
     HUB_ROOT/exchange/<course>/inbound/<id>
                               bind mount of HUB_ROOT/disks/<id>/inbound
@@ -45,6 +46,11 @@ def mounts():
 
         found.append((unescape(fields[4]), unescape(fields[3])))
     return found
+
+
+def mount_point(hub_root, name):
+    """Where the disk of the student `name` is mounted."""
+    return Path(hub_root) / "disks" / name
 
 
 def is_mounted(path):

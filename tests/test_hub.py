@@ -14,7 +14,10 @@ Each step is a module fixture made after the steps it needs, so that the tests p
 accounts: nothing of the other students or of the instructor's course is readable, no hidden check or solution is
 readable anywhere the class's accounts reach, the students' servers run on nothing from the checkout, and a student
 who exceeds a limit (processes, memory per process or per server, file size, her disk) fails alone while the other's
-server keeps working. Screenshots: build/screenshots/hub-*.png.
+server keeps working. Each user's server is on an origin of its own (http://<user>.localhost:<port>): a page Cara's
+server serves, opened in the instructor's browser, can neither read nor drive the instructor's server. A student's
+busy loops get her CPU quota and no more; her /tmp, /var/tmp and /dev/shm are her own, /tmp on her disk, /dev/shm
+bounded and gone when her server stops. Screenshots: build/screenshots/hub-*.png.
 """
 
 import contextlib
@@ -23,6 +26,7 @@ import json
 import os
 import pwd
 import re
+import shutil
 import stat
 import subprocess
 import sys
@@ -41,7 +45,7 @@ from grading.checks.backprop_questions import AUTOGRADED, POINTS, TOTAL_POINTS
 from grading.course_kit.demo_class import MISTAKES
 from grading.course_kit.submissions import ASSIGNMENT, ROOT, build_submission, solution_answers
 from hub import server_cgroups, setup_hub
-from support.hub_class import INSTRUCTOR, SERVER_MEMORY, Student, running_class
+from support.hub_class import INSTRUCTOR, SERVER_MEMORY, STUDENT_SHM, Student, running_class
 from support.lab_browser import chromium
 
 pytestmark = [pytest.mark.hub, pytest.mark.slow]
@@ -122,6 +126,7 @@ def sessions(hub, browser):
             pages[user] = page
         for user, page in pages.items():
             page.wait_for_url(f"**/user/{user}/lab**", timeout=300_000)
+            assert page.url.startswith(hub.user_url(user) + "/lab"), page.url  # each on the origin of their own
             page.locator(".lm-MenuBar-itemLabel", has_text=re.compile("^Nbgrader$")).wait_for(timeout=120_000)
         yield pages
     except Exception as error:
@@ -136,7 +141,7 @@ def sessions(hub, browser):
 
 
 def formgrader(page, hub, path=""):
-    page.goto(f"{hub.url}/user/{INSTRUCTOR}/formgrader{path}")
+    page.goto(f"{hub.user_url(INSTRUCTOR)}/formgrader{path}")
 
 
 def assignment_row(page):
@@ -348,9 +353,11 @@ def cara_submitted(hub, sessions, due_date):
 
 def test_instructor_releases_the_assignment_from_the_formgrader(hub, sessions, released):
     page = sessions[INSTRUCTOR]
-    # JupyterLab offers no Formgrader panel, which the hub would leave empty: the formgrader has a tab of its own
+    # JupyterLab offers no Formgrader panel, which the hub would leave empty: the formgrader has a tab of its own.
+    # A link to the instructor's server on the hub's origin still works: the hub sends it on to her own origin.
     page.goto(f"{hub.url}/user/{INSTRUCTOR}/lab")
     page.locator(".lm-MenuBar-itemLabel", has_text=re.compile("^Nbgrader$")).wait_for()
+    assert page.url.startswith(hub.user_url(INSTRUCTOR) + "/lab"), page.url
     screenshot(page, "02-instructor-jupyterlab")
     page.locator(".lm-MenuBar-itemLabel", has_text=re.compile("^Nbgrader$")).click()
     items = page.locator(".lm-Menu:visible .lm-Menu-itemLabel")
@@ -959,7 +966,7 @@ def test_a_student_who_fills_her_disk_stops_there_and_no_one_else_is_touched(hub
         page = sessions[ADA.id]
         page.reload()
         page.locator(".lm-MenuBar-itemLabel", has_text=re.compile("^Nbgrader$")).wait_for(timeout=120_000)
-        with urllib.request.urlopen(f"{hub.url}/hub/api", timeout=30) as response:
+        with urllib.request.urlopen(f"{hub.loopback}/hub/api", timeout=30) as response:
             assert response.status == 200
     finally:
         for path in (cara_home / "fill.bin", inbound / "fill.bin", ada_home / "ada.bin"):
@@ -1017,7 +1024,10 @@ def test_a_notebook_beyond_its_servers_memory_dies_alone(hub, sessions):
     cara, ada = (server_cgroups.ServerCgroup.of(s.id) for s in (CARA, ADA))
     pids = {s.id: server_pid(s) for s in STUDENTS}
     assert pids[CARA.id] in cara.pids() and pids[ADA.id] in ada.pids() and not cara.pids() & ada.pids()
-    assert cara.limits() == {"memory": SERVER_MEMORY, "processes": server_limits(CARA)["nproc"]}
+    assert {k: v for k, v in cara.limits().items() if k != "cpus"} == {
+        "memory": SERVER_MEMORY,
+        "processes": server_limits(CARA)["nproc"],
+    }
     before = {CARA.id: cara.oom_kills(), ADA.id: ada.oom_kills()}
     size = SERVER_MEMORY + (1 << 30)  # beyond the server's memory, within a process's address space limit
     assert size + (1 << 30) < server_limits(CARA)["as"]
@@ -1041,13 +1051,24 @@ def test_a_notebook_beyond_its_servers_memory_dies_alone(hub, sessions):
 
 
 def test_make_hub_says_what_to_set_up_where_a_limit_cannot_be_made():
-    """Where loop devices or cgroups cannot be made (an unprivileged container), setup_hub.py's report says which limit
-    is missing, why, and what the instructor must set up instead; where both are made it says nothing of them."""
-    klass = {"student_disks": {"size": 1 << 30, "problem": None}, "server_cgroups": {"problem": None}}
+    """Where loop devices, cgroups, the cpu controller or mount namespaces cannot be made (an unprivileged container),
+    setup_hub.py's report says which limit is missing, why, and what the instructor must set up instead; where all
+    are made it says nothing of them."""
+    klass = {
+        "student_disks": {"size": 1 << 30, "problem": None},
+        "server_cgroups": {"problem": None, "cpu_problem": None},
+        "private_tmp": {"problem": None},
+    }
     assert setup_hub.limit_warnings(klass) == []
+    klass["server_cgroups"]["cpu_problem"] = "cgroup v1's cpu hierarchy is not mounted"
+    klass["private_tmp"]["problem"] = "unshare refused"
+    cpu, tmp = setup_hub.limit_warnings(klass)
+    assert "no CPU limit per student server (cgroup v1's cpu hierarchy is not mounted)" in cpu
+    assert "unshare refused" in tmp and "/tmp, /var/tmp and /dev/shm" in tmp
+    klass["private_tmp"]["problem"] = None
     klass["student_disks"]["problem"] = "mounting a loop device: permission denied"
     klass["server_cgroups"]["problem"] = "/sys/fs/cgroup is read-only"
-    disks, cgroups = setup_hub.limit_warnings(klass)
+    disks, cgroups = setup_hub.limit_warnings(klass)  # no word of the CPU where there is no cgroup at all
     assert "mounting a loop device: permission denied" in disks and "setquota" in disks and "usrquota" in disks
     assert "/sys/fs/cgroup is read-only" in cgroups and "only each process's memory is limited" in cgroups
 
@@ -1078,7 +1099,318 @@ def test_the_hub_configuration_takes_the_sites_own_settings_last(tmp_path, monke
     config = PyFileConfigLoader("jupyterhub_config.py", path=str(ROOT / "hub")).load_config()
     assert config.JupyterHub.authenticator_class == "generic-oauth"
     assert config.JupyterHub.bind_url == "http://127.0.0.1:8123"
+    assert config.JupyterHub.subdomain_host == "http://localhost:8123"  # each user at http://<user>.localhost:8123
+    monkeypatch.setenv("HUB_DOMAIN", "hub.example.edu")
+    config = PyFileConfigLoader("jupyterhub_config.py", path=str(ROOT / "hub")).load_config()
+    assert config.JupyterHub.subdomain_host == "https://hub.example.edu"
     assert config.Authenticator.allowed_users == {"ada", "cara", "teacher"}
     assert config.Spawner.cmd == [str(tmp_path / "venv" / "bin" / "jupyterhub-singleuser")]
     role_path = config.Spawner.environment["JUPYTER_CONFIG_PATH"]
     assert [role_path(type("S", (), {"user": type("U", (), {"name": n})})) for n in ("ada", "teacher")] == ["/s", "/i"]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# each user on an origin of their own
+
+# Cara's page: a file in her home that her server serves as an active page (JupyterLab serves what is under
+# ~/.local/share/jupyter/labextensions at /user/<her>/lab/extensions/, unsandboxed). Opened by the instructor, it tries
+# her server both where it was before each user had an origin of their own (/user/<instructor>/ on the page's own
+# origin) and on its own origin: reading its API with her cookies, and opening her JupyterLab to reach into it.
+CARAS_PAGE = """<!doctype html>
+<title>Cara's page</title>
+<pre id="seen">trying</pre>
+<script>
+(async () => {
+  const targets = {"same origin": "/user/INSTRUCTOR", "her origin": "THEIRS"};
+  const seen = {};
+  for (const [where, base] of Object.entries(targets)) {
+    try {
+      const response = await fetch(base + "/api/contents", {credentials: "include"});
+      seen["read her files, " + where] = "read: " + response.status + " " + (await response.text()).slice(0, 80);
+    } catch (error) {
+      seen["read her files, " + where] = "blocked: " + error.name;
+    }
+    const lab = window.open(base + "/lab", "_blank");
+    const deadline = Date.now() + 90000;
+    for (;;) {
+      try {
+        const at = lab.location.href;  // about:blank until her JupyterLab's address is reached
+        if (at.includes("/lab") && lab.document.readyState === "complete") {
+          const xsrf = (lab.document.cookie.match(/(?:^|; )_xsrf=([^;]*)/) || [])[1] || "";
+          const listed = await lab.fetch(base + "/api/contents", {headers: {"X-XSRFToken": decodeURIComponent(xsrf)}});
+          seen["drive her JupyterLab, " + where] = "drove: " + listed.status;
+          break;
+        }
+      } catch (error) {
+        seen["drive her JupyterLab, " + where] = "blocked: " + error.name;
+        break;
+      }
+      if (Date.now() > deadline) { seen["drive her JupyterLab, " + where] = "timed out"; break; }
+      await new Promise(ok => setTimeout(ok, 250));
+    }
+    lab.close();
+  }
+  document.getElementById("seen").textContent = JSON.stringify(seen, null, 1);
+  window.hubTestSeen = seen;
+})();
+</script>
+"""
+
+
+def test_a_page_a_students_server_serves_cannot_reach_the_instructors_server(hub, sessions, browser):
+    """Each user's server has an origin of its own (<user>.localhost): a page from Cara's server that the instructor
+    opens, logged in, can neither read the instructor's files through her cookies nor reach into her JupyterLab, on
+    the address her server had before (the same origin as every server) or on its own; the instructor's own server
+    still answers her."""
+    cara = pwd.getpwnam(CARA.id)
+    folder = Path(cara.pw_dir) / ".local" / "share" / "jupyter" / "labextensions" / "caras-page"
+    folder.mkdir(parents=True, exist_ok=True)
+    page_file = folder / "index.html"
+    page_file.write_text(CARAS_PAGE.replace("INSTRUCTOR", INSTRUCTOR).replace("THEIRS", hub.user_url(INSTRUCTOR)))
+    for path in [
+        page_file,
+        *(p for p in page_file.parents if p.is_relative_to(cara.pw_dir) and p != Path(cara.pw_dir)),
+    ]:
+        os.chown(path, cara.pw_uid, cara.pw_gid)  # hers, as if she had written it
+    page = sessions[INSTRUCTOR].context.new_page()
+    try:
+        # the link Cara sends her, on the hub's address: the hub sends it on to Cara's server
+        page.goto(f"{hub.url}/user/{CARA.id}/lab/extensions/caras-page/index.html")
+        page.wait_for_function("() => window.hubTestSeen !== undefined", timeout=240_000)
+        seen = page.evaluate("() => window.hubTestSeen")
+        screenshot(page, "18-instructor-opens-caras-page")
+        assert len(seen) == 4 and all(v.startswith("blocked") for v in seen.values()), seen
+        assert page.url.startswith(f"{hub.user_url(CARA.id)}/lab/extensions/")  # it ran, on Cara's origin
+        # the instructor's own server still answers her, on its own origin
+        status = sessions[INSTRUCTOR].evaluate(KERNELS, [f"/user/{INSTRUCTOR}/", None])[0]
+        assert status == 200
+    finally:
+        page.close()
+        for popup in sessions[INSTRUCTOR].context.pages[1:]:
+            popup.close()
+        shutil.rmtree(Path(cara.pw_dir) / ".local" / "share" / "jupyter" / "labextensions", ignore_errors=True)
+
+
+# code run in a new kernel of the student's server, from her JupyterLab page; returns what it printed (and its error)
+RUN_AND_READ = """
+async ([base, code, timeout]) => {
+  const xsrf = decodeURIComponent((document.cookie.match(/(?:^|; )_xsrf=([^;]*)/) || [])[1] || "");
+  const headers = {"X-XSRFToken": xsrf, "Content-Type": "application/json"};
+  const kernel = await (await fetch(base + "api/kernels", {method: "POST", headers, body: "{}"})).json();
+  const ws = new WebSocket(location.origin.replace(/^http/, "ws") + base + "api/kernels/" + kernel.id + "/channels");
+  await new Promise((ok, fail) => { ws.onopen = ok; ws.onerror = fail; });
+  const out = [];
+  const done = new Promise((ok, fail) => {
+    ws.onmessage = (event) => {
+      const message = JSON.parse(event.data);
+      if (message.parent_header.msg_id !== "probe") return;
+      if (message.msg_type === "stream") out.push(message.content.text);
+      if (message.msg_type === "error") out.push(message.content.ename + ": " + message.content.evalue);
+      if (message.msg_type === "execute_reply") ok();
+    };
+    setTimeout(() => fail(new Error("no reply in time: " + out.join(""))), timeout);
+  });
+  ws.send(JSON.stringify({
+    header: {msg_id: "probe", username: "", session: "probe", msg_type: "execute_request", version: "5.3",
+             date: new Date().toISOString()},
+    parent_header: {}, metadata: {}, channel: "shell",
+    content: {code, silent: false, store_history: false, user_expressions: {}, allow_stdin: false,
+              stop_on_error: true}}));
+  try { await done; } finally {
+    ws.close();
+    await fetch(base + "api/kernels/" + kernel.id, {method: "DELETE", headers});
+  }
+  return out.join("");
+}
+"""
+
+
+def in_a_kernel(hub, sessions, student, code, timeout=180):
+    """Run code in a new kernel of the student's server (started from their JupyterLab page); returns the JSON it
+    printed last."""
+    page = sessions[student.id]
+    out = page.evaluate(RUN_AND_READ, [f"/user/{student.id}/", code, timeout * 1000])
+    lines = out.strip().splitlines()
+    assert lines, out
+    try:
+        return json.loads(lines[-1])
+    except json.JSONDecodeError:
+        raise AssertionError(out) from None
+
+
+def ada_still_answers(hub, sessions):
+    """Ada's JupyterLab reloads and her server runs a kernel for her."""
+    page = sessions[ADA.id]
+    page.reload()
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile("^Nbgrader$")).wait_for(timeout=120_000)
+    assert in_a_kernel(hub, sessions, ADA, "import json; print(json.dumps(6 * 7))") == 42
+
+
+# four busy loops, left running in the background (as from a terminal: the kernel that starts them ends first)
+BUSY = """
+import json, subprocess, sys
+loop = "import time\\nend = time.time() + 60\\nwhile time.time() < end: pass"
+start = 'for i in 1 2 3 4; do "$0" -c "$1" >/dev/null 2>&1 & echo $!; done'
+pids = subprocess.run(["sh", "-c", start, sys.executable, loop], capture_output=True, text=True).stdout.split()
+print(json.dumps([int(p) for p in pids]))
+"""
+
+
+def test_a_students_busy_loops_get_her_cpu_quota_and_no_more(hub, sessions):
+    """Cara's server and all it starts share one CPU quota (a core unless HUB_STUDENT_CPUS says otherwise): four busy
+    loops of hers use about that much, held back by the quota, while Ada's server keeps answering."""
+    cgroups = hub.klass["server_cgroups"]
+    if cgroups["problem"] or cgroups["cpu_problem"]:
+        pytest.skip(f"no CPU limit per student server here: {cgroups['problem'] or cgroups['cpu_problem']}")
+    cara = server_cgroups.ServerCgroup.of(CARA.id)
+    assert cara.limits()["cpus"] == 1.0
+    assert server_cgroups.ServerCgroup.of(ADA.id).limits()["cpus"] == 1.0
+    pids = in_a_kernel(hub, sessions, CARA, BUSY)
+    try:
+        assert set(pids) <= cara.pids()
+        time.sleep(3)  # the loops have started
+        throttled, used, start = cara.throttled(), cara.cpu_seconds(), time.monotonic()
+        time.sleep(6)
+        cores = (cara.cpu_seconds() - used) / (time.monotonic() - start)
+        assert 0.3 < cores < 1.35, f"Cara's loops used {cores:.2f} cores"  # the machine is shared: generous
+        assert cara.throttled() > throttled  # the quota held them back
+        ada_still_answers(hub, sessions)
+    finally:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, 9)
+
+
+# what a student's kernel sees of /tmp, /var/tmp and /dev/shm: writes a file in each, names what is there
+TMP_PROBE = """
+import json, os, sys
+mark, seen = sys.argv[-1], {}
+for folder in ("/tmp", "/var/tmp", "/dev/shm"):
+    with open(os.path.join(folder, mark), "w") as f:
+        f.write(mark)
+    seen[folder] = sorted(n for n in os.listdir(folder) if n.startswith("hubtest-"))
+seen["devices"] = {p: os.stat(p).st_dev for p in ("/tmp", "/var/tmp", "/dev/shm", os.path.expanduser("~"))}
+print(json.dumps(seen))
+"""
+
+FILL_TMP = """
+import errno, json, os
+seen, chunk = {"written": 0}, b"x" * (1 << 20)
+try:
+    with open("/tmp/fill.bin", "wb") as f:
+        while seen["written"] < FOUR_DISKS:
+            f.write(chunk)
+            f.flush()
+            seen["written"] += len(chunk)
+    seen["tmp"] = "not full"
+except OSError as error:
+    seen["tmp"] = errno.errorcode[error.errno]
+os.unlink("/tmp/fill.bin")
+try:
+    with open("/dev/shm/fill.bin", "wb") as f:
+        for _ in range(FOUR_SHMS):
+            f.write(chunk)
+            f.flush()
+    seen["shm"] = "not full"
+except OSError as error:
+    seen["shm"] = errno.errorcode[error.errno]
+seen["shm written"] = os.stat("/dev/shm/fill.bin").st_size
+os.unlink("/dev/shm/fill.bin")
+print(json.dumps(seen))
+"""
+
+
+# a command typed in a new terminal of the student's JupyterLab (the REST API and the terminal's websocket, as
+# JupyterLab does); the terminal is closed a few seconds later
+IN_A_TERMINAL = """
+async ([base, command]) => {
+  const xsrf = decodeURIComponent((document.cookie.match(/(?:^|; )_xsrf=([^;]*)/) || [])[1] || "");
+  const headers = {"X-XSRFToken": xsrf, "Content-Type": "application/json"};
+  const made = await (await fetch(base + "api/terminals", {method: "POST", headers, body: "{}"})).json();
+  const ws = new WebSocket(location.origin.replace(/^http/, "ws") + base + "terminals/websocket/" + made.name);
+  await new Promise((ok, fail) => { ws.onopen = ok; ws.onerror = fail; });
+  ws.send(JSON.stringify(["stdin", command + "\\r"]));
+  await new Promise(ok => setTimeout(ok, 5000));
+  ws.close();
+  await fetch(base + "api/terminals/" + made.name, {method: "DELETE", headers});
+}
+"""
+
+
+def probe_tmp(hub, sessions, student, mark=None):
+    mark = mark or f"hubtest-{student.first_name.lower()}-was-here"
+    code = f"import sys\nsys.argv = ['probe', {mark!r}]\n" + TMP_PROBE
+    return in_a_kernel(hub, sessions, student, code)
+
+
+def test_a_students_tmp_is_her_own_on_her_disk(hub, sessions):
+    """Cara's server has /tmp, /var/tmp and /dev/shm of its own: what she writes there neither Ada nor the machine
+    sees; her /tmp and /var/tmp are on her own disk, which bounds them (ENOSPC at its size), and her /dev/shm is a
+    tmpfs of the size the class gives (ENOSPC there too); Ada keeps working meanwhile."""
+    problem = hub.klass["private_tmp"]["problem"]
+    if problem:
+        pytest.skip(f"no private /tmp here: {problem}")
+    cara, ada = probe_tmp(hub, sessions, CARA), probe_tmp(hub, sessions, ADA)
+    for folder in ("/tmp", "/var/tmp", "/dev/shm"):
+        assert cara[folder] == ["hubtest-cara-was-here"] and ada[folder] == ["hubtest-ada-was-here"], (cara, ada)
+        assert not list(Path(folder).glob("hubtest-*-was-here"))  # nor on the machine's own
+    devices = cara["devices"]
+    home = os.path.expanduser(f"~{CARA.id}")
+    assert devices["/tmp"] == devices["/var/tmp"] == devices[home] == os.stat(home).st_dev  # her disk
+    assert devices["/dev/shm"] != os.stat("/dev/shm").st_dev
+    # her terminals see the same /tmp as her kernels
+    said = Path(home) / "terminal-tmp.txt"
+    sessions[CARA.id].evaluate(IN_A_TERMINAL, [f"/user/{CARA.id}/", f"ls /tmp /dev/shm > {said.name}"])
+    deadline = time.monotonic() + 60
+    while not (said.exists() and said.read_text().count("hubtest-cara-was-here") == 2) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    try:
+        assert said.read_text().count("hubtest-cara-was-here") == 2 and "hubtest-ada" not in said.read_text()
+    finally:
+        said.unlink(missing_ok=True)
+    disk = hub.klass["student_disks"]
+    if disk["problem"]:
+        pytest.skip(f"no students' disks here: {disk['problem']}")
+    code = FILL_TMP.replace("FOUR_DISKS", str(4 * disk["size"])).replace("FOUR_SHMS", str(4 * (STUDENT_SHM >> 20)))
+    filled = in_a_kernel(hub, sessions, CARA, code, timeout=300)
+    assert filled["tmp"] == "ENOSPC" and disk["size"] // 2 < filled["written"] <= disk["size"], filled
+    assert filled["shm"] == "ENOSPC" and filled["shm written"] <= STUDENT_SHM, filled
+    ada_still_answers(hub, sessions)
+
+
+def test_a_students_dev_shm_is_gone_when_her_server_stops(hub, sessions):
+    """What Cara leaves in /dev/shm and /tmp lives no longer than her server: once she stops it from the hub's home
+    page, no process holds her mount namespace and her /tmp is empty; her new server starts with nothing there."""
+    if hub.klass["private_tmp"]["problem"]:
+        pytest.skip(f"no private /tmp here: {hub.klass['private_tmp']['problem']}")
+    seen = probe_tmp(hub, sessions, CARA, "hubtest-cara-left-this")
+    assert "hubtest-cara-left-this" in seen["/dev/shm"]
+    server = server_pid(CARA)
+    namespace = os.readlink(f"/proc/{server}/ns/mnt")
+    assert namespace != os.readlink("/proc/self/ns/mnt")
+    page = sessions[CARA.id]
+    page.goto(f"{hub.url}/hub/home")
+    page.locator("#stop").click()
+    page.locator("#stop").wait_for(state="hidden", timeout=120_000)
+
+    def holders():
+        found = []
+        for pid in (p for p in os.listdir("/proc") if p.isdigit()):
+            with contextlib.suppress(OSError):
+                if os.readlink(f"/proc/{pid}/ns/mnt") == namespace:
+                    found.append(pid)
+        return found
+
+    deadline = time.monotonic() + 60
+    while holders() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert holders() == []  # her namespace, and the tmpfs of her /dev/shm, are gone
+    disk = hub.root / "disks" / CARA.id
+    assert not any((disk / name).exists() and any((disk / name).iterdir()) for name in ("tmp", "var-tmp"))
+    page.locator("#start").click()
+    page.wait_for_url(f"{hub.user_url(CARA.id)}/**", timeout=300_000)
+    page.goto(f"{hub.user_url(CARA.id)}/lab")
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile("^Nbgrader$")).wait_for(timeout=120_000)
+    fresh = probe_tmp(hub, sessions, CARA)
+    assert fresh["/dev/shm"] == fresh["/tmp"] == ["hubtest-cara-was-here"]  # only what this probe wrote
+    assert server_pid(CARA) != server

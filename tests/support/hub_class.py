@@ -1,5 +1,6 @@
 """A class on JupyterHub for the hub tests: a fresh HUB_ROOT made by hub/setup_hub.py as `make hub` makes it, Unix
-accounts of its own (an instructor and two students, named hubtest-*), the hub on free loopback ports, and, at the
+accounts of its own (an instructor and two students, named hubtest-*), the hub on free loopback ports (the hub at
+http://localhost:<port>, each user at http://<user>.localhost:<port>, as `make hub` serves them), and, at the
 end, everything it started or made removed: the hub, the proxy, every process of the test accounts, the students'
 disks (their mounts and loop devices) and the servers' cgroups, the accounts and their homes, HUB_ROOT."""
 
@@ -27,9 +28,11 @@ CONFIG = ROOT / "hub" / "jupyterhub_config.py"
 PREFIX = "hubtest-"  # every account the tests make; leftovers of an interrupted run are removed by name
 INSTRUCTOR = "hubtest-teacher"
 ROOT_PREFIX = "backprop-hub-test-"  # HUB_ROOT of a test run, in the machine's temporary folder
-# small limits, so that the tests reach them quickly: each student's disk, and each student server's memory in all
+# small limits, so that the tests reach them quickly: each student's disk, each student server's memory in all, and
+# its /dev/shm
 STUDENT_DISK = 96 << 20
 SERVER_MEMORY = 1536 << 20
+STUDENT_SHM = 32 << 20
 
 
 @dataclass
@@ -46,12 +49,22 @@ class Student:
 
 @dataclass
 class Hub:
-    url: str
+    url: str  # the hub's own origin, http://localhost:<port>, as a browser opens it
+    port: int
     root: Path
     klass: dict
     passwords: dict
     log: Path
     process: subprocess.Popen = field(repr=False)
+
+    @property
+    def loopback(self):
+        """The hub's address for Python's HTTP clients, which do not resolve *.localhost as browsers do."""
+        return f"http://127.0.0.1:{self.port}"
+
+    def user_url(self, user):
+        """The user's server, on its own origin: http://<user>.localhost:<port>/user/<user>."""
+        return f"http://{user}.localhost:{self.port}/user/{user}"
 
     @property
     def setup_log(self):
@@ -237,6 +250,7 @@ def running_class(students, log_dir, timeout=120):
             HUB_API_PORT=str(free_port()),
             HUB_PROXY_API_PORT=str(free_port()),
             HUB_STUDENT_SERVER_MEMORY=str(SERVER_MEMORY),
+            HUB_STUDENT_SHM=str(STUDENT_SHM),
         )
         with open(log, "w") as out:
             process = subprocess.Popen(
@@ -247,9 +261,8 @@ def running_class(students, log_dir, timeout=120):
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
             )
-        url = f"http://127.0.0.1:{port}"
-        _wait_for_hub(url, process, log, timeout)
-        yield Hub(url, root, klass, passwords, log, process)
+        _wait_for_hub(f"http://127.0.0.1:{port}", process, log, timeout)
+        yield Hub(f"http://localhost:{port}", port, root, klass, passwords, log, process)
     finally:
         if process is not None:
             stop_hub(process, root)
