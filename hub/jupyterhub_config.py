@@ -86,9 +86,10 @@ c.Authenticator.admin_users = {INSTRUCTOR}
 
 
 class ClassSpawner(LocalProcessSpawner):
-    """JupyterHub's local-process spawner whose server process first enters the student's cgroup and a mount
-    namespace of its own with private /tmp, /var/tmp and /dev/shm (as root, before it becomes the student), so that
-    the server and everything it starts share the cgroup's limits and see no other student's temporary files."""
+    """JupyterHub's local-process spawner whose server process first enters the student's cgroup, and mount and IPC
+    namespaces of its own with private /tmp, /var/tmp and /dev/shm and the rest of the machine read-only (as root,
+    before it becomes the student; hub/private_tmp.py), so that the server and everything it starts share the
+    cgroup's limits, write only to her disk and her memory, and see no other student's temporary files."""
 
     cgroup = None  # a server_cgroups.ServerCgroup, made by pre_spawn_hook
     private_tmp = None  # the arguments of private_tmp.enter, made by pre_spawn_hook
@@ -170,8 +171,10 @@ def pre_spawn_hook(spawner):
                 spawner.user.name, SERVER_MEMORY, STUDENT_LIMITS["nproc"], cpus
             )
         if PRIVATE_TMP:
-            folders = private_tmp.prepare(student_disks.mount_point(HUB_ROOT, spawner.user.name)) if DISKS else None
-            spawner.private_tmp = (folders, TMP_SIZE, SHM_SIZE, [HUB_ROOT])
+            disk = student_disks.mount_point(HUB_ROOT, spawner.user.name)
+            folders, device = (private_tmp.prepare(disk), private_tmp.device_of(disk)) if DISKS else (None, None)
+            # with a disk of her own, nothing else of the machine is writable to her (private_tmp.read_only_but)
+            spawner.private_tmp = (folders, TMP_SIZE, SHM_SIZE, [HUB_ROOT], device)
     if role(spawner) == "instructor":
         spawner.notebook_dir = CLASS["course_dir"]
         # the course's package (hidden checks, solutions, the grader): the instructor's only

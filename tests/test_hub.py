@@ -1378,6 +1378,77 @@ def test_a_students_tmp_is_her_own_on_her_disk(hub, sessions):
     ada_still_answers(hub, sessions)
 
 
+# which of the given folders a student's kernel can create a file in
+WRITE_PROBE = """
+import json, os, sys
+writable = []
+for folder in json.loads(sys.argv[-1]):
+    path = os.path.join(folder, "hubtest-cara-wrote-this")
+    try:
+        with open(path, "w") as f:
+            f.write("x")
+    except OSError:
+        continue
+    os.unlink(path)
+    writable.append(folder)
+print(json.dumps(writable))
+"""
+
+
+def world_writable_folders():
+    """Every folder of the machine that any account may write (mode o+w), /proc and /sys aside."""
+    found = subprocess.run(
+        ["find", "/", "(", "-path", "/proc", "-o", "-path", "/sys", ")", "-prune"]
+        + ["-o", "-type", "d", "-perm", "-0002", "-print"],
+        capture_output=True,
+        text=True,
+    )
+    return found.stdout.split("\n")[:-1]
+
+
+def test_nothing_of_the_machine_is_writable_to_a_student_but_her_own_folders(hub, sessions):
+    """Of every folder on the machine that any account may write (/run/lock, a 1777 folder a package made after her
+    server started...), Cara's server can write only her own /tmp, /var/tmp and /dev/shm and what lies on her own
+    disk (her folder of the exchange): all she writes counts against her disk or her server's memory."""
+    for problem in (hub.klass["private_tmp"]["problem"], hub.klass["student_disks"]["problem"]):
+        if problem:
+            pytest.skip(f"no private /tmp or no students' disks here: {problem}")
+    opened = Path("/var/lib/hubtest-open-folder")  # as a package might make one, after her server started
+    opened.mkdir(exist_ok=True)
+    opened.chmod(0o1777)
+    try:
+        folders = world_writable_folders()
+        assert str(opened) in folders and "/tmp" in folders
+        code = f"import sys\nsys.argv = ['probe', {json.dumps(folders)!r}]\n" + WRITE_PROBE
+        writable = set(in_a_kernel(hub, sessions, CARA, code))
+    finally:
+        opened.rmdir()
+    disk = os.stat(os.path.expanduser(f"~{CARA.id}")).st_dev
+    others = {f for f in writable if not (os.path.exists(f) and os.stat(f).st_dev == disk)}  # hers: on her disk
+    assert {"/tmp", "/var/tmp", "/dev/shm"} <= others <= {"/tmp", "/var/tmp", "/dev/shm", "/dev/mqueue"}, writable
+
+
+SHARED_MEMORY = """
+import ctypes, json, os
+libc = ctypes.CDLL(None, use_errno=True)
+shmid = libc.shmget(KEY, 8 << 20, 0o1000 | 0o600)  # IPC_CREAT: a System V segment, as a hostile notebook keeps one
+print(json.dumps({"shmid": shmid, "ipc": os.readlink("/proc/self/ns/ipc")}))
+"""
+
+
+def test_a_students_shared_memory_is_her_servers_own(hub, sessions):
+    """A System V shared memory segment Cara makes is her server's own (an IPC namespace of its own): the machine
+    does not list it, and it ends with her server instead of outliving it beyond her memory limit."""
+    if hub.klass["private_tmp"]["problem"]:
+        pytest.skip(f"no private namespaces here: {hub.klass['private_tmp']['problem']}")
+    key = 0x0CA2A001
+    made = in_a_kernel(hub, sessions, CARA, SHARED_MEMORY.replace("KEY", str(key)))
+    assert made["shmid"] >= 0, made
+    assert made["ipc"] != os.readlink("/proc/self/ns/ipc")
+    listed = Path("/proc/sysvipc/shm").read_text().splitlines()[1:]
+    assert all(int(line.split()[0]) != key for line in listed)
+
+
 def test_a_students_dev_shm_is_gone_when_her_server_stops(hub, sessions):
     """What Cara leaves in /dev/shm and /tmp lives no longer than her server: once she stops it from the hub's home
     page, no process holds her mount namespace and her /tmp is empty; her new server starts with nothing there."""
