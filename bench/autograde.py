@@ -274,7 +274,10 @@ def floor_of(course, student, repeat=3):
 
     assignment = CourseAssignment.load(course, ASSIGNMENT)
     job = NotebookPreparer(assignment).prepare(student, ASSIGNMENT)
-    runs = [floor_core_seconds(job.execution.request.notebook_json, assignment.files, assignment.limits) for _ in range(repeat)]
+    runs = [
+        floor_core_seconds(job.execution.request.notebook_json, assignment.files, assignment.limits)
+        for _ in range(repeat)
+    ]
     return statistics.median(cpu for cpu, _ in runs), statistics.median(wall for _, wall in runs)
 
 
