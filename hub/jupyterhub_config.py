@@ -22,9 +22,8 @@ only). Only the roster's students and the instructor may log in. A class can plu
 in HUB_ROOT/state/jupyterhub_site.py (README: "The class on JupyterHub"). As the hub's admin, the instructor may also
 open students' servers.
 
-The formgrader: http://<instructor>.localhost:8000/user/<instructor>/formgrader, in a browser tab of its own.
-JupyterHub 4.1 and later forbid other pages to frame a user's server, so the instructor's JupyterLab does not offer the
-Nbgrader > Formgrader panel (hub/setup_hub.py disables it).
+The formgrader: Nbgrader > Formgrader in the instructor's JupyterLab, a frame her server allows because it is of her
+own origin (hub/setup_hub.py), or http://<instructor>.localhost:8000/user/<instructor>/formgrader in a tab of its own.
 
 Limits per student: see STUDENT_LIMITS below; each student's server in a cgroup of its own (hub/server_cgroups.py:
 memory, processes, CPU), with /tmp, /var/tmp and /dev/shm of its own (hub/private_tmp.py), each student's home and

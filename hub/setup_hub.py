@@ -96,14 +96,22 @@ STUDENT_SERVER_EXTENSIONS = {
     "nbgrader.server_extensions.assignment_list": True,
     "nbgrader.server_extensions.validate_assignment": True,
 }
+# each user's terminals: an interactive shell that keeps the server's PATH (the class's runtime first), where
+# Jupyter's default, a login shell when the server has no terminal of its own, lets /etc/profile reset it
+TERMINALS = {"ServerApp": {"terminado_settings": {"shell_command": ["/bin/bash", "-i"]}}}
 STUDENT_DISABLED_LAB_PLUGINS = {
     "@jupyter/nbgrader:formgrader": True,
     "@jupyter/nbgrader:course-list": True,
     "@jupyter/nbgrader:create-assignment": True,
 }
-# the instructor's JupyterLab has no Formgrader panel: JupyterHub forbids framing a user's server (a student's page,
-# on the hub's origin too, could otherwise frame the formgrader); the formgrader opens in a browser tab of its own
-INSTRUCTOR_DISABLED_LAB_PLUGINS = {"@jupyter/nbgrader:formgrader": True}
+# the instructor's JupyterLab shows the formgrader in its Formgrader panel, a frame of her own origin: JupyterHub
+# forbids every frame of a user's server ("frame-ancestors 'none'"), which only a hub of one origin for every user
+# needs; with an origin per user (hub/jupyterhub_config.py), her server allows frames of her own pages only, as
+# Jupyter's own default and nbgrader's documentation for a hub with subdomains have it
+INSTRUCTOR_DISABLED_LAB_PLUGINS: dict = {}
+INSTRUCTOR_FRAMES = {
+    "ServerApp": {"tornado_settings": {"headers": {"Content-Security-Policy": "frame-ancestors 'self'"}}}
+}
 # JupyterLab for a class: no news or update checks from the internet
 LAB_OVERRIDES = {"@jupyterlab/apputils-extension:notification": {"fetchNews": "false", "checkForUpdates": False}}
 
@@ -583,6 +591,13 @@ def write_config_dirs(etc, exchange, course_id, course_dir):
         student / "jupyter_server_config.d" / "backprop-hub.json",
         json.dumps({"ServerApp": {"jpserver_extensions": STUDENT_SERVER_EXTENSIONS}}, indent=2) + "\n",
     )
+    # each role's server settings (jupyter_server reads only which extensions to load from jupyter_server_config.d)
+    servers = {
+        student: TERMINALS["ServerApp"],
+        instructor: {**TERMINALS["ServerApp"], **INSTRUCTOR_FRAMES["ServerApp"]},
+    }
+    for role, server in servers.items():
+        _write_if_changed(role / "jupyter_server_config.json", json.dumps({"ServerApp": server}, indent=2) + "\n")
     _write_if_changed(
         student / "labconfig" / "page_config.json",
         json.dumps({"disabledExtensions": STUDENT_DISABLED_LAB_PLUGINS}, indent=2) + "\n",

@@ -353,7 +353,6 @@ def cara_submitted(hub, sessions, due_date):
 
 def test_instructor_releases_the_assignment_from_the_formgrader(hub, sessions, released):
     page = sessions[INSTRUCTOR]
-    # JupyterLab offers no Formgrader panel, which the hub would leave empty: the formgrader has a tab of its own.
     # A link to the instructor's server on the hub's origin still works: the hub sends it on to her own origin.
     page.goto(f"{hub.url}/user/{INSTRUCTOR}/lab")
     page.locator(".lm-MenuBar-itemLabel", has_text=re.compile("^Nbgrader$")).wait_for()
@@ -363,10 +362,31 @@ def test_instructor_releases_the_assignment_from_the_formgrader(hub, sessions, r
     items = page.locator(".lm-Menu:visible .lm-Menu-itemLabel")
     items.first.wait_for()
     labels = [label.strip() for label in items.all_inner_texts()]
-    assert "Assignment List" in labels and not any("Formgrader" in label for label in labels), labels
+    assert "Assignment List" in labels and "Formgrader" in labels, labels
     page.keyboard.press("Escape")
     assert released == "released"
     assert (hub.exchange / "outbound" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").is_file()
+
+
+def test_the_formgrader_panel_works_inside_the_instructors_jupyterlab(hub, sessions, released):
+    """Nbgrader > Formgrader shows the formgrader inside the instructor's JupyterLab (a frame of her own origin, which
+    her server allows), and an assignment's name there opens its source folder in JupyterLab's file browser."""
+    page = sessions[INSTRUCTOR]
+    page.goto(f"{hub.user_url(INSTRUCTOR)}/lab")
+    page.locator(".lm-MenuBar-itemLabel", has_text=re.compile("^Nbgrader$")).wait_for()
+    menu(page, "Nbgrader", "Formgrader")
+    frame = page.frame_locator("iframe[src*='formgrader']")
+    name = frame.locator("td.name a", has_text=re.compile(f"^{ASSIGNMENT}$"))
+    name.wait_for(timeout=90_000)
+    screenshot(page, "02b-formgrader-panel")
+    name.click()
+    page.wait_for_function(
+        "name => [...document.querySelectorAll('.jp-BreadCrumbs')].some(b => b.textContent.includes(name))",
+        arg=ASSIGNMENT,
+        timeout=60_000,
+    )
+    page.locator(".jp-DirListing-itemText", has_text=f"{ASSIGNMENT}.ipynb").first.wait_for(timeout=60_000)
+    screenshot(page, "02c-formgrader-panel-opens-the-folder")
 
 
 def test_ada_fetches_validates_and_submits_correct_answers(hub, ada_submitted):
@@ -1150,6 +1170,15 @@ CARAS_PAGE = """<!doctype html>
     }
     lab.close();
   }
+  const frame = document.createElement("iframe");
+  frame.src = "THEIRS/formgrader";
+  document.body.appendChild(frame);
+  await new Promise(ok => { frame.onload = ok; setTimeout(ok, 30000); });
+  try {
+    seen["frame her formgrader"] = "read: " + frame.contentWindow.document.body.innerText.slice(0, 80);
+  } catch (error) {
+    seen["frame her formgrader"] = "blocked: " + error.name;
+  }
   document.getElementById("seen").textContent = JSON.stringify(seen, null, 1);
   window.hubTestSeen = seen;
 })();
@@ -1160,8 +1189,8 @@ CARAS_PAGE = """<!doctype html>
 def test_a_page_a_students_server_serves_cannot_reach_the_instructors_server(hub, sessions, browser):
     """Each user's server has an origin of its own (<user>.localhost): a page from Cara's server that the instructor
     opens, logged in, can neither read the instructor's files through her cookies nor reach into her JupyterLab, on
-    the address her server had before (the same origin as every server) or on its own; the instructor's own server
-    still answers her."""
+    the address her server had before (the same origin as every server) or on its own, nor reach into her formgrader
+    in a frame; the instructor's own server still answers her."""
     cara = pwd.getpwnam(CARA.id)
     folder = Path(cara.pw_dir) / ".local" / "share" / "jupyter" / "labextensions" / "caras-page"
     folder.mkdir(parents=True, exist_ok=True)
@@ -1179,7 +1208,7 @@ def test_a_page_a_students_server_serves_cannot_reach_the_instructors_server(hub
         page.wait_for_function("() => window.hubTestSeen !== undefined", timeout=240_000)
         seen = page.evaluate("() => window.hubTestSeen")
         screenshot(page, "18-instructor-opens-caras-page")
-        assert len(seen) == 4 and all(v.startswith("blocked") for v in seen.values()), seen
+        assert len(seen) == 5 and all(v.startswith("blocked") for v in seen.values()), seen
         assert page.url.startswith(f"{hub.user_url(CARA.id)}/lab/extensions/")  # it ran, on Cara's origin
         # the instructor's own server still answers her, on its own origin
         status = sessions[INSTRUCTOR].evaluate(KERNELS, [f"/user/{INSTRUCTOR}/", None])[0]
@@ -1335,6 +1364,26 @@ async ([base, command]) => {
   await fetch(base + "api/terminals/" + made.name, {method: "DELETE", headers});
 }
 """
+
+
+def test_each_persons_terminal_runs_the_class_python(hub, sessions):
+    """A terminal in JupyterLab finds the class's own Python (torch, nbgrader) first, for a student and for the
+    instructor, as their notebooks do: the server's PATH is kept, not reset by a login shell's /etc/profile."""
+    runtime = str(Path(hub.klass["runtime"]) / "bin")
+    for user in (CARA.id, INSTRUCTOR):
+        home = Path(os.path.expanduser(f"~{user}"))
+        said = home / "terminal-python.txt"
+        check = "import torch, nbgrader, sys; print(sys.executable)"
+        command = f"{{ command -v python; python -c '{check}'; command -v nbgrader; }} > {said.name} 2>&1"
+        sessions[user].evaluate(IN_A_TERMINAL, [f"/user/{user}/", f"cd ~ && {command}"])
+        deadline = time.monotonic() + 90
+        while not (said.exists() and said.read_text().count("\n") >= 3) and time.monotonic() < deadline:
+            time.sleep(0.5)
+        try:
+            lines = said.read_text().splitlines()
+        finally:
+            said.unlink(missing_ok=True)
+        assert len(lines) == 3 and all(line.startswith(runtime) for line in lines), (user, lines)
 
 
 def probe_tmp(hub, sessions, student, mark=None):
