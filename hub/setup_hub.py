@@ -99,6 +99,10 @@ STUDENT_SERVER_EXTENSIONS = {
 # each user's terminals: an interactive shell that keeps the server's PATH (the class's runtime first), where
 # Jupyter's default, a login shell when the server has no terminal of its own, lets /etc/profile reset it
 TERMINALS = {"ServerApp": {"terminado_settings": {"shell_command": ["/bin/bash", "-i"]}}}
+# every kernel of a user's server talks to it over Unix sockets in the user's own runtime folder: over TCP on the
+# machine's loopback, which every account shares, any student could subscribe to a classmate's kernel and read her code
+# and its outputs as she runs them
+KERNELS_OVER_IPC = {"KernelManager": {"transport": "ipc"}}
 STUDENT_DISABLED_LAB_PLUGINS = {
     "@jupyter/nbgrader:formgrader": True,
     "@jupyter/nbgrader:course-list": True,
@@ -582,6 +586,7 @@ def write_config_dirs(etc, exchange, course_id, course_dir):
             "c = get_config()  # noqa: F821\n"
             f"c.CourseDirectory.course_id = {course_id!r}\n"
             f"c.Exchange.root = {str(exchange)!r}\n"
+            "c.KernelManager.transport = 'ipc'  # Validate's kernel too: Unix sockets of the student's own, not TCP\n"
             "# each submission readable by the student and the instructor only, an exchange no student can fill\n"
             "# (hub/private_submit.py)\n"
             + "".join(f"c.ExchangeFactory.{step} = {EXCHANGE + name!r}\n" for step, name in STUDENT_EXCHANGE.items())
@@ -597,7 +602,8 @@ def write_config_dirs(etc, exchange, course_id, course_dir):
         instructor: {**TERMINALS["ServerApp"], **INSTRUCTOR_FRAMES["ServerApp"]},
     }
     for role, server in servers.items():
-        _write_if_changed(role / "jupyter_server_config.json", json.dumps({"ServerApp": server}, indent=2) + "\n")
+        settings = {"ServerApp": server, **KERNELS_OVER_IPC}
+        _write_if_changed(role / "jupyter_server_config.json", json.dumps(settings, indent=2) + "\n")
     _write_if_changed(
         student / "labconfig" / "page_config.json",
         json.dumps({"disabledExtensions": STUDENT_DISABLED_LAB_PLUGINS}, indent=2) + "\n",

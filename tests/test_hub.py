@@ -993,27 +993,32 @@ def test_a_student_who_fills_her_disk_stops_there_and_no_one_else_is_touched(hub
             path.unlink(missing_ok=True)
 
 
-# a notebook of Cara's: a kernel of her server, started and sent its code from her JupyterLab page (the REST API and
-# the kernel's websocket, as JupyterLab does)
-RUN_IN_A_NEW_KERNEL = """
-async ([base, code]) => {
+# JavaScript of the two snippets below: a new kernel of the server at `base`, started from the user's JupyterLab page
+# (the REST API and the kernel's websocket, as JupyterLab does), and `execute(id, code)`, which sends it code
+NEW_KERNEL = """
   const xsrf = decodeURIComponent((document.cookie.match(/(?:^|; )_xsrf=([^;]*)/) || [])[1] || "");
-  const made = await fetch(base + "api/kernels", {
-    method: "POST", headers: {"X-XSRFToken": xsrf, "Content-Type": "application/json"}, body: "{}"});
-  const kernel = await made.json();
-  const url = location.origin.replace(/^http/, "ws") + base + "api/kernels/" + kernel.id + "/channels";
-  const ws = new WebSocket(url);
+  const headers = {"X-XSRFToken": xsrf, "Content-Type": "application/json"};
+  const kernel = await (await fetch(base + "api/kernels", {method: "POST", headers, body: "{}"})).json();
+  const ws = new WebSocket(location.origin.replace(/^http/, "ws") + base + "api/kernels/" + kernel.id + "/channels");
   await new Promise((ok, fail) => { ws.onopen = ok; ws.onerror = fail; });
-  window.hubTestSocket = ws;
-  ws.send(JSON.stringify({
-    header: {msg_id: "hog", username: "", session: "hog", msg_type: "execute_request", version: "5.3",
+  const execute = (id, code) => ws.send(JSON.stringify({
+    header: {msg_id: id, username: "", session: id, msg_type: "execute_request", version: "5.3",
              date: new Date().toISOString()},
     parent_header: {}, metadata: {}, channel: "shell",
     content: {code, silent: false, store_history: false, user_expressions: {}, allow_stdin: false,
               stop_on_error: true}}));
+"""
+# a notebook of Cara's: a new kernel of her server, sent its code; its websocket kept open on the page
+RUN_IN_A_NEW_KERNEL = (
+    "async ([base, code]) => {"
+    + NEW_KERNEL
+    + """
+  window.hubTestSocket = ws;
+  execute("hog", code);
   return kernel.id;
 }
 """
+)
 KERNELS = """
 async ([base, remove]) => {
   const xsrf = decodeURIComponent((document.cookie.match(/(?:^|; )_xsrf=([^;]*)/) || [])[1] || "");
@@ -1221,13 +1226,10 @@ def test_a_page_a_students_server_serves_cannot_reach_the_instructors_server(hub
 
 
 # code run in a new kernel of the student's server, from her JupyterLab page; returns what it printed (and its error)
-RUN_AND_READ = """
-async ([base, code, timeout]) => {
-  const xsrf = decodeURIComponent((document.cookie.match(/(?:^|; )_xsrf=([^;]*)/) || [])[1] || "");
-  const headers = {"X-XSRFToken": xsrf, "Content-Type": "application/json"};
-  const kernel = await (await fetch(base + "api/kernels", {method: "POST", headers, body: "{}"})).json();
-  const ws = new WebSocket(location.origin.replace(/^http/, "ws") + base + "api/kernels/" + kernel.id + "/channels");
-  await new Promise((ok, fail) => { ws.onopen = ok; ws.onerror = fail; });
+RUN_AND_READ = (
+    "async ([base, code, timeout]) => {"
+    + NEW_KERNEL
+    + """
   const out = [];
   const done = new Promise((ok, fail) => {
     ws.onmessage = (event) => {
@@ -1239,12 +1241,7 @@ async ([base, code, timeout]) => {
     };
     setTimeout(() => fail(new Error("no reply in time: " + out.join(""))), timeout);
   });
-  ws.send(JSON.stringify({
-    header: {msg_id: "probe", username: "", session: "probe", msg_type: "execute_request", version: "5.3",
-             date: new Date().toISOString()},
-    parent_header: {}, metadata: {}, channel: "shell",
-    content: {code, silent: false, store_history: false, user_expressions: {}, allow_stdin: false,
-              stop_on_error: true}}));
+  execute("probe", code);
   try { await done; } finally {
     ws.close();
     await fetch(base + "api/kernels/" + kernel.id, {method: "DELETE", headers});
@@ -1252,6 +1249,7 @@ async ([base, code, timeout]) => {
   return out.join("");
 }
 """
+)
 
 
 def in_a_kernel(hub, sessions, student, code, timeout=180):
@@ -1384,6 +1382,27 @@ def test_each_persons_terminal_runs_the_class_python(hub, sessions):
         finally:
             said.unlink(missing_ok=True)
         assert len(lines) == 3 and all(line.startswith(runtime) for line in lines), (user, lines)
+
+
+OWN_SOCKETS = """
+import json, os, psutil
+from ipykernel.kernelapp import IPKernelApp
+app = IPKernelApp.instance()
+listening = [c.laddr.port for c in psutil.Process().net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
+pipe = getattr(app.iopub_thread, "_pipe_port", None)  # forked subprocesses' output: receives only, keyed
+print(json.dumps({"transport": app.transport, "at": os.path.abspath(app.ip), "listening": listening, "pipe": pipe}))
+"""
+
+
+def test_a_students_kernel_listens_on_no_port_a_classmate_could_reach(hub, sessions):
+    """Ada's kernel talks to her server over Unix sockets in her own home, not over TCP on the loopback every account
+    shares (where any classmate could subscribe to it and read her code and outputs as she runs them). The one TCP
+    port it may listen on is ipykernel's pipe for the output of processes it forks: it only receives, and drops what
+    does not carry its random key."""
+    seen = in_a_kernel(hub, sessions, ADA, OWN_SOCKETS)
+    home = os.path.realpath(os.path.expanduser(f"~{ADA.id}"))
+    assert seen["transport"] == "ipc" and seen["at"].startswith(home + os.sep), seen
+    assert set(seen["listening"]) <= {seen["pipe"]}, seen
 
 
 def probe_tmp(hub, sessions, student, mark=None):
