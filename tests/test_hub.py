@@ -1237,7 +1237,8 @@ RUN_AND_READ = (
       if (message.parent_header.msg_id !== "probe") return;
       if (message.msg_type === "stream") out.push(message.content.text);
       if (message.msg_type === "error") out.push(message.content.ename + ": " + message.content.evalue);
-      if (message.msg_type === "execute_reply") ok();
+      // outputs and the reply travel on different channels: the output is complete when IOPub says idle
+      if (message.msg_type === "status" && message.content.execution_state === "idle") ok();
     };
     setTimeout(() => fail(new Error("no reply in time: " + out.join(""))), timeout);
   });
