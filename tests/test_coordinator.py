@@ -176,7 +176,7 @@ class FakeExecutor:
     def __init__(self, capacity=2, threads=False, behaviours=None):
         self.capacity = capacity
         self.behaviours = {**BEHAVIOURS, **(behaviours or {})}
-        self.requests, self.restarts, self.shut_down = [], 0, False
+        self.requests, self.restarts, self.shut_down, self.warmed_up = [], 0, False, None
         self.outstanding = self.most_outstanding = 0  # submitted and not finished
         self.lock = threading.Lock()
         self.pool = cf.ThreadPoolExecutor(capacity) if threads else None
@@ -207,6 +207,9 @@ class FakeExecutor:
                 future.set_exception(error)
         future.add_done_callback(self._finished)
         return future
+
+    def warm_up(self, limits):  # LocalExecutor's: start the workers' templates before the first notebook
+        self.warmed_up = limits
 
     def restart(self):
         self.restarts += 1
@@ -632,6 +635,7 @@ def test_the_command_line_grades_with_local_workers_and_returns_the_exit_status(
     monkeypatch.setattr(autograde_class, "bwrap_problem", lambda limits: None)
     assert main([ASSIGNMENT, "--course", str(course), "--workers", "3"]) == 1
     assert made[0].capacity == 3 and made[0].shut_down
+    assert made[0].warmed_up == CourseAssignment.load(course, ASSIGNMENT, False).limits  # before the first notebook
     assert "autograde (3 workers)" in capsys.readouterr().err
     assert main([ASSIGNMENT, "--course", str(course)]) == 1  # bob again; alice kept
     assert len(made[1].requests) == 1

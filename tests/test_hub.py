@@ -1349,7 +1349,7 @@ print(json.dumps(seen))
 
 
 # a command typed in a new terminal of the student's JupyterLab (the REST API and the terminal's websocket, as
-# JupyterLab does); the terminal is closed a few seconds later
+# JupyterLab does); the terminal is closed once the command has finished (closing it hangs up what still runs)
 IN_A_TERMINAL = """
 async ([base, command]) => {
   const xsrf = decodeURIComponent((document.cookie.match(/(?:^|; )_xsrf=([^;]*)/) || [])[1] || "");
@@ -1357,10 +1357,19 @@ async ([base, command]) => {
   const made = await (await fetch(base + "api/terminals", {method: "POST", headers, body: "{}"})).json();
   const ws = new WebSocket(location.origin.replace(/^http/, "ws") + base + "terminals/websocket/" + made.name);
   await new Promise((ok, fail) => { ws.onopen = ok; ws.onerror = fail; });
-  ws.send(JSON.stringify(["stdin", command + "\\r"]));
-  await new Promise(ok => setTimeout(ok, 5000));
-  ws.close();
-  await fetch(base + "api/terminals/" + made.name, {method: "DELETE", headers});
+  let seen = "";
+  const finished = new Promise((ok, fail) => {
+    ws.onmessage = (event) => {
+      const [kind, text] = JSON.parse(event.data);
+      if (kind === "stdout" && (seen = (seen + text).slice(-4000)).includes("finished-42")) ok();
+    };
+    setTimeout(() => fail(new Error("the command did not finish in 180 s: " + seen)), 180000);
+  });
+  ws.send(JSON.stringify(["stdin", command + "; echo finished-$((6 * 7))\\r"]));  // the echoed line says 6 * 7
+  try { await finished; } finally {
+    ws.close();
+    await fetch(base + "api/terminals/" + made.name, {method: "DELETE", headers});
+  }
 }
 """
 

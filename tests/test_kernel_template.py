@@ -4,6 +4,7 @@ These tests run submissions one after the other in this process, so they share o
 check that what one submission does to it never reaches the next.
 """
 
+import json
 import os
 import signal
 import subprocess
@@ -14,7 +15,9 @@ from pathlib import Path
 import pytest
 
 from grading.engine import kernel_template, sandbox
-from grading.engine.execution_outcome import ExecutionStatus
+from grading.engine.execution_outcome import ExecutionOutcome, ExecutionStatus
+from grading.engine.executions import ExecutionRequest, LocalExecutor
+from grading.engine.limits import Limits
 from grading.engine.sandbox import (
     CGROUP_PREFIX,
     PRELOAD,
@@ -240,3 +243,22 @@ def test_sweep_removes_only_what_dead_graders_left(tmp_path, monkeypatch, own_cg
     sweep_leftovers()
     assert not unmarked.exists()
     assert Path(tempfile.gettempdir()) == tmp_path
+
+
+def template_of_this_worker(notebook_json, files, limits, questions):
+    """What a worker runs instead of execute_in_sandbox here: whether its template was running before this call,
+    and the template's process id."""
+    template = getattr(kernel_template._local, "template", None)
+    alive = template is not None and template.alive()
+    return json.dumps([alive, template.process.pid if alive else None]), ExecutionOutcome(ExecutionStatus.OK, "")
+
+
+def test_warm_up_starts_each_workers_template_before_its_first_notebook():
+    executor = LocalExecutor(1, execute=template_of_this_worker)
+    try:
+        executor.warm_up(Limits())
+        executed, _ = executor.submit(ExecutionRequest("{}", {}, Limits(), {})).result(timeout=600)
+    finally:
+        executor.shutdown()
+    alive, pid = json.loads(executed)
+    assert alive and pid

@@ -266,7 +266,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if problem:
             print(REFUSAL.format(problem=problem), file=sys.stderr)
             return ExitStatus.NO_SANDBOX
-        executor = LocalExecutor(max(1, args.workers))
+        local = LocalExecutor(max(1, args.workers))
+        local.warm_up(course.limits)
+        executor = local
     try:
         return ClassGrader(course, executor, force=args.force).run()
     finally:

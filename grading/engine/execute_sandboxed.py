@@ -523,6 +523,17 @@ def execute_in_sandbox(
     return executed, outcome
 
 
+def start_worker_template(limits: Limits) -> None:
+    """Start this worker's kernel template now (its sandbox, its imports), before the worker's first notebook comes,
+    so that the notebook does not wait for it. A template that fails to start here is started again by that
+    notebook, whose outcome then says why."""
+    if limits.sandbox and limits.kernel_template:
+        try:
+            worker_template(limits)
+        except TemplateError:
+            discard_worker_template()
+
+
 def _execute(
     notebook_json: str, files: Mapping[str, bytes], limits: Limits, questions: Mapping[str, str] | None = None
 ) -> tuple[str, ExecutionOutcome, bool]:

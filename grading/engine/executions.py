@@ -18,7 +18,7 @@ from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
-from .execute_sandboxed import execute_in_sandbox
+from .execute_sandboxed import execute_in_sandbox, start_worker_template
 from .execution_outcome import ExecutionOutcome
 from .limits import Limits
 
@@ -107,6 +107,12 @@ class LocalExecutor:
                 initializer=_set_parent_death_signal,
             )
         return self._pool
+
+    def warm_up(self, limits: Limits) -> None:
+        """Start the workers and their kernel templates now, while the coordinator prepares the first notebooks
+        (nothing waits for this: a worker still starting takes its first notebook when it is ready)."""
+        for _ in range(self.workers):
+            self._started().submit(start_worker_template, limits)
 
     def submit(self, request: ExecutionRequest) -> cf.Future[RawExecution]:
         return self._started().submit(self.execute, *request.arguments())
