@@ -23,9 +23,13 @@ demo: release
 	python -m grading.reports.class_grades
 	$(MAKE) --no-print-directory report
 
+# the tests run in TEST_PROCESSES processes (pytest-xdist), each test module whole in one of them
+TEST_PROCESSES ?= 2
+PYTEST := python -m pytest -q -n $(TEST_PROCESSES) --dist loadscope --no-loadscope-reorder
+
 ## test: lint, then the whole test suite (slow tests included); prints its 15 slowest tests
 test: lint release system-packages
-	python -m pytest -q --durations=15 tests
+	$(PYTEST) --durations=15 tests
 
 ## lint: ruff (formatting and lint rules) and mypy (grading/) over the Python code; settings in pyproject.toml
 lint: setup
@@ -35,7 +39,7 @@ lint: setup
 
 ## test-quick: the fast tests only
 test-quick: release
-	python -m pytest -q -m "not slow" tests
+	$(PYTEST) -m "not slow" tests
 
 ## catalogue: grade the synthetic submissions of grading/course_kit/submission_catalogue.py and print
 ## "correct accepted A/B; wrong caught C/D; collateral E" (and any submission graded wrongly)

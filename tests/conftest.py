@@ -75,3 +75,10 @@ def autograde(course):
         return {student: scores[student] for student in submissions}
 
     return grade
+
+
+def pytest_collection_modifyitems(items):
+    """Slow tests first, the hub's first of all. `make test` runs the test modules in two processes (pytest-xdist,
+    --dist loadscope: each module whole in one process, in this order): the hub's tests, which mostly wait on servers
+    and a browser, then run beside the tests that keep the cores busy, and the quick modules fill in at the end."""
+    items.sort(key=lambda item: (item.get_closest_marker("hub") is None, item.get_closest_marker("slow") is None))
