@@ -193,6 +193,7 @@ def test_what_the_grader_holds_is_bounded_by_the_budget_not_by_what_the_kernel_s
         "raise ValueError('x' * (40 << 20))",
         NEXT,
         kernel_template=False,
+        output_wait_seconds=10,  # the refused results take the cell's last message: it ends after this wait
     )
     cells = cut_to_the_budget(executed, outcome, Limits.max_output_bytes)
     assert NOTE in text(cells[1]) and NOTE in text(cells[2])

@@ -46,7 +46,6 @@ from .kernel_template import TemplateError, TemplateKernelManager, discard_worke
 from .limits import Limits
 from .sandbox import SandboxKernelManager, remove_tree, scratch_folder, write_files
 
-IOPUB_SECONDS = 60  # after a cell's reply, the longest wait for its last outputs (see LimitedExecute)
 ERROR_TEXT_CHARS = 4000
 BRIEF_ERROR_CHARS = 200  # an error that does not fit the budget keeps its name and this much of its message
 MAX_ANSWER_BYTES = 8 << 20  # what a probe may print; the judge caps what it parses too
@@ -250,9 +249,9 @@ class LimitedExecute(Execute):
         # a message zmq refused may take the cell's last one with it: the cell then ends after nbclient's
         # iopub_timeout, noted, instead of stopping the notebook
         kwargs.setdefault("raise_on_iopub_timeout", False)
-        # how long to wait, after a cell's reply, for the outputs still on their way: nbclient's 4 s drops the rest
-        # of a burst of outputs on a busy machine, silently; the notebook's own time limit still bounds the wait
-        kwargs.setdefault("iopub_timeout", IOPUB_SECONDS)
+        # iopub_timeout, how long to wait after a cell's reply for the outputs still on their way, is the caller's
+        # (Limits.output_wait_seconds): nbclient's 4 s drops the rest of a burst of outputs on a busy machine,
+        # silently; the notebook's own time limit still bounds the wait
         super().__init__(**kwargs)
         self.max_output_bytes = max_output_bytes
         self.kept_bytes = 0
@@ -569,6 +568,7 @@ def _execute(
         limits.max_output_bytes,
         questions,
         timeout=limits.cell_timeout,
+        iopub_timeout=limits.output_wait_seconds,
         interrupt_on_timeout=True,
         startup_timeout=60,
         shutdown_kernel="immediate",

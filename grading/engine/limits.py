@@ -45,6 +45,11 @@ class Limits:
         "upper limit of a single message accepted from the kernel; the one applied also follows from "
         "max_output_bytes and the judge's answers (grading/engine/execute_sandboxed.py: message_limit)",
     )
+    output_wait_seconds: int = _configured(
+        60,
+        "after a cell's reply, the longest wait for its outputs still on their way (a message zmq refused as too "
+        "large may take the cell's last one with it: the cell then ends after this wait, noted)",
+    )
     max_file_bytes: int = _configured(256 << 20, "largest file the kernel may write (RLIMIT_FSIZE)")
     tmpfs_bytes: int = _configured(
         512 << 20, "size of each folder the kernel can write: /tmp, HOME, /dev/shm and /assignment"
