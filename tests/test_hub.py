@@ -1301,7 +1301,8 @@ def test_a_students_busy_loops_get_her_cpu_quota_and_no_more(hub, sessions):
         time.sleep(6)
         cores = (cara.cpu_seconds() - used) / (time.monotonic() - start)
         assert 0.3 < cores < 1.35, f"Cara's loops used {cores:.2f} cores"  # the machine is shared: generous
-        assert cara.throttled() > throttled  # the quota held them back
+        # the quota held them back; on a machine whose cores are all taken the loops get less than it, unthrottled
+        assert cara.throttled() > throttled or os.getloadavg()[0] > len(os.sched_getaffinity(0)), cores
         ada_still_answers(hub, sessions)
     finally:
         for pid in pids:
