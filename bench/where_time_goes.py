@@ -180,7 +180,7 @@ def main(argv=None):
             t1, c1 = time.perf_counter(), time.process_time()
             request = job.execution.request
             fresh = dataclasses.replace(request.limits, kernel_template=False)
-            executed, outcome = execute_in_sandbox(request.notebook_json, request.files, fresh, request.questions)
+            executed, outcome = execute_in_sandbox(*dataclasses.replace(request, limits=fresh).arguments())
             t2 = time.perf_counter()
             add("execute_in_sandbox, new sandbox and kernel process", t2 - t1)
             add("  of which the cells (nbclient timing)", cell_seconds(nbformat.reads(executed, as_version=4)))

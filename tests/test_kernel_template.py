@@ -245,7 +245,7 @@ def test_sweep_removes_only_what_dead_graders_left(tmp_path, monkeypatch, own_cg
     assert Path(tempfile.gettempdir()) == tmp_path
 
 
-def template_of_this_worker(notebook_json, files, limits, questions):
+def template_of_this_worker(notebook_json, files, limits, questions, probe_setup=""):
     """What a worker runs instead of execute_in_sandbox here: whether its template was running before this call,
     and the template's process id."""
     template = getattr(kernel_template._local, "template", None)

@@ -13,7 +13,7 @@ from grading.engine.limits import Limits
 POISON = "poison"
 
 
-def execute_or_die(notebook_json, files, limits, questions):
+def execute_or_die(notebook_json, files, limits, questions, probe_setup=""):
     """What the workers run instead of execute_in_sandbox: the poisoned request kills its worker process at once;
     the others take a moment, so that they are in flight when it dies."""
     if notebook_json == POISON:

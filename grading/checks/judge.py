@@ -72,15 +72,30 @@ def kernel_questions_source():
     return _SOURCE
 
 
-def probe_code(requests, nonce):
-    """Source of the cell that asks a kernel `requests`: kernel_questions run in a namespace of its own, with
-    Python's builtins, so that names the notebook defined (json, len, print, ...) change nothing."""
+PROBE_MODULE = "__judge_kernel_questions__"  # where probe_setup leaves kernel_questions in the kernel (sys.modules)
+
+
+def probe_setup():
+    """Source of the cell run once in a kernel before its first probe: kernel_questions, run as a module of its own
+    (with Python's builtins, so that names the notebook defined, json, len, print, ..., change nothing), kept in
+    sys.modules for the probes. Sent once per kernel, not with each probe: its text is most of what a probe costs."""
     return (
         "import builtins as __judge_builtins\n"
-        "__judge_module = {'__builtins__': __judge_builtins, '__name__': 'kernel_questions'}\n"
-        f"__judge_builtins.exec({kernel_questions_source()!r}, __judge_module)\n"
-        f"__judge_module['print_answer'](__judge_builtins.globals(), {json.dumps(requests)!r}, {nonce!r})\n"
+        "__judge_module = __judge_builtins.__import__('types').ModuleType('kernel_questions')\n"
+        f"__judge_builtins.exec({kernel_questions_source()!r}, __judge_module.__dict__)\n"
+        f"__judge_builtins.__import__('sys').modules[{PROBE_MODULE!r}] = __judge_module\n"
         "del __judge_builtins, __judge_module\n"
+    )
+
+
+def probe_code(requests, nonce):
+    """Source of the cell that asks a kernel `requests`, through the kernel_questions that probe_setup left there."""
+    return (
+        "import builtins as __judge_builtins\n"
+        f"__judge_builtins.__import__('sys').modules[{PROBE_MODULE!r}].print_answer(\n"
+        f"    __judge_builtins.globals(), {json.dumps(requests)!r}, {nonce!r}\n"
+        ")\n"
+        "del __judge_builtins\n"
     )
 
 
@@ -197,6 +212,7 @@ class Judgement:
     checks: dict
     seed: str = field(default_factory=lambda: os.urandom(16).hex())
     probes: dict = field(default_factory=dict)  # grade id -> probe cell source (what the worker may see)
+    probe_setup: str = ""  # run once in the kernel before the first probe (probe_setup())
     nonces: dict = field(default_factory=dict)  # grade id -> the nonce its answer must carry
     sources: dict = field(default_factory=dict)  # grade id -> the test cell's source with its hidden tests
 
@@ -208,6 +224,7 @@ class Judgement:
         for gid, requests in questions_for(nb, judgement.seed, judgement.checks).items():
             judgement.nonces[gid] = os.urandom(12).hex()
             judgement.probes[gid] = probe_code(requests, judgement.nonces[gid])
+        judgement.probe_setup = probe_setup() if judgement.probes else ""
         return judgement, without_hidden_tests(nb, judgement.checks)
 
     def apply(self, nb, outcome: ExecutionOutcome):

@@ -42,7 +42,8 @@ class JudgedExecution:
         """nb ready to execute with the assignment's files: without the hidden tests of the cells the judge checks,
         with the judge's probes to ask after them."""
         judgement, runnable = Judgement.prepare(nb, assignment)
-        return cls(ExecutionRequest(nbformat.writes(runnable), files, limits, judgement.probes), judgement)
+        request = ExecutionRequest(nbformat.writes(runnable), files, limits, judgement.probes, judgement.probe_setup)
+        return cls(request, judgement)
 
     def execute(self) -> tuple[str, ExecutionOutcome]:
         """Execute the request in this process: (executed notebook as JSON text, outcome)."""

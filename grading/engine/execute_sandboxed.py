@@ -1,9 +1,10 @@
 """Execute one sanitized notebook in the sandbox: the only step of grading that runs student code.
 
-    execute_in_sandbox(notebook_json, files, limits, questions) -> (executed_notebook_json, outcome)
+    execute_in_sandbox(notebook_json, files, limits, questions, probe_setup) -> (executed_notebook_json, outcome)
 
 questions (grade id -> source of a probe cell, grading/checks/judge.py) are asked right after the test cell of that
 grade id has run, and what the kernel printed while answering comes back in outcome.answers, to be judged elsewhere.
+probe_setup, if any, runs once in the kernel before its first probe (what every probe uses, sent once).
 
 Everything in and out is plain, picklable data (str, dict of bytes, Limits, ExecutionOutcome), so the call can run in
 any worker process.
@@ -52,6 +53,8 @@ MAX_ANSWER_BYTES = 8 << 20  # what a probe may print; the judge caps what it par
 MESSAGE_QUEUE = 4  # messages zmq holds for each of the client's sockets (ZMQ_RCVHWM); the rest wait in the kernel
 DRAIN_BYTES = 32 << 20  # what a channel takes off zmq ahead of the messages it gave out (WatchedChannel)
 WATCH_SECONDS = 0.2  # how often a channel waiting for a message looks whether zmq dropped its connection
+RECONNECT_MS = 10  # how soon a client socket tries again to connect (zmq: 100 ms), see bounded_context
+IOPUB_JOIN_SECONDS = 0.1  # how long a starting client waits for IOPub to bring a request's idle before asking again
 DISPLAY_ID_CHARS = 256  # longest display id kept (IPython's are 32 hexadecimal digits)
 OUTPUT_DEPTH = 4  # levels of indentation of an output in a notebook file (notebook, cells, cell, outputs)
 LINE_BREAKS = ("\n", "\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029")  # str.splitlines'
@@ -77,10 +80,15 @@ def message_limit(limits: Limits) -> int:
 
 def bounded_context(limits: Limits) -> zmq.asyncio.Context:
     """A zmq context whose sockets take messages up to message_limit(limits) and queue at most MESSAGE_QUEUE of
-    them: what the grader holds of what a kernel sends, before it is counted, is bounded by these two."""
+    them: what the grader holds of what a kernel sends, before it is counted, is bounded by these two.
+
+    Its sockets try again to connect 10 ms after a failed attempt (backing off to 100 ms), not zmq's 100 ms: the
+    client connects as the kernel starts, before the kernel listens, and the kernel is ready well before 100 ms."""
     context = zmq.asyncio.Context()
     context.setsockopt(zmq.MAXMSGSIZE, message_limit(limits))
     context.setsockopt(zmq.RCVHWM, MESSAGE_QUEUE)
+    context.setsockopt(zmq.RECONNECT_IVL, RECONNECT_MS)
+    context.setsockopt(zmq.RECONNECT_IVL_MAX, 100)
     return context
 
 
@@ -200,6 +208,46 @@ class BoundedKernelClient(AsyncKernelClient):
         # no heartbeat: the kernel manager says whether the kernel lives (its thread would outlive the context)
         super().start_channels(shell=shell, iopub=iopub, stdin=stdin, hb=False, control=control)
 
+    async def wait_for_ready(self, timeout: float | None = None) -> None:
+        """Return once the kernel has answered kernel_info on the shell channel and IOPub has brought that request's
+        idle status (so IOPub is connected and nothing of the request is still on its way).
+
+        jupyter_client's own wait ends by reading IOPub until it has been quiet for 0.2 s: on every kernel start,
+        0.2 s in which the worker's core has nothing to do. Messages of other requests that may still come are
+        harmless: the execution that follows reads only those of its own requests."""
+        deadline = time.monotonic() + (float("inf") if timeout is None else timeout)
+        while True:
+            self.kernel_info()
+            try:
+                reply = await self.shell_channel.get_msg(timeout=1)
+            except Empty:
+                reply = None
+            if reply is not None and reply["msg_type"] == "kernel_info_reply":
+                if await self._idle_after(reply["parent_header"].get("msg_id"), seconds=IOPUB_JOIN_SECONDS):
+                    self._handle_kernel_info_reply(reply)
+                    return
+            if not await self._async_is_alive():
+                raise RuntimeError("Kernel died before replying to kernel_info")
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Kernel didn't respond in {timeout} seconds")
+
+    async def _idle_after(self, msg_id: str | None, seconds: float) -> bool:
+        """Whether IOPub brings the idle status of request msg_id within `seconds` (not if it is not connected yet:
+        a subscriber that joins late misses what was published before)."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                msg = await self.iopub_channel.get_msg(timeout=left)
+            except Empty:
+                return False
+            if (
+                msg["msg_type"] == "status"
+                and msg["content"].get("execution_state") == "idle"
+                and msg["parent_header"].get("msg_id") == msg_id
+            ):
+                return True
+        return False
+
 
 def written_size(value: Any, depth: int = OUTPUT_DEPTH, limit: int | None = None) -> int:
     """Bytes `value` takes at most in a notebook file, written as nbformat writes it (JSON indented one space per
@@ -244,7 +292,7 @@ class LimitedExecute(Execute):
     MAX_ANSWER_BYTES, and it updates nothing of the notebook.
     """
 
-    def __init__(self, max_output_bytes, questions=None, **kwargs):
+    def __init__(self, max_output_bytes, questions=None, probe_setup="", **kwargs):
         kwargs.setdefault("store_widget_state", False)
         # a message zmq refused may take the cell's last one with it: the cell then ends after nbclient's
         # iopub_timeout, noted, instead of stopping the notebook
@@ -261,6 +309,7 @@ class LimitedExecute(Execute):
         self.current: tuple[list[Any], int] | None = None  # (outputs, cell index) of the cell whose messages are read
         self.idle_seen = None  # whether the running cell's last message (status idle) arrived
         self.questions = dict(questions or {})
+        self.probe_setup = probe_setup  # run once in the kernel, before its first probe
         self.answers = {}
         self.asked_seconds = 0.0  # time the kernel spent answering the judge
         self.asking = None  # the probe cell being run, whose output is the kernel's answer, not the notebook's
@@ -287,16 +336,26 @@ class LimitedExecute(Execute):
         return sum(getattr(channel, "dropped", 0) for channel in (self.kc.iopub_channel, self.kc.shell_channel))
 
     async def ask(self, code, cell_index):
-        """Run a probe cell right after the test cell at cell_index; what it printed (the judge reads its answer)."""
-        self.asking, self.asked_bytes = nbformat.v4.new_code_cell(code), 0
+        """Run a probe cell right after the test cell at cell_index (the probe setup first, if this kernel has not
+        run it yet); what the probe printed (the judge reads its answer)."""
         test_cell, started = self.nb.cells[cell_index], time.monotonic()
         try:
-            await super().async_execute_cell(self.asking, cell_index, store_history=False)
-            return "".join(o.text for o in self.asking.outputs)[:MAX_ANSWER_BYTES]
+            if self.probe_setup:
+                setup, self.probe_setup = self.probe_setup, ""
+                await self._run_probe_cell(setup, cell_index)
+            return (await self._run_probe_cell(code, cell_index))[:MAX_ANSWER_BYTES]
         finally:
             self.nb.cells[cell_index] = test_cell  # nbclient stores the cell it ran at cell_index
-            self.asking = None
             self.asked_seconds += time.monotonic() - started
+
+    async def _run_probe_cell(self, code, cell_index):
+        """Run code as the judge's cell, its output kept apart from the notebook's; the text it printed."""
+        self.asking, self.asked_bytes = nbformat.v4.new_code_cell(code), 0
+        try:
+            await super().async_execute_cell(self.asking, cell_index, store_history=False)
+            return "".join(o.text for o in self.asking.outputs)
+        finally:
+            self.asking = None
 
     def process_message(self, msg, cell, cell_index):
         msg_type, content = msg["msg_type"], msg["content"]
@@ -505,10 +564,15 @@ def _mark_not_run(nb, running_cell, why):
 
 
 def execute_in_sandbox(
-    notebook_json: str, files: Mapping[str, bytes], limits: Limits, questions: Mapping[str, str] | None = None
+    notebook_json: str,
+    files: Mapping[str, bytes],
+    limits: Limits,
+    questions: Mapping[str, str] | None = None,
+    probe_setup: str = "",
 ) -> tuple[str, ExecutionOutcome]:
     """Run every cell of notebook_json with `files` (relative name -> bytes) in the kernel's working folder, and
-    after each test cell named in questions (grade id -> probe source) ask the kernel that probe.
+    after each test cell named in questions (grade id -> probe source) ask the kernel that probe (probe_setup first,
+    before the first probe).
 
     Returns (executed notebook as JSON text, outcome); outcome.answers maps each grade id asked to the text the
     kernel printed while answering, and outcome.status says how the execution ended (ExecutionStatus; SANDBOX_ERROR:
@@ -516,9 +580,9 @@ def execute_in_sandbox(
     answering, its kernel did not start, or what the last submission left could not be cleaned), the notebook runs
     once more in a new sandbox.
     """
-    executed, outcome, template_failed = _execute(notebook_json, files, limits, questions)
+    executed, outcome, template_failed = _execute(notebook_json, files, limits, questions, probe_setup)
     if template_failed:
-        executed, outcome, _ = _execute(notebook_json, files, limits, questions)
+        executed, outcome, _ = _execute(notebook_json, files, limits, questions, probe_setup)
     return executed, outcome
 
 
@@ -534,7 +598,11 @@ def start_worker_template(limits: Limits) -> None:
 
 
 def _execute(
-    notebook_json: str, files: Mapping[str, bytes], limits: Limits, questions: Mapping[str, str] | None = None
+    notebook_json: str,
+    files: Mapping[str, bytes],
+    limits: Limits,
+    questions: Mapping[str, str] | None = None,
+    probe_setup: str = "",
 ) -> tuple[str, ExecutionOutcome, bool]:
     """execute_in_sandbox's one attempt: (executed JSON, outcome, whether the template failed before any cell ran)."""
     started = time.monotonic()
@@ -567,6 +635,7 @@ def _execute(
     client = LimitedExecute(
         limits.max_output_bytes,
         questions,
+        probe_setup,
         timeout=limits.cell_timeout,
         iopub_timeout=limits.output_wait_seconds,
         interrupt_on_timeout=True,

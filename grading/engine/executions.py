@@ -47,10 +47,11 @@ class ExecutionRequest:
     files: Mapping[str, bytes]  # the assignment's own files, put beside the notebook
     limits: Limits
     questions: Mapping[str, str]  # grade id -> the judge's probe, asked after that test cell
+    probe_setup: str = ""  # run once in the kernel before its first probe: what every probe uses
 
-    def arguments(self) -> tuple[str, dict[str, bytes], Limits, dict[str, str]]:
+    def arguments(self) -> tuple[str, dict[str, bytes], Limits, dict[str, str], str]:
         """execute_in_sandbox's arguments, as plain values a process pool or a cluster can send."""
-        return self.notebook_json, dict(self.files), self.limits, dict(self.questions)
+        return self.notebook_json, dict(self.files), self.limits, dict(self.questions), self.probe_setup
 
 
 class Executor(Protocol):
