@@ -3,8 +3,9 @@
 import os
 
 from nbgrader.converters import Autograde, GenerateFeedback
-from nbgrader.preprocessors import Execute, GetGrades
+from nbgrader.preprocessors import CheckCellMetadata, Execute, GetGrades
 
+from grading.coordinator.cell_metadata import CheckCellMetadataOnce
 from grading.coordinator.judged_execute import SandboxedJudgedExecute
 from grading.coordinator.restore_cell_flags import RestoreCellFlags
 from grading.engine.limits import Limits
@@ -33,13 +34,18 @@ nbgrader_default = {
         (GenerateFeedback, "preprocessors"),
     )
 }
+# nbgrader's check of cell metadata, its schema checked once, not on each cell (grading/coordinator/cell_metadata.py)
+once = {CheckCellMetadata: CheckCellMetadataOnce}
 # cell flags from the gradebook, not from the submission
-c.Autograde.sanitize_preprocessors = [RestoreCellFlags, *nbgrader_default["Autograde", "sanitize_preprocessors"]]
+c.Autograde.sanitize_preprocessors = [
+    RestoreCellFlags,
+    *(once.get(pp, pp) for pp in nbgrader_default["Autograde", "sanitize_preprocessors"]),
+]
 c.Autograde.autograde_preprocessors = [
     step
     for pp in nbgrader_default["Autograde", "autograde_preprocessors"]
     # what the submission showed is stored inert (grading/reports/inert_content.py)
-    for step in ((SandboxedJudgedExecute, InertOutputs) if pp is Execute else (pp,))
+    for step in ((SandboxedJudgedExecute, InertOutputs) if pp is Execute else (once.get(pp, pp),))
 ]
 
 # Execution limits of one notebook. Each is declared once, in grading/engine/limits.py (class Limits); change

@@ -5,6 +5,7 @@ class of it in a fresh copy, where what the fake executor does with a notebook i
 or return something that is not a notebook."""
 
 import concurrent.futures as cf
+import inspect
 import os
 import random
 import shutil
@@ -30,6 +31,7 @@ from grading.coordinator.grading_outcome import (
     StudentOutcome,
 )
 from grading.course_kit.submissions import ROOT
+from grading.engine.execute_sandboxed import execute_in_sandbox
 from grading.engine.execution_outcome import ExecutionOutcome, ExecutionStatus
 from grading.engine.executions import ClusterExecutor, ExecutionRequest, ExecutionScheduler
 from grading.engine.limits import Limits
@@ -678,7 +680,8 @@ def test_the_command_line_hands_executions_to_a_dask_cluster(course, monkeypatch
     (cluster,) = Cluster.made
     assert cluster.address == "tcp://127.0.0.1:1" and cluster.sandbox and cluster.closed
     ((fn, args),) = cluster.calls
-    assert fn.__name__ == "execute_in_sandbox" and len(args) == 4 and isinstance(args[0], str)
+    assert fn.__name__ == "execute_in_sandbox" and isinstance(args[0], str)
+    assert len(args) == len(inspect.signature(execute_in_sandbox).parameters)  # every argument, probe setup included
     assert ClusterExecutor(cluster).capacity == 4
     assert scores(course) == {"alice": FULL}
 

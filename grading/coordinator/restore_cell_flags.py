@@ -8,14 +8,17 @@ known cell from the gradebook instead, and turn cells with unknown grade ids or 
 
 from nbgrader.api import Gradebook
 from nbgrader.coursedir import CourseDirectory
-from nbgrader.nbgraderformat import MetadataValidator, ValidationError
+from nbgrader.nbgraderformat import ValidationError
 from nbgrader.preprocessors import NbGraderPreprocessor
+
+from .cell_metadata import CellMetadataValidator
 
 
 def restore_cell_flags(nb, db_url, course_id, assignment, name):
     """Put back the nbgrader flags (grade, solution, locked, points) of known cells from the gradebook;
     cells naming an unknown grade id or carrying broken metadata become plain cells. Returns notes."""
     notes = []
+    validator = CellMetadataValidator()
     with Gradebook(db_url, course_id) as gb:
         notebook = gb.find_notebook(name, assignment)
         source = {c.name: c for c in notebook.source_cells}
@@ -73,7 +76,7 @@ def restore_cell_flags(nb, db_url, course_id, assignment, name):
             notes.append(f"nbgrader metadata ({', '.join(changed)}) of {gid} was changed; restored")
         cell.metadata["nbgrader"] = restored
         try:
-            MetadataValidator().validate_cell(cell)
+            validator.validate_cell(cell)
         except ValidationError:
             del cell.metadata["nbgrader"]
             notes.append(f"cell {gid} has broken metadata; treated as a plain cell")
