@@ -4,8 +4,8 @@
 
 Builds N synthetic submissions (the solution, the blank release, and the correct and wrong variants of
 grading/course_kit/submission_catalogue.py, in turn) in three copies of the course and grades them one after the other:
-stock `nbgrader autograde` (nbgrader's own Execute: no sandbox, hidden tests in the student's kernel, one
-submission at a time); the course's grader
+stock `nbgrader autograde` (nbgrader as installed: its default configuration, only the course's paths set; its own
+Execute: no sandbox, hidden tests in the student's kernel, one submission at a time); the course's grader
 `python -m grading.coordinator.autograde_class` with a new kernel process per submission
 (c.Sandbox.kernel_template = False);
 and the same grader as `make autograde` runs it (sandbox, N workers, kernels forked from a warm template).
@@ -40,6 +40,7 @@ import nbformat
 
 ROOT = Path(__file__).resolve().parent.parent
 
+from grading.coordinator.course_layout import CourseAssignment  # noqa: E402
 from grading.course_kit.course_copy import BIN, copy_course  # noqa: E402
 from grading.course_kit.submission_catalogue import CORRECT, WRONG  # noqa: E402
 from grading.course_kit.submissions import ASSIGNMENT, build_submission, solution_answers, write_submission  # noqa: E402
@@ -47,6 +48,14 @@ from grading.reports.class_grades import class_scores  # noqa: E402
 
 from .where_time_goes import floor_core_seconds  # noqa: E402
 
+# nbgrader as installed: its default configuration (its own Execute runs the hidden tests in the student's kernel,
+# unsandboxed), only the course's paths set
+STOCK_CONFIG = """c = get_config()  # noqa: F821
+import os
+c.CourseDirectory.course_id = {course_id!r}
+c.CourseDirectory.root = os.path.dirname(os.path.abspath(__file__))
+c.CourseDirectory.db_url = "sqlite:///" + os.path.join(c.CourseDirectory.root, "gradebook.db")
+"""
 PR_SET_CHILD_SUBREAPER = 36
 PAGE = os.sysconf("SC_PAGE_SIZE")
 TICK = os.sysconf("SC_CLK_TCK")
@@ -269,7 +278,6 @@ def run_all_seconds(tmp):
 def floor_of(course, student, repeat=3):
     """The floor of bench/where_time_goes.py for `student`'s notebook, graded in `course`: median (core-seconds,
     wall seconds) of the notebook's own cells in a kernel forked from the template, without the judge's questions."""
-    from grading.coordinator.course_layout import CourseAssignment
     from grading.coordinator.notebook_steps import NotebookPreparer
 
     assignment = CourseAssignment.load(course, ASSIGNMENT)
@@ -305,11 +313,8 @@ def main(argv=None):
                 write_submission(courses[how], student, nb)
         with open(courses["fresh"] / "nbgrader_config.py", "a") as config:
             config.write("\nc.Sandbox.kernel_template = False  # a new kernel process per submission\n")
-        with open(courses["stock"] / "nbgrader_config.py", "a") as config:  # nbgrader's own Execute: hidden tests
-            config.write(
-                "\nfrom nbgrader.preprocessors import Execute\n"  # run in the student's kernel, unsandboxed
-                "c.Autograde.autograde_preprocessors = [Execute] + c.Autograde.autograde_preprocessors[1:]\n"
-            )
+        course_id = CourseAssignment.load(courses["stock"], ASSIGNMENT).coursedir.course_id
+        (courses["stock"] / "nbgrader_config.py").write_text(STOCK_CONFIG.format(course_id=course_id))
 
         def ours(how):
             return timed(
