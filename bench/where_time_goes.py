@@ -31,7 +31,7 @@ from jupyter_client.manager import AsyncKernelManager
 from grading.checks.judge import Judgement
 from grading.course_kit.submissions import ASSIGNMENT, build_submission, solution_answers, write_submission
 from grading.engine import kernel_template
-from grading.engine.execute_sandboxed import execute_in_sandbox
+from grading.engine.execute_sandboxed import BoundedKernelClient, bounded_context, execute_in_sandbox
 from grading.engine.execution_outcome import ExecutionStatus
 from grading.engine.kernel_template import TemplateKernelManager, worker_template
 from grading.engine.sandbox import Limits, SandboxKernelManager
@@ -47,7 +47,8 @@ async def _kernel_phases(how):
     scratch = Path(tempfile.mkdtemp(prefix="bench-kernel-"))
     (scratch / "work").mkdir()
     (scratch / "ipc").mkdir(mode=0o700)
-    context = zmq.asyncio.Context()
+    # the grader's own zmq context and client, as make autograde starts a kernel (the plain kernel: jupyter_client's)
+    context = zmq.asyncio.Context() if how == "plain" else bounded_context(Limits())
     if how == "template":
         template = worker_template(Limits())  # started before the timing, as a grading worker has it
         template.prepare({})
@@ -58,13 +59,15 @@ async def _kernel_phases(how):
         km = TemplateKernelManager(template, context=context)
     else:
         km = AsyncKernelManager(kernel_name="python3", context=context)
+    if how != "plain":
+        km.client_factory = BoundedKernelClient
     try:
         await km.start_kernel(cwd=str(scratch / "work")) if how == "plain" else await km.start_kernel()
         kc = km.client()
         kc.start_channels()
         await kc.wait_for_ready(timeout=120)
         t1 = time.perf_counter()
-        await kc.execute_interactive(COMMON_IMPORTS, timeout=120)
+        await _run(kc, COMMON_IMPORTS)
         t2 = time.perf_counter()
         kc.stop_channels()
     finally:
@@ -78,6 +81,16 @@ async def _kernel_phases(how):
         context.destroy(linger=0)
         shutil.rmtree(scratch, ignore_errors=True)
     return t1 - t0, t2 - t1
+
+
+async def _run(kc, code, timeout=120):
+    """Execute code in the kernel and wait for its idle status on IOPub (the grader's channels take messages off
+    zmq as they come, so jupyter_client's execute_interactive, which polls zmq itself, cannot read them)."""
+    msg_id = kc.execute(code)
+    while True:
+        msg = await kc.iopub_channel.get_msg(timeout=timeout)
+        if msg["parent_header"].get("msg_id") == msg_id and msg["content"].get("execution_state") == "idle":
+            return
 
 
 def _parse_time(text):

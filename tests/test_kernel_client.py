@@ -4,6 +4,7 @@ Fakes stand for the kernel's shell and IOPub channels, so these tests need no ke
 """
 
 import asyncio
+import time
 from queue import Empty
 
 from jupyter_client.session import Session
@@ -18,6 +19,7 @@ class Shell:
         self.session, self.sent = session, []
 
     def send(self, msg):
+        msg["sent_at"] = time.monotonic()
         self.sent.append(msg)
 
     async def get_msg(self, timeout=None):
@@ -45,11 +47,36 @@ class Iopub:
         return self.session.msg("status", {"execution_state": "busy"}, other)
 
 
-def ready_client(joins_at=1):
+class SlowIopub:
+    """Brings each request's idle status `delay` seconds after the request: a kernel on a busy machine."""
+
+    def __init__(self, session, shell, delay):
+        self.session, self.shell, self.delay = session, shell, delay
+        self.given = set()
+
+    async def get_msg(self, timeout=None):
+        deadline = time.monotonic() + (timeout or 0)
+        while True:
+            for request in self.shell.sent:
+                if (
+                    request["header"]["msg_id"] not in self.given
+                    and time.monotonic() >= request["sent_at"] + self.delay
+                ):
+                    self.given.add(request["header"]["msg_id"])
+                    return self.session.msg("status", {"execution_state": "idle"}, request)
+            if time.monotonic() >= deadline:
+                raise Empty
+            await asyncio.sleep(0.01)
+
+
+def ready_client(joins_at=1, idle_delay=None):
     session = Session()
     client = BoundedKernelClient(session=session)
     client._shell_channel = Shell(session)
-    client._iopub_channel = Iopub(session, client._shell_channel, joins_at)
+    if idle_delay is None:
+        client._iopub_channel = Iopub(session, client._shell_channel, joins_at)
+    else:
+        client._iopub_channel = SlowIopub(session, client._shell_channel, idle_delay)
     return client
 
 
@@ -63,3 +90,9 @@ def test_client_asks_again_when_iopub_joined_too_late_to_bring_the_first_request
     client = ready_client(joins_at=3)
     asyncio.run(asyncio.wait_for(client.wait_for_ready(timeout=30), 5))
     assert [m["msg_type"] for m in client.shell_channel.sent] == ["kernel_info_request"] * 3
+
+
+def test_client_is_ready_when_a_busy_kernels_idle_comes_after_it_asked_again():
+    client = ready_client(idle_delay=0.3)
+    asyncio.run(asyncio.wait_for(client.wait_for_ready(timeout=30), 5))
+    assert len(client.shell_channel.sent) <= 4

@@ -82,6 +82,7 @@ def probe_setup():
     return (
         "import builtins as __judge_builtins\n"
         "__judge_module = __judge_builtins.__import__('types').ModuleType('kernel_questions')\n"
+        "__judge_module.__builtins__ = __judge_builtins\n"  # not whatever the notebook calls __builtins__
         f"__judge_builtins.exec({kernel_questions_source()!r}, __judge_module.__dict__)\n"
         f"__judge_builtins.__import__('sys').modules[{PROBE_MODULE!r}] = __judge_module\n"
         "del __judge_builtins, __judge_module\n"
@@ -92,9 +93,8 @@ def probe_code(requests, nonce):
     """Source of the cell that asks a kernel `requests`, through the kernel_questions that probe_setup left there."""
     return (
         "import builtins as __judge_builtins\n"
-        f"__judge_builtins.__import__('sys').modules[{PROBE_MODULE!r}].print_answer(\n"
-        f"    __judge_builtins.globals(), {json.dumps(requests)!r}, {nonce!r}\n"
-        ")\n"
+        f"__judge_builtins.__import__('sys').modules[{PROBE_MODULE!r}].print_answer("
+        f"__judge_builtins.globals(), {json.dumps(requests)!r}, {nonce!r})\n"
         "del __judge_builtins\n"
     )
 

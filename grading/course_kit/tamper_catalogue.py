@@ -45,7 +45,7 @@ PICK_FORGED = """
 
 
     def requests_in(code):
-        asked = [line for line in (code or "").splitlines() if "print_answer'](" in line]
+        asked = [line for line in (code or "").splitlines() if ".print_answer(" in line]
         return asked[0] if asked else ""
 """
 
@@ -332,7 +332,8 @@ BLANK = {
     def forge(info):
         line = requests_in(info.raw_cell)
         if line:
-            requests = json.loads(ast.literal_eval(line[line.index("globals(), ") + 11:line.rindex(")")]))
+            requests_json, _nonce = ast.literal_eval(line[line.index("globals(), ") + 10:line.rindex(")")])
+            requests = json.loads(requests_json)
             text = forged_for(line) or oracle(requests)
             print(BEGIN + text + END)
 

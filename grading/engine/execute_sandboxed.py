@@ -216,14 +216,15 @@ class BoundedKernelClient(AsyncKernelClient):
         0.2 s in which the worker's core has nothing to do. Messages of other requests that may still come are
         harmless: the execution that follows reads only those of its own requests."""
         deadline = time.monotonic() + (float("inf") if timeout is None else timeout)
+        asked: set[str] = set()  # every kernel_info sent: the idle of any of them shows that IOPub is connected
         while True:
-            self.kernel_info()
+            asked.add(self.kernel_info())
             try:
                 reply = await self.shell_channel.get_msg(timeout=1)
             except Empty:
                 reply = None
             if reply is not None and reply["msg_type"] == "kernel_info_reply":
-                if await self._idle_after(reply["parent_header"].get("msg_id"), seconds=IOPUB_JOIN_SECONDS):
+                if await self._idle_after(asked, seconds=IOPUB_JOIN_SECONDS):
                     self._handle_kernel_info_reply(reply)
                     return
             if not await self._async_is_alive():
@@ -231,9 +232,9 @@ class BoundedKernelClient(AsyncKernelClient):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"Kernel didn't respond in {timeout} seconds")
 
-    async def _idle_after(self, msg_id: str | None, seconds: float) -> bool:
-        """Whether IOPub brings the idle status of request msg_id within `seconds` (not if it is not connected yet:
-        a subscriber that joins late misses what was published before)."""
+    async def _idle_after(self, requests: set[str], seconds: float) -> bool:
+        """Whether IOPub brings the idle status of one of `requests` within `seconds` (not if it is not connected
+        yet: a subscriber that joins late misses what was published before; a busy kernel's may come late)."""
         deadline = time.monotonic() + seconds
         while (left := deadline - time.monotonic()) > 0:
             try:
@@ -243,7 +244,7 @@ class BoundedKernelClient(AsyncKernelClient):
             if (
                 msg["msg_type"] == "status"
                 and msg["content"].get("execution_state") == "idle"
-                and msg["parent_header"].get("msg_id") == msg_id
+                and msg["parent_header"].get("msg_id") in requests
             ):
                 return True
         return False
@@ -313,6 +314,7 @@ class LimitedExecute(Execute):
         self.answers = {}
         self.asked_seconds = 0.0  # time the kernel spent answering the judge
         self.asking = None  # the probe cell being run, whose output is the kernel's answer, not the notebook's
+        self.asked_ok = False  # whether the kernel's reply to that cell said ok
 
     def on_cell_start(self, cell, cell_index):  # nbclient hook
         self.running_cell = cell_index
@@ -340,20 +342,20 @@ class LimitedExecute(Execute):
         run it yet); what the probe printed (the judge reads its answer)."""
         test_cell, started = self.nb.cells[cell_index], time.monotonic()
         try:
-            if self.probe_setup:
-                setup, self.probe_setup = self.probe_setup, ""
-                await self._run_probe_cell(setup, cell_index)
-            return (await self._run_probe_cell(code, cell_index))[:MAX_ANSWER_BYTES]
+            if self.probe_setup and (await self._run_probe_cell(self.probe_setup, cell_index))[1]:
+                self.probe_setup = ""  # done; one that failed (interrupted, say) runs again before the next probe
+            return (await self._run_probe_cell(code, cell_index))[0][:MAX_ANSWER_BYTES]
         finally:
             self.nb.cells[cell_index] = test_cell  # nbclient stores the cell it ran at cell_index
             self.asked_seconds += time.monotonic() - started
 
     async def _run_probe_cell(self, code, cell_index):
-        """Run code as the judge's cell, its output kept apart from the notebook's; the text it printed."""
-        self.asking, self.asked_bytes = nbformat.v4.new_code_cell(code), 0
+        """Run code as the judge's cell, its output kept apart from the notebook's: (the text it printed, whether
+        the kernel replied ok: not if it raised or was interrupted)."""
+        self.asking, self.asked_bytes, self.asked_ok = nbformat.v4.new_code_cell(code), 0, False
         try:
             await super().async_execute_cell(self.asking, cell_index, store_history=False)
-            return "".join(o.text for o in self.asking.outputs)
+            return "".join(o.text for o in self.asking.outputs), self.asked_ok
         finally:
             self.asking = None
 
@@ -490,6 +492,8 @@ class LimitedExecute(Execute):
     def on_cell_executed(self, **kwargs):  # nbclient hook: nbgrader adds the reply's error if none was shown
         cell = kwargs["cell"]
         if self.asking is not None:
+            reply = kwargs.get("execute_reply") or {}
+            self.asked_ok = reply.get("content", {}).get("status") == "ok"
             return
         shown = len(cell.outputs)
         super().on_cell_executed(**kwargs)

@@ -2,8 +2,9 @@
 
     answer(namespace, requests) -> JSON text: one answer per request
 
-The judge (grading/checks/judge.py) sends this file's source with a list of requests after a test cell has run; the
-kernel executes it against the notebook's globals and prints the JSON answers between two markers. Nothing
+The judge (grading/checks/judge.py) sends this file's source to the kernel once, run as a module of its own, and after
+each test cell a list of requests: the kernel answers them from the notebook's globals and prints the JSON answers
+between two markers. Nothing
 here is secret: no expected value, tolerance or check is in it, only ways of reading the student's objects.
 Whatever comes back is untrusted data that the judge parses and type-checks; a kernel that lies can only lie
 about values the question states. Requests (plain JSON):

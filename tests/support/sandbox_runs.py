@@ -26,15 +26,15 @@ def run(*sources, files=None, **limits):
     return nbformat.reads(executed, as_version=4).cells, outcome
 
 
-def run_json(*sources, files=None, questions=None, **limits):
+def run_json(*sources, files=None, questions=None, probe_setup="", **limits):
     """Like run, but (the executed notebook as the JSON text the grader keeps, outcome); a source may be a whole
-    cell (to carry a grade id), and questions are as execute_in_sandbox takes them."""
+    cell (to carry a grade id), and questions and probe_setup are as execute_in_sandbox takes them."""
     cells = [nbformat.v4.new_code_cell(s) if isinstance(s, str) else s for s in sources]
     nb = nbformat.v4.new_notebook(cells=cells)
     nb.metadata.kernelspec = {"name": "python3", "display_name": "Python 3", "language": "python"}
     settings = dataclasses.replace(Sandbox().limits(cell_timeout=CELL_TIMEOUT), **{**DEFAULTS, **limits})
     given = {"data/given.txt": b"given"} if files is None else files
-    return execute_in_sandbox(nbformat.writes(nb), given, settings, questions)
+    return execute_in_sandbox(nbformat.writes(nb), given, settings, questions, probe_setup)
 
 
 def run_measured(*sources, **limits):
