@@ -209,8 +209,8 @@ class BoundedKernelClient(AsyncKernelClient):
         super().start_channels(shell=shell, iopub=iopub, stdin=stdin, hb=False, control=control)
 
     async def wait_for_ready(self, timeout: float | None = None) -> None:
-        """Return once the kernel has answered kernel_info on the shell channel and IOPub has brought that request's
-        idle status (so IOPub is connected and nothing of the request is still on its way).
+        """Return once the kernel has answered kernel_info on the shell channel and IOPub has brought the idle status
+        of a kernel_info request sent meanwhile (so IOPub is connected).
 
         jupyter_client's own wait ends by reading IOPub until it has been quiet for 0.2 s: on every kernel start,
         0.2 s in which the worker's core has nothing to do. Messages of other requests that may still come are
