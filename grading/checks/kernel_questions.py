@@ -14,6 +14,10 @@ about values the question states. Requests (plain JSON):
      "forward_only": true, "tensor_retry": true,                {"tensor": [...], "dtype": "float32",
      "watch_optimizers": true, "refs": ["w"]}                   "requires_grad": true, "as": "w"} or {"ref": "w"}
                                                                 or {"global": "name"}
+    {"op": "call", ..., "or_kept": "model"}                    the same, unless the global `model` is a module
+                                                                an optimizer stepped since watch_optimizer_steps():
+                                                                then that is the answer (the notebook's own call,
+                                                                kept), and the function is not called again
     {"op": "grad", "outputs": ["F"], "inputs": ["x", "y"]}     d(output.sum())/d(inputs), graph kept
     {"op": "reaches", "output": "F", "inputs": ["x", "y"]}     whether output's graph reaches each input, and
                                                                 the names of the operations in it
@@ -34,6 +38,27 @@ BEGIN, END = "\u27e6judge-answer\u27e7", "\u27e6/judge-answer\u27e7"
 _COUNTER = "__judge_backward_passes__"  # in the notebook's globals: the passes counted by count_backward
 _REMEMBERED = "__judge_remembered__"  # in the notebook's globals: objects kept by remember
 _PAUSED = "__judge_counting_paused__"  # set while the checks' own gradients are computed: those are not counted
+_STEPPED = None  # id -> tensor, of those torch.optim optimizers stepped since watch_optimizer_steps() (weak values)
+
+
+def watch_optimizer_steps():
+    """From now on, remember each tensor a torch.optim optimizer steps, in this process (once; later calls do
+    nothing): what a call's "or_kept" reads."""
+    global _STEPPED
+    if _STEPPED is not None:
+        return
+    import weakref
+
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    # by id: tensors compare element by element, so they cannot be keys themselves
+    stepped: weakref.WeakValueDictionary[int, object] = weakref.WeakValueDictionary()
+
+    def remember(optimizer, *_):
+        stepped.update((id(p), p) for group in optimizer.param_groups for p in group["params"])
+
+    register_optimizer_step_post_hook(remember)
+    _STEPPED = stepped
 
 
 def answer(namespace, requests):
@@ -176,7 +201,23 @@ def _argument(namespace, refs, spec, as_tensors):
     return spec
 
 
+def _kept(namespace, name):
+    """The global `name`, if it is a torch.nn.Module with parameters, each stepped by an optimizer since
+    watch_optimizer_steps(); else None."""
+    import torch
+
+    value = namespace.get(name)
+    if _STEPPED is None or not isinstance(value, torch.nn.Module):
+        return None
+    parameters = list(value.parameters())
+    return value if parameters and all(_STEPPED.get(id(p)) is p for p in parameters) else None
+
+
 def _op_call(namespace, refs, request):
+    kept = _kept(namespace, request["or_kept"]) if "or_kept" in request else None
+    if kept is not None:
+        stepped = frozenset(id(p) for p in kept.parameters())
+        return {"result": describe(kept, stepped), "error": None, "reverse_mode": False, "refs": {}, "kept": True}
     function = _lookup(namespace, request["function"])
     if not callable(function):
         raise TypeError(f"{request['function']} is not a function")

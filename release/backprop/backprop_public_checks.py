@@ -901,7 +901,9 @@ def public_q5(student):
     inputs, targets = shown_training_data()
     answers = student.ask(
         [
-            _call("train_model", {"global": "X_train"}, {"global": "y_train"}, watch_optimizers=True),
+            # the model the given cell above trained on the notebook's data, if an optimizer stepped it since the
+            # first check ran; else a call, as here
+            _call("train_model", {"global": "X_train"}, {"global": "y_train"}, watch_optimizers=True, or_kept="model"),
             _call("train_model", {"tensor": inputs}, {"tensor": targets}, watch_optimizers=True),
         ]
     )
