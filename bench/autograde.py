@@ -323,7 +323,7 @@ def main(argv=None):
         course_id = CourseAssignment.load(courses["stock"], ASSIGNMENT).coursedir.course_id
         (courses["stock"] / "nbgrader_config.py").write_text(STOCK_CONFIG.format(course_id=course_id))
 
-        def ours(how):
+        def ours(how, run=""):
             return timed(
                 [
                     sys.executable,
@@ -337,16 +337,18 @@ def main(argv=None):
                     str(args.workers),
                 ],
                 cwd=ROOT,
-                name=how,
+                name=how + run,  # each run its own cpuacct cgroup
             )
 
         # the course's grader before and after stock (A B A): a machine that speeds up or slows down over stock's
         # minutes moves both of its runs, and their mean stays comparable with stock's run between them
-        before_wall, before_mem = ours("course")
+        before_wall, before_mem = ours("course", "-before")
         stock_wall, stock_mem = timed(
             ["nbgrader", "autograde", ASSIGNMENT, "--force", "--log-level=ERROR"], cwd=courses["stock"], name="stock"
         )
-        after_wall, ours_mem = ours("course")
+        after_wall, ours_mem = ours("course", "-after")
+        if before_mem.cpu_how != ours_mem.cpu_how:
+            sys.exit(f"the two runs' CPU was counted two ways: {before_mem.cpu_how}; {ours_mem.cpu_how}")
         ours_wall = (before_wall + after_wall) / 2
         ours_mem.cpu = (before_mem.cpu + ours_mem.cpu) / 2
         ours_mem.peak_per_child = max(before_mem.peak_per_child, ours_mem.peak_per_child)

@@ -172,17 +172,20 @@ def test_question_5_check_passes_a_fixed_train_model_without_the_given_cell_run_
 
 
 @pytest.mark.parametrize(
-    "after, says",
+    "after, says, calls",
     [
-        (BY_HAND, "not updated by a torch.optim optimizer"),  # never stepped: trained again, the same sentence
-        (Q5_SETUP + "\ntrain_model = _not_reaching", "On the notebook's data"),  # stepped (kept), not near
+        # never stepped by an optimizer: trained again, the same sentence
+        (BY_HAND, "not updated by a torch.optim optimizer", "3"),
+        # stepped: the given cell's model is read, not trained again, and the sentence is a new call's
+        (Q5_SETUP + "\ntrain_model = _not_reaching", "On the notebook's data", "2"),
     ],
     ids=["by-hand", "not-reaching"],
 )
-def test_question_5_check_in_nbgraders_run_says_what_a_new_call_would(after, says):
-    kept = checks_along(*Q5_BEFORE, "q5_answer", after, "q5_train", "check q5", run="autograde")
-    again = checks_along(*Q5_BEFORE, "q5_answer", after, "q5_train", "check q5")
+def test_question_5_check_in_nbgraders_run_says_what_a_new_call_would(after, says, calls):
+    steps = (*Q5_BEFORE, "q5_answer", after, COUNT_CALLS, "q5_train", "check q5", "count calls")
+    kept, again = checks_along(*steps, run="autograde"), checks_along(*steps)
     assert kept[1] == again[1] and not kept[1][0] and says in kept[1][1], (kept, again)
+    assert (kept[2][1], again[2][1]) == (calls, "3"), (kept, again)
 
 
 def test_question_5_check_trains_again_when_the_kept_model_lost_its_stepped_weight():
