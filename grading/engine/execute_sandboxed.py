@@ -93,8 +93,8 @@ def bounded_context(limits: Limits) -> zmq.asyncio.Context:
 
 
 class WatchedChannel(AsyncZMQSocketChannel):
-    """A channel to the kernel that takes messages off zmq as they come, up to DRAIN_BYTES, and connects again when
-    zmq drops its connection.
+    """A channel to the kernel that takes messages off zmq as they come, up to DRAIN_BYTES (and one message more
+    before it connects again: connect_again), and connects again when zmq drops its connection.
 
     zmq queues at most MESSAGE_QUEUE messages for the client, of any size up to ZMQ_MAXMSGSIZE: a burst of many
     small ones (a loop of displays) waits here instead, bounded in bytes, not in messages, so that none is lost.
@@ -165,12 +165,29 @@ class WatchedChannel(AsyncZMQSocketChannel):
             if event == zmq.EVENT_DISCONNECTED:
                 self.dropped += 1
                 self.reconnecting = True
-                if self.socket.type != zmq.SUB:  # the kernel's ROUTER refuses a second peer with the old identity
-                    self.socket.setsockopt(zmq.IDENTITY, uuid.uuid4().hex.encode())
-                self.socket.disconnect(self.endpoint)
-                self.socket.connect(self.endpoint)
+                self.connect_again()
             elif event == zmq.EVENT_HANDSHAKE_SUCCEEDED and self.reconnecting:
                 self.reconnecting, self.reconnected = False, True
+
+    def connect_again(self):
+        """Disconnect from the kernel and connect anew.
+
+        A SUB socket that was polled may hold the first frame of the next message, read ahead to match it against
+        its subscriptions. Disconnecting ends that message's pipe at once, and reading the rest of it then aborts
+        the process in libzmq (`Assertion failed: !_more`, zeromq/libzmq#2163): that message is read whole first,
+        beyond DRAIN_BYTES if need be (one message, of at most ZMQ_MAXMSGSIZE)."""
+        if self.socket.type == zmq.SUB:
+            try:
+                frames = self.reader.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                pass
+            else:
+                self.taken.append(frames)
+                self.taken_bytes += sum(map(len, frames))
+        else:  # the kernel's ROUTER refuses a second peer with the old identity
+            self.socket.setsockopt(zmq.IDENTITY, uuid.uuid4().hex.encode())
+        self.socket.disconnect(self.endpoint)
+        self.socket.connect(self.endpoint)
 
     def lost_reply(self):
         """An error reply to the request that was waiting, whose reply zmq refused."""
