@@ -315,6 +315,9 @@ class LimitedExecute(Execute):
         # a message zmq refused may take the cell's last one with it: the cell then ends after nbclient's
         # iopub_timeout, noted, instead of stopping the notebook
         kwargs.setdefault("raise_on_iopub_timeout", False)
+        # ipykernel sleeps 0.5 ms after each cell so that a notebook frontend's outputs do not share a timestamp;
+        # this client reads each cell's outputs up to its idle status, which the kernel sends after them
+        kwargs.setdefault("extra_arguments", ["--IPythonKernel._execute_sleep=0"])
         # iopub_timeout, how long to wait after a cell's reply for the outputs still on their way, is the caller's
         # (Limits.output_wait_seconds): nbclient's 4 s drops the rest of a burst of outputs on a busy machine,
         # silently; the notebook's own time limit still bounds the wait

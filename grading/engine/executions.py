@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import concurrent.futures as cf
 import multiprocessing
+import threading
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Mapping
 from dataclasses import dataclass
@@ -84,6 +85,13 @@ def _set_parent_death_signal() -> None:
         pass
 
 
+def _start_method() -> str:
+    """How the workers start: forked while this process has no other thread (they then have at once what it
+    imported, the engine included); spawned, importing it again, once it has threads (after a worker died, say),
+    as a thread's lock copied by fork could be held forever in the child."""
+    return "fork" if threading.active_count() == 1 else "spawn"
+
+
 class LocalExecutor:
     """Executions in worker processes of this machine, each keeping its own sandbox (and kernel template).
 
@@ -104,7 +112,7 @@ class LocalExecutor:
         if self._pool is None:
             self._pool = cf.ProcessPoolExecutor(
                 max_workers=self.workers,
-                mp_context=multiprocessing.get_context("spawn"),
+                mp_context=multiprocessing.get_context(_start_method()),
                 initializer=_set_parent_death_signal,
             )
         return self._pool
