@@ -1,6 +1,8 @@
 """make autograde's workers start forked while the coordinator has no other thread, so that they have at once what it
 imported (the engine and nbgrader: about a core-second per worker), and spawned once it has threads (a restart after
-a worker died), as a lock held by another thread would stay held forever in a forked child."""
+a worker died), as a lock held by another thread would stay held forever in a forked child. Before forking, the
+coordinator freezes its objects out of garbage collection (gc.freeze), so that the workers' collections do not copy
+the pages they share with it."""
 
 import subprocess
 import sys
@@ -45,8 +47,8 @@ def _worker_sees(how):
 
 
 def test_workers_are_forked_with_what_the_coordinator_holds_while_it_has_no_other_thread():
-    assert _worker_sees("alone") == "set by the coordinator"
+    assert _worker_sees("alone") == "set by the coordinator, frozen: True"
 
 
 def test_workers_are_spawned_once_the_coordinator_has_another_thread():
-    assert _worker_sees("with a thread") == "as imported"
+    assert _worker_sees("with a thread") == "as imported, frozen: False"

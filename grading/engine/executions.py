@@ -12,6 +12,7 @@ each alone, so that only the one that kills its worker again, alone, is reported
 from __future__ import annotations
 
 import concurrent.futures as cf
+import gc
 import multiprocessing
 import threading
 from collections import deque
@@ -110,9 +111,15 @@ class LocalExecutor:
 
     def _started(self) -> cf.ProcessPoolExecutor:
         if self._pool is None:
+            method = _start_method()
+            if method == "fork":
+                # as the gc module's documentation advises before fork: the objects this process holds are left out
+                # of every later collection, so the workers' collections never touch (and copy) them, and this
+                # process's own collections and exit skip them too
+                gc.freeze()
             self._pool = cf.ProcessPoolExecutor(
                 max_workers=self.workers,
-                mp_context=multiprocessing.get_context(_start_method()),
+                mp_context=multiprocessing.get_context(method),
                 initializer=_set_parent_death_signal,
             )
         return self._pool
