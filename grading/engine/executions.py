@@ -14,6 +14,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import gc
 import multiprocessing
+import os
 import threading
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Mapping
@@ -89,8 +90,13 @@ def _set_parent_death_signal() -> None:
 def _start_method() -> str:
     """How the workers start: forked while this process has no other thread (they then have at once what it
     imported, the engine included); spawned, importing it again, once it has threads (after a worker died, say),
-    as a thread's lock copied by fork could be held forever in the child."""
-    return "fork" if threading.active_count() == 1 else "spawn"
+    as a thread's lock copied by fork could be held forever in the child. Threads are counted as the kernel knows
+    them, those that libraries start in C (a BLAS's, say) included."""
+    try:
+        threads = len(os.listdir("/proc/self/task"))
+    except OSError:
+        threads = threading.active_count()
+    return "fork" if threads == 1 else "spawn"
 
 
 class LocalExecutor:
@@ -116,6 +122,7 @@ class LocalExecutor:
                 # as the gc module's documentation advises before fork: the objects this process holds are left out
                 # of every later collection, so the workers' collections never touch (and copy) them, and this
                 # process's own collections and exit skip them too
+                gc.collect()
                 gc.freeze()
             self._pool = cf.ProcessPoolExecutor(
                 max_workers=self.workers,

@@ -28,6 +28,7 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict
 from importlib.util import find_spec
+from multiprocessing.util import Finalize
 from pathlib import Path
 from typing import Any
 
@@ -314,6 +315,7 @@ _all_templates: list[KernelTemplate] = []
 
 def worker_template(limits: Limits) -> KernelTemplate:
     """This thread's template for `limits` (a Limits), started now if there is none or the last one is gone."""
+    _close_all_on_exit()
     key = json.dumps(asdict(limits), sort_keys=True)
     template = getattr(_local, "template", None)
     if template is not None and (template.closed or not template.alive() or _local.key != key):
@@ -337,3 +339,15 @@ def discard_worker_template() -> None:
 def _close_all():
     for template in _all_templates:
         template.close()
+
+
+_exit_cleanup_of: int | None = None  # the process that registered _close_all with multiprocessing
+
+
+def _close_all_on_exit() -> None:
+    """Close this process's templates when it exits as a worker process too: a forked worker ends with os._exit,
+    without atexit, but runs multiprocessing's finalizers first (a finalizer runs only in the process that made it)."""
+    global _exit_cleanup_of
+    if _exit_cleanup_of != os.getpid():
+        _exit_cleanup_of = os.getpid()
+        Finalize(None, _close_all, exitpriority=0)
