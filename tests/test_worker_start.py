@@ -37,7 +37,9 @@ SEES = textwrap.dedent(
 # a worker that started its sandbox (template) and was shut down: what is left of that sandbox on the machine
 LEAVES = textwrap.dedent(
     """
-    import os, tempfile
+    import tempfile
+    from pathlib import Path
+
     from grading.engine import sandbox
     from grading.engine.executions import LocalExecutor
     from grading.engine.limits import Limits
@@ -51,7 +53,7 @@ LEAVES = textwrap.dedent(
         left += [p.name for pid in workers for p in parent.glob(f"{sandbox.CGROUP_PREFIX}{pid}-*")]
     print(workers != [], left)
     """
-).replace("import os, tempfile", "import os, tempfile\nfrom pathlib import Path")
+)
 
 # make autograde's coordinator, stopped where it starts its workers: how it starts them
 STARTS = textwrap.dedent(
@@ -65,7 +67,7 @@ STARTS = textwrap.dedent(
         raise SystemExit(0)
 
     executions.LocalExecutor.warm_up = record
-    autograde_class.main(["backprop", "--course", sys.argv[1], "--unsafe-no-sandbox"])
+    autograde_class.main(["backprop", "--course", sys.argv[1]])
     """
 )
 
@@ -89,6 +91,7 @@ def test_workers_are_spawned_once_the_coordinator_has_another_thread():
     assert _run(SEES, "with a thread") == "as imported, frozen: False"
 
 
+@pytest.mark.usefixtures("bubblewrap")
 def test_make_autograde_forks_its_workers(course):
     assert _run(STARTS, str(course)) == "fork"
 
