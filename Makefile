@@ -7,7 +7,8 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 # package, pinned, installed in the virtual environment ($(VENV)/lib/node_modules/mathjax)
 MATHJAX_VERSION := 3.2.2
 MATHJAX := $(VENV)/.mathjax-$(MATHJAX_VERSION)
-SYSTEM_PACKAGES := graphviz:dot bubblewrap:bwrap npm:npm
+# package:command, or package:library (a shared library the sandboxed kernels preload: jemalloc, c.Sandbox.allocator)
+SYSTEM_PACKAGES := graphviz:dot bubblewrap:bwrap npm:npm libjemalloc2:libjemalloc.so.2
 # make test also drives JupyterLab in Debian's Chromium
 test: SYSTEM_PACKAGES += chromium:chromium
 
@@ -85,7 +86,8 @@ $(MATHJAX): | $(VENV)/.installed system-packages
 ## system-packages: Debian packages the course needs (installed when running as root)
 system-packages:
 	@missing=""; for pair in $(SYSTEM_PACKAGES); do \
-	  command -v "$${pair#*:}" >/dev/null || missing="$$missing $${pair%%:*}"; done; \
+	  command -v "$${pair#*:}" >/dev/null || /sbin/ldconfig -p 2>/dev/null | grep -qF "$${pair#*:} (" \
+	  || missing="$$missing $${pair%%:*}"; done; \
 	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ]; then \
 	    echo "Installing$$missing"; apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$missing; \

@@ -31,6 +31,7 @@ from grading.coordinator.grading_outcome import (
     StudentOutcome,
 )
 from grading.course_kit.submissions import ROOT
+from grading.engine import sandbox
 from grading.engine.execute_sandboxed import execute_in_sandbox
 from grading.engine.execution_outcome import ExecutionOutcome, ExecutionStatus
 from grading.engine.executions import ClusterExecutor, ExecutionRequest, ExecutionScheduler
@@ -643,6 +644,22 @@ def test_the_command_line_grades_with_local_workers_and_returns_the_exit_status(
     assert len(made[1].requests) == 1
     submit(course, "bob")
     assert main([ASSIGNMENT, "--course", str(course), "--force"]) == 0 and len(made[2].requests) == 2
+
+
+def test_the_command_line_notes_a_missing_malloc_and_grades_all_the_same(course, monkeypatch, capsys):
+    submit(course, "alice")
+    monkeypatch.setattr(autograde_class, "LocalExecutor", lambda workers: FakeExecutor(capacity=workers))
+    monkeypatch.setattr(autograde_class, "bwrap_problem", lambda limits: None)
+    monkeypatch.setattr(autograde_class, "allocator_library", lambda name: "/usr/lib/libfound.so.1")
+    assert main([ASSIGNMENT, "--course", str(course)]) == 0
+    assert "c.Sandbox.allocator" not in capsys.readouterr().err  # found: nothing to say
+    with open(course / "nbgrader_config.py", "a") as config:
+        config.write("\nc.Sandbox.allocator = 'libnot-on-this-machine.so.1'\n")
+    monkeypatch.setattr(autograde_class, "allocator_library", sandbox.allocator_library)
+    assert main([ASSIGNMENT, "--course", str(course), "--force"]) == 0
+    err = capsys.readouterr().err
+    assert "libnot-on-this-machine.so.1 (c.Sandbox.allocator) is not on this machine" in err
+    assert "apt-get install libjemalloc2" in err and scores(course) == {"alice": FULL}
 
 
 def test_the_command_line_refuses_without_a_sandbox(course, monkeypatch, capsys):

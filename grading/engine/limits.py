@@ -63,6 +63,12 @@ class Limits:
         "grading/engine/kernel_template.py); False starts a new kernel process in a new sandbox for each submission",
     )
     preload: tuple[str, ...] = _configured(PRELOAD, "modules the template imports once for every submission")
+    allocator: str = _configured(
+        "libjemalloc.so.2",
+        "the malloc of the sandboxed kernels: a shared library under /usr/lib (a file name, or a path under /usr), "
+        "preloaded (LD_PRELOAD) when this machine has it; '' for the C library's own. jemalloc grades about 7% "
+        "faster (README: Grading speed); Debian's package libjemalloc2",
+    )
 
 
 CONFIGURED: tuple[Field[Any], ...] = tuple(limit for limit in fields(Limits) if "help" in limit.metadata)

@@ -18,6 +18,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import sysconfig
 import tempfile
 import time
 import uuid
@@ -92,9 +93,29 @@ def _rlimit_preamble(limits):
     return "; ".join(steps)
 
 
-def kernel_environment() -> dict[str, str]:
-    """The whole environment the kernel gets."""
-    return {
+def allocator_library(name: str) -> str | None:
+    """The path of the shared library `name` (Limits.allocator: a file name looked up in the system's library folders,
+    or a path) if it is a file under /usr, which the sandbox shows read-only, and LD_PRELOAD can name it (no ':' or
+    blank in it); None otherwise, and for ''."""
+    if not name:
+        return None
+    if os.sep in name:
+        candidates = [Path(name)]
+    else:
+        multiarch = sysconfig.get_config_var("MULTIARCH")  # x86_64-linux-gnu on Debian's amd64, say
+        folders = ([Path("/usr/lib") / multiarch] if multiarch else []) + [Path("/usr/lib64"), Path("/usr/lib")]
+        candidates = [folder / name for folder in folders]
+    for candidate in candidates:
+        path = Path(os.path.realpath(candidate))
+        if path.is_file() and path.is_relative_to("/usr") and not any(c in str(path) for c in ": \t\n"):
+            return str(path)
+    return None
+
+
+def kernel_environment(limits: Limits) -> dict[str, str]:
+    """The whole environment the kernel gets: limits.allocator is preloaded where this machine has it."""
+    allocator = allocator_library(limits.allocator)
+    return ({"LD_PRELOAD": allocator} if allocator else {}) | {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "HOME": HOME,
         "USER": "student",
@@ -199,7 +220,7 @@ def sandbox_command(
         "--chdir",
         WORKDIR,
     ]
-    for name, value in kernel_environment().items():
+    for name, value in kernel_environment(limits).items():
         args += ["--setenv", name, value]
     return args + ["--"] + inner
 
