@@ -324,6 +324,29 @@ def test_a_class_is_graded_into_the_gradebook_with_a_report_line_each(course, ca
     assert capsys.readouterr().out == "alice  5/5  graded normally\nbob  3/5  graded normally\n"
 
 
+def test_a_class_compiles_its_gradebook_statements_once_on_one_engine_and_leaves_nbgrader_as_it_was(
+    course, monkeypatch
+):
+    import nbgrader.api
+
+    made = []
+    create_engine = nbgrader.api.create_engine
+
+    def counted(url, **options):
+        made.append(str(url))
+        return create_engine(url, **options)
+
+    monkeypatch.setattr(nbgrader.api, "create_engine", counted)
+    for student in ("alice", "bob", "carol"):
+        submit(course, student)
+    assert grade(course, FakeExecutor())[0] is ExitStatus.COMPLETE
+    assert made == [CourseAssignment.load(course, ASSIGNMENT).db_url]  # nbgrader's steps opened many Gradebooks
+    assert nbgrader.api.create_engine is counted
+    with Gradebook(made[0]) as gb:  # after the class: a Gradebook of its own again, whose engine is new
+        assert len(gb.find_assignment(ASSIGNMENT).notebooks) == 1
+    assert len(made) == 2 and scores(course) == {s: FULL for s in ("alice", "bob", "carol")}
+
+
 def test_what_the_executor_receives_is_sanitized_and_plain(course):
     path = submit(course, "alice")
     nb = nbformat.read(str(path), as_version=4)

@@ -37,7 +37,7 @@ from grading.engine.executions import (
 )
 from grading.engine.sandbox import allocator_library, bwrap_problem, sweep_leftovers
 
-from .class_gradebook import ClassGradebook
+from .class_gradebook import ClassGradebook, one_engine_per_database
 from .course_layout import CourseAssignment
 from .grading_outcome import (
     ExitStatus,
@@ -127,6 +127,10 @@ class ClassGrader:
 
     def run(self) -> ExitStatus:
         """Grade the class; write and print autograde_report.txt. Students already graded are kept unless force."""
+        with one_engine_per_database():  # nbgrader's steps compile their statements once for the class
+            return self._run()
+
+    def _run(self) -> ExitStatus:
         if self.course.unsafe:
             print(UNSAFE_BANNER, file=sys.stderr)
         names = self.gradebook.notebook_names()

@@ -6,9 +6,40 @@ between two calls leaves a sound gradebook.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
+import nbgrader.api
 from nbgrader.api import Gradebook, MissingEntry
+
+
+@contextmanager
+def one_engine_per_database() -> Iterator[None]:
+    """Within it, every nbgrader Gradebook of this process that opens the same database shares one SQLAlchemy engine.
+
+    nbgrader's preprocessors open a Gradebook of their own for each notebook (about seven per notebook, with this
+    module's), and each made a new engine, whose cache of compiled statements starts empty: each notebook compiled
+    every statement again (about 1.3 of the coordinator's 5.5 core-seconds in a class of 32). nbgrader names
+    SQLAlchemy's create_engine in its module nbgrader.api; that name is what this replaces, and puts back on leaving.
+    Gradebook.close() still disposes the engine's connections (the engine and its compiled statements stay), so no
+    connection is kept open between two gradebook accesses."""
+    create_engine = nbgrader.api.create_engine
+    engines: dict[tuple[str, tuple[tuple[str, Any], ...]], Any] = {}
+
+    def shared_engine(url: Any, **options: Any) -> Any:
+        key = (str(url), tuple(sorted(options.items())))
+        if key not in engines:
+            engines[key] = create_engine(url, **options)
+        return engines[key]
+
+    nbgrader.api.create_engine = shared_engine
+    try:
+        yield
+    finally:
+        nbgrader.api.create_engine = create_engine
+        for engine in engines.values():
+            engine.dispose()
 
 
 class MissingAssignment(SystemExit):
