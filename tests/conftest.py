@@ -8,7 +8,7 @@ import pytest
 
 from grading.course_kit.course_copy import BIN, copy_course, course_command  # noqa: F401 (BIN, copy_course: for tests)
 from grading.course_kit.submissions import ASSIGNMENT, ROOT, write_submission
-from grading.engine.sandbox import Limits, bwrap_problem
+from grading.engine.sandbox import Limits, allocator_library, bwrap_problem
 from grading.reports.class_grades import class_scores
 
 
@@ -22,14 +22,18 @@ def run(args, cwd, timeout=1800):
     return result
 
 
-def without_bubblewrap(problem, ci):
-    """What a test that needs the sandbox does where bubblewrap cannot run (`problem` says why): in CI (`ci`, the
-    environment variable CI, set and not "0" or "false") it fails, so that a CI without the sandbox does not pass;
-    elsewhere it is skipped."""
-    message = f"bubblewrap cannot run here: {problem}"
+def missing_here(message, ci, what):
+    """What a test does where something it needs is missing (`message` says what): in CI (`ci`, the environment
+    variable CI, set and not "0" or "false") it fails, so that a CI without it does not pass; elsewhere it is
+    skipped. `what`: the tests that need it."""
     if ci and ci.strip().lower() not in ("0", "false"):
-        pytest.fail(f"{message} (CI={ci}: the tests that need the sandbox must run in CI)", pytrace=False)
+        pytest.fail(f"{message} (CI={ci}: {what} must run in CI)", pytrace=False)
     pytest.skip(message)
+
+
+def without_bubblewrap(problem, ci):
+    """What a test that needs the sandbox does where bubblewrap cannot run (`problem` says why)."""
+    missing_here(f"bubblewrap cannot run here: {problem}", ci, "the tests that need the sandbox")
 
 
 @pytest.fixture(scope="session")
@@ -39,6 +43,15 @@ def bubblewrap():
     problem = bwrap_problem(Limits())
     if problem:
         without_bubblewrap(problem, os.environ.get("CI"))
+
+
+@pytest.fixture(scope="session")
+def jemalloc():
+    """For the tests of the kernels' malloc (c.Sandbox.allocator, Debian's libjemalloc2): skipped where it cannot be
+    preloaded, failed in CI."""
+    if allocator_library(Limits().allocator) is None:
+        message = f"{Limits().allocator} cannot be preloaded here (Debian's libjemalloc2; make setup installs it)"
+        missing_here(message, os.environ.get("CI"), "the tests of the kernels' malloc")
 
 
 @pytest.fixture(scope="session")

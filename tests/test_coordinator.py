@@ -681,7 +681,7 @@ def test_the_command_line_notes_a_missing_malloc_and_grades_all_the_same(course,
     monkeypatch.setattr(autograde_class, "allocator_library", sandbox.allocator_library)
     assert main([ASSIGNMENT, "--course", str(course), "--force"]) == 0
     err = capsys.readouterr().err
-    assert "libnot-on-this-machine.so.1 (c.Sandbox.allocator) is not on this machine" in err
+    assert "libnot-on-this-machine.so.1 (c.Sandbox.allocator) cannot be preloaded here" in err
     assert "apt-get install libjemalloc2" in err and scores(course) == {"alice": FULL}
 
 

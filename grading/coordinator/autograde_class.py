@@ -60,9 +60,9 @@ REFUSAL = (
     "To grade WITHOUT protection (student code runs as you): make autograde UNSAFE_NO_SANDBOX=1"
 )
 SLOWER_MALLOC = (
-    "Note: {allocator} (c.Sandbox.allocator) is not on this machine, so the kernels use the C library's malloc and "
-    "grading takes about 7% longer. Debian: apt-get install libjemalloc2; c.Sandbox.allocator = '' says to use "
-    "the C library's."
+    "Note: {allocator} (c.Sandbox.allocator) cannot be preloaded here (it is not a library under /usr that this "
+    "machine's Python starts with), so the kernels use the C library's malloc and grading takes longer. For "
+    "jemalloc, the default: apt-get install libjemalloc2. c.Sandbox.allocator = '' says to use the C library's."
 )
 
 

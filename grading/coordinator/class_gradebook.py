@@ -29,6 +29,10 @@ def one_engine_per_database() -> Iterator[None]:
 
     def shared_engine(url: Any, **options: Any) -> Any:
         key = (str(url), tuple(sorted(options.items())))
+        try:
+            hash(key)
+        except TypeError:  # options that cannot be told apart: an engine of their own
+            return create_engine(url, **options)
         if key not in engines:
             engines[key] = create_engine(url, **options)
         return engines[key]

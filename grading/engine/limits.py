@@ -65,9 +65,9 @@ class Limits:
     preload: tuple[str, ...] = _configured(PRELOAD, "modules the template imports once for every submission")
     allocator: str = _configured(
         "libjemalloc.so.2",
-        "the malloc of the sandboxed kernels: a shared library under /usr/lib (a file name, or a path under /usr), "
-        "preloaded (LD_PRELOAD) when this machine has it; '' for the C library's own. jemalloc grades about 7% "
-        "faster (README: Grading speed); Debian's package libjemalloc2",
+        "the malloc of the sandboxed kernels: a shared library of the system's (a file name, or an absolute path "
+        "under /usr), preloaded (LD_PRELOAD) where this machine's Python starts with it; '' for the C library's own. "
+        "jemalloc (Debian's package libjemalloc2) takes fewer core-seconds (README: Grading speed)",
     )
 
 

@@ -13,6 +13,7 @@ where the kernel template runs). The assignment's files reach /assignment from a
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 import signal
@@ -23,6 +24,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -93,29 +95,46 @@ def _rlimit_preamble(limits):
     return "; ".join(steps)
 
 
+# what jemalloc (Limits.allocator) is told: give address space back when memory is freed (its default keeps it for
+# reuse, and RLIMIT_AS counts it: a kernel that freed 1 GiB could then not allocate 1.3 GiB under 3 GiB)
+ALLOCATOR_SETTINGS = {"MALLOC_CONF": "retain:false"}
+
+
+@functools.cache
 def allocator_library(name: str) -> str | None:
-    """The path of the shared library `name` (Limits.allocator: a file name looked up in the system's library folders,
-    or a path) if it is a file under /usr, which the sandbox shows read-only, and LD_PRELOAD can name it (no ':' or
-    blank in it); None otherwise, and for ''."""
-    if not name:
+    """The path of the shared library `name` (Limits.allocator: a file name, looked up in the system's library folders
+    under /usr, or an absolute path under /usr, which the sandbox shows read-only) if this machine's Python starts
+    with it preloaded and nothing said (a file that is no library, or one that cannot run here, is not preloaded:
+    the loader would complain in every process); None otherwise, and for ''."""
+    if not name or any(c in name for c in ": \t\n"):  # LD_PRELOAD separates its libraries with ':' and blanks
         return None
-    if os.sep in name:
+    if os.path.isabs(name):
         candidates = [Path(name)]
+    elif os.sep in name:
+        return None
     else:
         multiarch = sysconfig.get_config_var("MULTIARCH")  # x86_64-linux-gnu on Debian's amd64, say
         folders = ([Path("/usr/lib") / multiarch] if multiarch else []) + [Path("/usr/lib64"), Path("/usr/lib")]
         candidates = [folder / name for folder in folders]
-    for candidate in candidates:
-        path = Path(os.path.realpath(candidate))
-        if path.is_file() and path.is_relative_to("/usr") and not any(c in str(path) for c in ": \t\n"):
-            return str(path)
-    return None
+    found = next((path for path in candidates if path.is_file()), None)
+    if found is None or not Path(os.path.realpath(found)).is_relative_to("/usr"):
+        return None
+    try:
+        started = subprocess.run(
+            [python_executable(), "-c", "pass"],
+            env={"PATH": "/usr/bin:/bin", "LD_PRELOAD": str(found), **ALLOCATOR_SETTINGS},
+            capture_output=True,
+            timeout=60,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return str(found) if started.returncode == 0 and not started.stderr else None
 
 
 def kernel_environment(limits: Limits) -> dict[str, str]:
     """The whole environment the kernel gets: limits.allocator is preloaded where this machine has it."""
     allocator = allocator_library(limits.allocator)
-    return ({"LD_PRELOAD": allocator} if allocator else {}) | {
+    return ({"LD_PRELOAD": allocator, **ALLOCATOR_SETTINGS} if allocator else {}) | {
         "PATH": "/usr/local/bin:/usr/bin:/bin",
         "HOME": HOME,
         "USER": "student",
@@ -370,7 +389,7 @@ def bwrap_problem(limits: Limits) -> str | None:
         return f"bubblewrap ({limits.bwrap}) is not installed"
     probe = Path(tempfile.mkdtemp(prefix="sandbox-probe-"))
     try:
-        cmd = kernel_command(limits, probe, probe)
+        cmd = kernel_command(replace(limits, allocator=""), probe, probe)  # the sandbox alone: a malloc is optional
         cmd = cmd[: cmd.index("--") + 1] + [cmd[cmd.index("--") + 1], "-c", "print('ok')"]
         result = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired) as error:
