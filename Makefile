@@ -8,8 +8,9 @@ export PATH := $(CURDIR)/$(VENV)/bin:$(PATH)
 MATHJAX_VERSION := 3.2.2
 MATHJAX := $(VENV)/.mathjax-$(MATHJAX_VERSION)
 SYSTEM_PACKAGES := graphviz:dot bubblewrap:bwrap npm:npm
-# optional: the sandboxed kernels' malloc (c.Sandbox.allocator); without it they grade with the C library's, slower
-OPTIONAL_PACKAGES := libjemalloc2
+# optional: the sandboxed kernels' malloc (c.Sandbox.allocator; without it they grade with the C library's, slower),
+# and the fonts the graphs name (Helvetica, Arial: Liberation Sans has their metrics; DejaVu Sans is a fifth wider)
+OPTIONAL_PACKAGES := libjemalloc2 fonts-liberation
 # make test also drives JupyterLab in Debian's Chromium
 test: SYSTEM_PACKAGES += chromium:chromium
 

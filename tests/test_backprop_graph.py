@@ -1,10 +1,13 @@
 """draw_backprop / describe_backprop: the numbers they show are autograd's; the student's tensors stay as they were."""
 
 import math
+import os
+import subprocess
 
 import pytest
 import torch
 
+from conftest import missing_here
 from grading.course_kit.backprop_graph import MAX_NODES, backprop_nodes, describe_backprop, draw_backprop
 
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning")  # torch.func
@@ -312,6 +315,19 @@ def _text_scale(graph):
     return min(1.0, MAX_WIDTH * 72 / width)
 
 
+@pytest.fixture
+def arial_metrics():
+    """The graphs name Helvetica and Arial: their widths are measured with Liberation Sans, which has Arial's metrics
+    (Debian's fonts-liberation, which make setup installs); DejaVu Sans in their place is a fifth wider."""
+    try:
+        font = subprocess.run(["fc-match", "Arial"], capture_output=True, text=True, timeout=60).stdout
+    except OSError as error:
+        font = str(error)
+    if "Liberation Sans" not in font:
+        missing_here(f"Arial is not Liberation Sans here ({font.strip()})", os.environ.get("CI"), "layout tests")
+
+
+@pytest.mark.usefixtures("arial_metrics")
 def test_question_2s_picture_fits_the_notebook_with_text_as_large_as_question_1s():
     pictures = {}
     for build in (q1, q2):
