@@ -1,6 +1,6 @@
 """The sandboxed kernels' malloc (c.Sandbox.allocator): jemalloc, preloaded where this machine has it, which PyTorch's
-many small allocations need fewer core-seconds with; the C library's where it is missing, or told so. Memory limits
-hold the same way under both."""
+many small allocations need fewer core-seconds with; the C library's where it is missing, or told so. Under jemalloc
+memory that was freed is there again, and the memory limit still stops a hog with a MemoryError."""
 
 import pytest
 
