@@ -1540,6 +1540,8 @@ def test_a_students_dev_shm_is_gone_when_her_server_stops(hub, sessions):
     assert namespace != os.readlink("/proc/self/ns/mnt")
     page = sessions[CARA.id]
     page.goto(f"{hub.url}/hub/home")
+    # the button does nothing until the page's script has bound it; the hub says when that is done
+    page.wait_for_function("() => window._jupyterhub_page_loaded === true", timeout=120_000)
     page.locator("#stop").click()
     page.locator("#stop").wait_for(state="hidden", timeout=120_000)
 
