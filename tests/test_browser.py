@@ -30,7 +30,7 @@ from grading.course_kit.submissions import (
     solution_answers,
 )
 from grading.reports.class_grades import class_scores
-from support.lab_browser import chromium, jupyterlab, menu, offline_page
+from support.lab_browser import chromium, formgrader_submission, jupyterlab, menu, offline_page
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -236,15 +236,7 @@ def instructor(browser, instructor_lab):
 
 
 def test_instructor_enters_the_manual_score_of_question_6_in_the_formgrader(instructor, course):
-    menu(instructor, "Nbgrader", "Formgrader")
-    formgrader = instructor.frame_locator("#formgrader-iframe iframe")
-    formgrader.get_by_role("link", name="Manual Grading", exact=True).click()
-    formgrader.get_by_role("link", name=ASSIGNMENT, exact=True).click()  # the assignment
-    formgrader.get_by_role("link", name=ASSIGNMENT, exact=True).click()  # its notebook
-    formgrader.locator("td.name a.name-hidden").first.wait_for()  # the submissions have loaded
-    formgrader.locator("#toggle_names").click()
-    formgrader.get_by_role("link", name=STUDENT, exact=True).click()
-
+    formgrader = formgrader_submission(instructor, ASSIGNMENT, STUDENT)
     score = formgrader.locator("input.score#q6_answer")
     score.scroll_into_view_if_needed()
     screenshot(instructor, "08-formgrader-question-6")

@@ -6,7 +6,6 @@ legitimately showed (formulas, tables, pictures, the written answer) is there. T
 grading/course_kit/active_content_catalogue.py; tests/test_inert_content.py checks the same layers in-process."""
 
 import json
-import re
 import sys
 import time
 import urllib.request
@@ -14,14 +13,13 @@ import urllib.request
 import nbformat
 import pytest
 from nbgrader.api import Gradebook
-from playwright.sync_api import expect
 
 from conftest import run
 from grading.course_kit.active_content_catalogue import BEACON, PRINTED, active_content_submission
 from grading.course_kit.course_copy import copy_course
 from grading.course_kit.submissions import ASSIGNMENT, ROOT, build_submission, solution_answers, write_submission
 from grading.reports.class_grades import class_scores
-from support.lab_browser import chromium, jupyterlab, menu
+from support.lab_browser import chromium, formgrader_submission, jupyterlab
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -98,20 +96,12 @@ def test_formgrader_shows_the_submission_inert(browser, graded):
         page.set_default_timeout(90_000)
         requests, violations = watched(page)
         page.goto(f"{url}/lab?token={token}")
-        menu(page, "Nbgrader", "Formgrader")
-        formgrader = page.frame_locator("#formgrader-iframe iframe")
-        formgrader.get_by_role("link", name="Manual Grading", exact=True).click()
-        for depth in (2, 3):  # the assignment, then its notebook, each page shown before the next click
-            formgrader.locator("td a", has_text=re.compile(f"^{ASSIGNMENT}$")).first.click()
-            expect(formgrader.locator(".breadcrumb li")).to_have_count(depth)
-        formgrader.locator("td.name a.name-hidden").first.wait_for()
-        formgrader.locator("#toggle_names").click()
-        formgrader.get_by_role("link", name=HOSTILE, exact=True).click()
+        formgrader = formgrader_submission(page, ASSIGNMENT, HOSTILE)
         answer = formgrader.locator(".text_cell_render", has_text="Forward mode wins for few inputs")
         answer.wait_for()
         time.sleep(OPEN_SECONDS)
         for link in formgrader.locator("a.pwned-link:visible, button.pwned-link:visible").all():
-            link.click(timeout=5000, no_wait_after=True)  # a link or form left without its target does nothing
+            link.click(timeout=30_000, no_wait_after=True)  # a link or form left without its target does nothing
         time.sleep(1)
         formgrader.locator("input.score#q6_answer").scroll_into_view_if_needed()
         SCREENSHOTS.mkdir(parents=True, exist_ok=True)
@@ -146,7 +136,7 @@ def test_feedback_page_shows_the_submission_inert(browser, graded):
     page.evaluate("() => MathJax.startup.promise")
     time.sleep(OPEN_SECONDS)
     for link in page.locator("a.pwned-link:visible, button.pwned-link:visible").all():
-        link.click(timeout=5000, no_wait_after=True)
+        link.click(timeout=30_000, no_wait_after=True)
     time.sleep(1)
     page.get_by_text("Forward mode wins for few inputs").scroll_into_view_if_needed()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)

@@ -15,6 +15,8 @@ import urllib.parse
 import urllib.request
 from pathlib import Path
 
+from playwright.sync_api import expect
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 # Quiet Chromium: no sync, component updates or other background traffic; --no-sandbox for running as root in CI.
 CHROMIUM_ARGS = [
@@ -163,3 +165,25 @@ def menu(page, top, item):
     """Click JupyterLab's menu `top`, then its item `item`."""
     page.locator(".lm-MenuBar-itemLabel", has_text=re.compile(f"^{re.escape(top)}$")).click()
     page.locator(".lm-Menu-itemLabel", has_text=re.compile(f"^{re.escape(item)}$")).click()
+
+
+def formgrader_submission(page, assignment, student, timeout=90_000):
+    """Open `student`'s submission of `assignment` in the formgrader of the JupyterLab on `page`, as an instructor
+    clicks there, and return the formgrader's frame once the page can take a score.
+
+    Each click waits for the page it opens (its breadcrumb): a click inside the frame does not wait for the frame's
+    navigation, and a second click on the same name could land on the page still shown. The score boxes are on the
+    page before their script has loaded the grades; a score typed earlier is overwritten, so this waits for the
+    placeholders the grades' views set."""
+    menu(page, "Nbgrader", "Formgrader")
+    formgrader = page.frame_locator("#formgrader-iframe iframe")
+    formgrader.get_by_role("link", name="Manual Grading", exact=True).click()
+    for depth in (2, 3):  # the assignment, then its notebook
+        formgrader.locator("td a", has_text=re.compile(f"^{re.escape(assignment)}$")).first.click()
+        expect(formgrader.locator(".breadcrumb li")).to_have_count(depth, timeout=timeout)
+    formgrader.locator("td.name a.name-hidden").first.wait_for(timeout=timeout)
+    formgrader.locator("#toggle_names").click()
+    formgrader.get_by_role("link", name=student, exact=True).click()
+    for loaded in ("input.extra-credit[placeholder]", "textarea.comment[placeholder]"):  # the grades, the comments
+        formgrader.locator(loaded).first.wait_for(state="attached", timeout=timeout)
+    return formgrader
