@@ -14,8 +14,9 @@ Prints each wall time, seconds per submission, the ratios, and each run's core-s
 time (user and system) of the grader and of every process under it, sandboxes and kernels included (this process
 adopts what a grader leaves behind, so that a killed sandbox is counted too), which other work on the machine
 changes much less than wall time. Beside them the floor, as bench/where_time_goes.py measures it: the
-core-seconds of the solution's own cells in a kernel forked from the template, without the judge's questions
-(the median of three executions after grading). Then peak memory per worker (proportional set size of a worker
+core-seconds of the solution's own cells as a student's Run All executes them (public checks included; grading
+leaves those out), in a kernel forked from the template, without the judge's questions (the median of three
+executions after grading). Then peak memory per worker (proportional set size of a worker
 process with its sandbox's processes, read from /proc once a second while grading), the cells' execution time in
 the class (nbclient's timing metadata in the autograded notebooks, no kernel start-up), and how long a student's
 Run All of the answered notebook takes (nbclient, a new kernel, no sandbox; the kernel's start is timed apart, as
@@ -47,7 +48,7 @@ from grading.course_kit.submission_catalogue import CORRECT, WRONG  # noqa: E402
 from grading.course_kit.submissions import ASSIGNMENT, build_submission, solution_answers, write_submission  # noqa: E402
 from grading.reports.class_grades import class_scores  # noqa: E402
 
-from .where_time_goes import floor_core_seconds  # noqa: E402
+from .where_time_goes import as_a_student_runs_it, floor_core_seconds  # noqa: E402
 
 # nbgrader as installed: its default configuration (its own Execute runs the hidden tests in the student's kernel,
 # unsandboxed), only the course's paths set
@@ -290,7 +291,7 @@ def floor_of(course, student, repeat=3):
     assignment = CourseAssignment.load(course, ASSIGNMENT)
     job = NotebookPreparer(assignment).prepare(student, ASSIGNMENT)
     runs = [
-        floor_core_seconds(job.execution.request.notebook_json, assignment.files, assignment.limits)
+        floor_core_seconds(as_a_student_runs_it(job.execution), assignment.files, assignment.limits)
         for _ in range(repeat)
     ]
     return statistics.median(cpu for cpu, _ in runs), statistics.median(wall for _, wall in runs)
@@ -379,7 +380,8 @@ def main(argv=None):
         )
         print(
             f"ratio (stock / make autograde):                 {stock_wall / ours_wall:7.2f}x   "
-            f"floor {floor:.2f} core-seconds per submission (the solution's cells, forked kernel, no probes)"
+            f"floor {floor:.2f} core-seconds per submission "
+            "(the solution's cells as Run All runs them, forked kernel, no probes)"
         )
         print(
             f"core-seconds per submission (CPU of the grader and all its processes): stock {stock_mem.cpu / n:.2f}, "

@@ -7,9 +7,11 @@ after each test cell, and its checks, run in the coordinator.
 
 Each figure is the median of --repeat runs, one submission at a time (nothing else of ours running). Seconds are
 wall-clock seconds, except the rows that say core-seconds: CPU time (user and system), which a busy machine changes
-much less. The floor is the core-seconds of the notebook's own cells in a kernel forked from the template (what the
-kernel's process and the processes it started used from the first cell to the last, without the judge's
-questions): what grading one submission cannot spend less than. bench/autograde.py prints it beside its ratios.
+much less. The floor is the core-seconds of the notebook's own cells, as a student's Run All executes them, in a
+kernel forked from the template (what the kernel's process and the processes it started used from the first cell to
+the last, without the judge's questions): the notebook's own cost. Grading executes less than that: it leaves out
+the test cells' public checks, which the judge's checks supersede (the row after the floor's).
+bench/autograde.py prints the floor beside its ratios.
 """
 
 import argparse
@@ -28,7 +30,7 @@ import psutil
 import zmq.asyncio
 from jupyter_client.manager import AsyncKernelManager
 
-from grading.checks.judge import Judgement
+from grading.checks.judge import HIDDEN, Judgement, grade_id, judged_cells
 from grading.course_kit.submissions import ASSIGNMENT, build_submission, solution_answers, write_submission
 from grading.engine import kernel_template
 from grading.engine.execute_sandboxed import BoundedKernelClient, bounded_context, execute_in_sandbox
@@ -139,6 +141,15 @@ def sandbox_core_seconds():
     return total
 
 
+def as_a_student_runs_it(execution):
+    """The notebook JSON a student's Run All executes: the notebook grading executes (execution.request), with each
+    judged test cell's public check back in (grading leaves it out; the hidden tests stay out)."""
+    nb = nbformat.reads(execution.request.notebook_json, as_version=4)
+    for cell in judged_cells(nb, execution.judgement.checks):
+        cell["source"] = HIDDEN.sub("", execution.judgement.sources[grade_id(cell)])
+    return nbformat.writes(nb)
+
+
 def floor_core_seconds(notebook_json, files, limits):
     """(core-seconds, wall seconds) of the notebook's own cells in a kernel forked from the template, without the
     judge's questions: the CPU time its kernel (and what the kernel started) used from the start of the first cell
@@ -211,9 +222,11 @@ def main(argv=None):
             )
             add("  core-seconds of the sandbox (kernel start, cells, probes, reset)", sandbox_after - sandbox_before)
             add("  core-seconds of the worker (its client, threads included)", worker_after - worker_before)
-            floor, floor_wall = floor_core_seconds(request.notebook_json, request.files, request.limits)
+            floor, floor_wall = floor_core_seconds(as_a_student_runs_it(job.execution), request.files, request.limits)
             add("floor: the cells' core-seconds, forked kernel, no probes", floor)
             add("  the same cells' seconds (nbclient timing)", floor_wall)
+            graded, _ = floor_core_seconds(request.notebook_json, request.files, request.limits)
+            add("  the same cells' core-seconds as grading runs them (no public checks)", graded)
             sanitized = nbformat.reads(request.notebook_json, as_version=4)
             t4 = time.perf_counter()
             Judgement.prepare(sanitized, ASSIGNMENT)

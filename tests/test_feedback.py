@@ -3,9 +3,12 @@ unless the instructor asks for them with FEEDBACK_SHOWS_HIDDEN_TESTS=1; one HTML
 
 import re
 
+import nbformat
 import pytest
 
 from conftest import run
+from grading.checks.backprop_questions import QUESTIONS
+from grading.checks.questions import PUBLIC_CHECK_CALL
 from grading.course_kit.submission_catalogue import WRONG
 from grading.course_kit.submissions import ASSIGNMENT, build_submission, solution_answers
 from grading.reports import offline_pages
@@ -52,6 +55,19 @@ def test_feedback_leaves_hidden_tests_out(feedback_html):
     html = feedback_html[False]
     assert "check_here" in html  # the test cell's public part is shown
     assert [code for code in HIDDEN_CODE if code in html] == []
+
+
+def test_each_test_cell_shows_the_judges_verdict_alone_under_the_source_the_student_saw(course, feedback_html):
+    """Grading leaves a test cell's public check out (the judge's check of the same question supersedes it): the
+    graded cell keeps its source, public check included, and its one output is the judge's verdict."""
+    nb = nbformat.read(course / "autograded" / STUDENT / ASSIGNMENT / f"{ASSIGNMENT}.ipynb", as_version=4)
+    cells = {cell.metadata.get("nbgrader", {}).get("grade_id"): cell for cell in nb.cells}
+    for question in (q for q in QUESTIONS if q.autograded):
+        cell = cells[question.grade_id]
+        assert PUBLIC_CHECK_CALL.search(cell.source) and "BEGIN HIDDEN TESTS" in cell.source
+        verdicts = [out.get("text") or out.get("evalue") for out in cell.outputs]
+        assert len(verdicts) == 1, (question.key, verdicts)
+        assert (MESSAGE in verdicts[0]) == (question.key == "q1a"), (question.key, verdicts)
 
 
 def test_feedback_shows_hidden_tests_when_the_instructor_asks(feedback_html):

@@ -30,6 +30,7 @@ from grading.engine.execution_outcome import STOPPED_CELL_ERRORS, ExecutionOutco
 
 from . import kernel_questions
 from .answer_data import Feedback, NotebookStudent, Student, Unanswered, parse_answers  # noqa: F401 (NotebookStudent: for the notebook)
+from .questions import PUBLIC_CHECK_CALL
 
 HIDDEN = re.compile(r"^[ \t]*#+[ \t]*BEGIN HIDDEN TESTS.*?^[ \t]*#+[ \t]*END HIDDEN TESTS[ \t]*$\n?", re.M | re.S)
 _SOURCE = None
@@ -141,11 +142,13 @@ def questions_for(nb, seed, checks):
     return questions
 
 
-def without_hidden_tests(nb, checks):
-    """A copy of nb whose judged test cells lost their hidden tests: what the sandbox (and Dask) may see."""
+def as_executed(nb, checks):
+    """A copy of nb to execute, all the sandbox (and Dask) may see: its judged test cells lost their hidden tests,
+    and the call of their public check, which the judge's check of the same question supersedes (its imports stay,
+    so that the notebook's names are those of a student's Run All)."""
     nb = copy.deepcopy(nb)
     for cell in judged_cells(nb, checks):
-        cell["source"] = HIDDEN.sub("", cell["source"])
+        cell["source"] = PUBLIC_CHECK_CALL.sub("", HIDDEN.sub("", cell["source"]))
     return nb
 
 
@@ -218,14 +221,14 @@ class Judgement:
 
     @classmethod
     def prepare(cls, nb, assignment):
-        """(Judgement, the notebook to execute: nb without the hidden tests of the cells the judge checks)."""
+        """(Judgement, the notebook to execute: as_executed(nb))."""
         judgement = cls(load_checks(assignment))
         judgement.sources = {grade_id(cell): cell["source"] for cell in judged_cells(nb, judgement.checks)}
         for gid, requests in questions_for(nb, judgement.seed, judgement.checks).items():
             judgement.nonces[gid] = os.urandom(12).hex()
             judgement.probes[gid] = probe_code(requests, judgement.nonces[gid])
         judgement.probe_setup = probe_setup() if judgement.probes else ""
-        return judgement, without_hidden_tests(nb, judgement.checks)
+        return judgement, as_executed(nb, judgement.checks)
 
     def apply(self, nb, outcome: ExecutionOutcome):
         """Write the judged test cells' graded outputs into the executed nb, and put their sources back;

@@ -5,6 +5,7 @@ An assignment's questions are declared in grading/checks/<assignment>_questions.
 (grading/course_kit/question_cells.py); the judge, the catalogues and the tests read the declarations.
 """
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -21,6 +22,9 @@ from {hidden_module} import {hidden}
 from grading.checks.judge import NotebookStudent
 print("\\u2713", {hidden}(NotebookStudent(globals())))
 ### END HIDDEN TESTS'''
+# the line of a test cell that runs its public check. Grading leaves it out: the judge's check supersedes it, and
+# it would run the student's code again in the kernel for a sentence the judge writes anyway (its own, after it).
+PUBLIC_CHECK_CALL = re.compile(r"^check_here\([A-Za-z_]\w*, globals\(\)\)[ \t]*$\n?", re.M)
 
 
 @dataclass(frozen=True)

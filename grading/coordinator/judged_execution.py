@@ -1,9 +1,10 @@
 """Prepare, execute, judge: one notebook's way through the sandbox, the same for `make autograde` and nbgrader's.
 
-JudgedExecution.prepare lets the judge draw the notebook's points and probes and take out its hidden tests: what is
-left is the ExecutionRequest to execute, here (execute) or in a worker process or on Dask (make autograde's
-scheduler). judge takes what came back and has the judge write each test cell's graded output. Both graders call
-these three steps and nothing else between sanitizing and nbgrader's post-execution preprocessors.
+JudgedExecution.prepare lets the judge draw the notebook's points and probes and take out its hidden tests and its
+public checks' calls (Judgement.prepare): what is left is the ExecutionRequest to execute, here (execute) or in a
+worker process or on Dask (make autograde's scheduler). judge takes what came back and has the judge write each test
+cell's graded output. Both graders call these three steps and nothing else between sanitizing and nbgrader's
+post-execution preprocessors.
 """
 
 from __future__ import annotations
@@ -39,8 +40,8 @@ class JudgedExecution:
     def prepare(
         cls, nb: nbformat.NotebookNode, assignment: str, files: Mapping[str, bytes], limits: Limits
     ) -> JudgedExecution:
-        """nb ready to execute with the assignment's files: without the hidden tests of the cells the judge checks,
-        with the judge's probes to ask after them."""
+        """nb ready to execute with the assignment's files: the cells the judge checks without their hidden tests
+        and public checks' calls (judge.as_executed), with the judge's probes to ask after them."""
         judgement, runnable = Judgement.prepare(nb, assignment)
         request = ExecutionRequest(nbformat.writes(runnable), files, limits, judgement.probes, judgement.probe_setup)
         return cls(request, judgement)
