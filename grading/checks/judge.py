@@ -251,7 +251,8 @@ def _why_missing(gid, nb, outcome: ExecutionOutcome):
         if o.get("output_type") == "error" and o.get("ename") in STOPPED_CELL_ERRORS
     ]
     if stopped:
-        return f"the notebook stopped before the grader could ask ({stopped[0].get('evalue') or stopped[0]['ename']})"
+        # the test cell itself runs only imports: this is mostly a stop while the grader asked (a probe's call)
+        return f"the notebook stopped before it answered the grader ({stopped[0].get('evalue') or stopped[0]['ename']})"
     if gid not in outcome.answers:
         return "the test cell did not run"
     if kernel_questions.BEGIN in (outcome.answers[gid] or ""):

@@ -24,7 +24,7 @@ print("\\u2713", {hidden}(NotebookStudent(globals())))
 ### END HIDDEN TESTS'''
 # the line of a test cell that runs its public check. Grading leaves it out: the judge's check supersedes it, and
 # it would run the student's code again in the kernel for a sentence the judge writes anyway (its own, after it).
-PUBLIC_CHECK_CALL = re.compile(r"^check_here\([A-Za-z_]\w*, globals\(\)\)[ \t]*$\n?", re.M)
+PUBLIC_CHECK_CALL = re.compile(r"^check_here\([A-Za-z_]\w*, globals\(\)\)[ \t]*(?:\r?\n|\Z)", re.M)
 
 
 @dataclass(frozen=True)

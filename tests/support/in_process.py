@@ -12,7 +12,7 @@ import sys
 import traceback
 
 from grading.checks.backprop_questions import CHECKS, PUBLIC
-from grading.checks.judge import HIDDEN, NotebookStudent, grade_id, run_check
+from grading.checks.judge import NotebookStudent, as_executed, grade_id, run_check
 from grading.course_kit.submissions import SOURCE_NOTEBOOK
 from grading.engine.sandbox import PRELOAD
 
@@ -38,18 +38,19 @@ NOT_RUN = {
 
 def _judge_in_shell(nb, seed):
     """{test cell grade id: (passed, sentence)} of the hidden checks for nb, run cell by cell in a new IPython shell,
-    and {"public:" + grade id: (passed, sentence)} of the public checks, asked at the same moment."""
+    and {"public:" + grade id: (passed, sentence)} of the public checks, asked at the same moment (after the hidden
+    check, as the cells grading executes have no public check's call)."""
     from IPython.core.interactiveshell import InteractiveShell
 
     os.chdir(SOURCE_NOTEBOOK.parent)  # where the notebook's public checks are, as beside the release
     sys.path.insert(0, "")
     shell = InteractiveShell.instance()
     verdicts = {}
-    for cell in nb.cells:
+    for cell in as_executed(nb, CHECKS).cells:  # as grading executes them: no hidden test, no public check's call
         gid = grade_id(cell)
         if cell.cell_type != "code" or gid in NOT_RUN:
             continue
-        source = HIDDEN.sub("", cell.source).replace("%matplotlib inline", "")  # a plain shell has no inline backend
+        source = cell.source.replace("%matplotlib inline", "")  # a plain shell has no inline backend
         shell.run_cell(source, silent=True, store_history=False)
         if gid in CHECKS:
             verdicts[gid] = run_check(CHECKS[gid], NotebookStudent(shell.user_ns, seed, gid))
